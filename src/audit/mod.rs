@@ -1,0 +1,238 @@
+//! Audit events and the sink they go to.
+//!
+//! The [`Guard`](crate::Guard) builds an [`AuditEvent`] for every reveal or mask, allowed or
+//! denied, and hands it to the configured [`AuditSink`] *before* any plaintext is produced. If the
+//! sink returns an error, the operation fails closed.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::{Arc, Mutex};
+
+use crate::context::Context;
+use crate::error::{AuditError, AuditErrorKind};
+use crate::field::FieldKind;
+use crate::keys::KeyVersion;
+use crate::policy::{Accessor, Action, DenyReason, PrincipalId, Role};
+use crate::purpose::PurposeId;
+
+/// What happened to the request an event describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The request was allowed; plaintext (or a mask) is produced only after this is recorded.
+    Allowed,
+    /// The request was denied.
+    Denied(DenyReason),
+    /// The request was allowed but opening failed afterwards (tampering, wrong context, key
+    /// unavailable). Recorded best-effort after the fact.
+    Failed(FailureKind),
+}
+
+/// Why an allowed request failed after it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Authentication failed.
+    Integrity,
+    /// The key was unavailable or retired.
+    Key,
+    /// The context was invalid.
+    Context,
+}
+
+impl Outcome {
+    /// Stable label: `allowed`, `denied:<reason>`, `failed:<kind>`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied(DenyReason::NotPermitted) => "denied:not_permitted",
+            Outcome::Failed(FailureKind::Integrity) => "failed:integrity",
+            Outcome::Failed(FailureKind::Key) => "failed:key",
+            Outcome::Failed(FailureKind::Context) => "failed:context",
+        }
+    }
+}
+
+/// One access to personal data, as seen by an audit sink. Borrowed: sinks copy what they keep.
+///
+/// It never holds plaintext or key bytes. It does give sinks the caller's [`Context`] (which may
+/// name a row or subject) so that a sink can store a keyed digest of it; sinks must not store the
+/// context itself.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEvent<'a> {
+    pub(crate) time: u64,
+    pub(crate) accessor: &'a Accessor,
+    pub(crate) purpose: &'a str,
+    pub(crate) kind: FieldKind,
+    pub(crate) action: Action,
+    pub(crate) outcome: Outcome,
+    pub(crate) call_site: &'static Location<'static>,
+    pub(crate) key_version: KeyVersion,
+    pub(crate) sealed_at: u64,
+    pub(crate) context: &'a Context,
+}
+
+impl<'a> AuditEvent<'a> {
+    /// Seconds since the Unix epoch when the request was decided.
+    pub fn time(&self) -> u64 {
+        self.time
+    }
+    /// Who asked.
+    pub fn accessor(&self) -> &'a Accessor {
+        self.accessor
+    }
+    /// The purpose.
+    pub fn purpose(&self) -> &'a str {
+        self.purpose
+    }
+    /// The field kind.
+    pub fn kind(&self) -> FieldKind {
+        self.kind
+    }
+    /// The action.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    /// The decision or failure.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+    /// The source location of the `reveal`/`mask` call (from `#[track_caller]`).
+    pub fn call_site(&self) -> &'static Location<'static> {
+        self.call_site
+    }
+    /// The key version of the sealed value.
+    pub fn key_version(&self) -> KeyVersion {
+        self.key_version
+    }
+    /// When the value was sealed.
+    pub fn sealed_at(&self) -> u64 {
+        self.sealed_at
+    }
+    /// The caller's context, for keyed digesting. Do not store it.
+    pub fn context(&self) -> &'a Context {
+        self.context
+    }
+}
+
+/// Receives audit events. Append-only: a sink never changes what it accepted.
+///
+/// Returning `Ok` means the event is recorded (as durably as the sink promises); returning an
+/// error makes the guard refuse the operation.
+pub trait AuditSink: Send + Sync + fmt::Debug {
+    /// Records one event.
+    ///
+    /// # Errors
+    /// An [`AuditError`] if the event could not be recorded.
+    fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError>;
+}
+
+/// Accepts and discards every event. Choose it explicitly to run without auditing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+impl AuditSink for NullSink {
+    fn record(&self, _event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        Ok(())
+    }
+}
+
+/// An owned copy of an event, as kept by [`MemorySink`]. Holds no context, plaintext or key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditRecord {
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+    /// Who asked.
+    pub principal: PrincipalId,
+    /// The roles presented.
+    pub roles: Arc<[Role]>,
+    /// The purpose.
+    pub purpose: PurposeId,
+    /// The field kind.
+    pub kind: FieldKind,
+    /// The action.
+    pub action: Action,
+    /// The decision or failure.
+    pub outcome: Outcome,
+    /// `file:line` of the call.
+    pub call_site: &'static Location<'static>,
+    /// Key version of the sealed value.
+    pub key_version: KeyVersion,
+}
+
+impl AuditRecord {
+    fn of(e: &AuditEvent<'_>) -> Self {
+        Self {
+            time: e.time,
+            principal: e.accessor.principal().clone(),
+            roles: Arc::clone(e.accessor.roles_arc()),
+            // Labels reaching sinks come from validated envelopes or `Purpose` types.
+            purpose: PurposeId::new(e.purpose)
+                .unwrap_or_else(|_| unreachable!("purpose labels are validated before audit")),
+            kind: e.kind,
+            action: e.action,
+            outcome: e.outcome,
+            call_site: e.call_site,
+            key_version: e.key_version,
+        }
+    }
+}
+
+/// Keeps events in memory; for tests, demos and as a building block.
+///
+/// ```
+/// use fieldseal::MemorySink;
+/// let sink = MemorySink::new();
+/// assert!(sink.records().is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every record so far, oldest first.
+    pub fn records(&self) -> Vec<AuditRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Number of records so far.
+    pub fn len(&self) -> usize {
+        self.records.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Whether no record was made.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every record (benchmarks use it to bound memory).
+    pub fn clear(&self) {
+        if let Ok(mut r) = self.records.lock() {
+            r.clear();
+        }
+    }
+}
+
+impl AuditSink for MemorySink {
+    fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        let rec = AuditRecord::of(event);
+        self.records
+            .lock()
+            .map_err(|_| AuditError::new(AuditErrorKind::Closed))?
+            .push(rec);
+        Ok(())
+    }
+}
+
+impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
+    fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        (**self).record(event)
+    }
+}

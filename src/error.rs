@@ -1,0 +1,337 @@
+//! The crate's error type and its nested kinds.
+//!
+//! Messages never contain plaintext, key bytes or raw subject identifiers: every variant carries
+//! only the rule that failed, lengths, codes and labels that are not personal data.
+
+use std::fmt;
+
+use crate::field::{FieldError, FieldKind};
+use crate::keys::KeyVersion;
+use crate::policy::DenyReason;
+
+/// Every error fieldseal returns.
+///
+/// Authentication failures (wrong key, wrong context, tampered bytes) are deliberately one opaque
+/// variant, [`Error::Integrity`]: the caller is never told which check failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field value failed validation.
+    Field(FieldError),
+    /// A sealed value's stored form is malformed or of another kind or purpose.
+    Format(FormatError),
+    /// The caller's [`Context`](crate::Context) is invalid.
+    Context(ContextError),
+    /// A key was missing, retired or malformed.
+    Key(KeyError),
+    /// The access policy (or a consent, retention or residency check) denied the request.
+    Denied {
+        /// Why the request was denied.
+        reason: DenyReason,
+    },
+    /// The audit sink did not accept the record, so the operation failed closed.
+    Audit(AuditError),
+    /// Authentication failed: the value was tampered with, or the key, purpose, kind or context
+    /// differ from those it was sealed under. Deliberately says nothing more.
+    Integrity,
+    /// The random number generator failed.
+    Random,
+    /// A builder was given an inconsistent configuration.
+    Config(ConfigError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Field(e) => write!(f, "invalid field value: {e}"),
+            Error::Format(e) => write!(f, "malformed sealed value: {e}"),
+            Error::Context(e) => write!(f, "invalid context: {e}"),
+            Error::Key(e) => write!(f, "key error: {e}"),
+            Error::Denied { reason } => write!(f, "access denied: {reason}"),
+            Error::Audit(e) => write!(f, "audit sink failed, operation refused: {e}"),
+            Error::Integrity => f.write_str("sealed value failed authentication"),
+            Error::Random => f.write_str("random number generator failed"),
+            Error::Config(e) => write!(f, "invalid configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Field(e) => Some(e),
+            Error::Format(e) => Some(e),
+            Error::Context(e) => Some(e),
+            Error::Key(e) => Some(e),
+            Error::Audit(e) => Some(e),
+            Error::Config(e) => Some(e),
+            Error::Denied { .. } | Error::Integrity | Error::Random => None,
+        }
+    }
+}
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::Field(e)
+    }
+}
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        Error::Format(e)
+    }
+}
+impl From<ContextError> for Error {
+    fn from(e: ContextError) -> Self {
+        Error::Context(e)
+    }
+}
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Error::Key(e)
+    }
+}
+impl From<AuditError> for Error {
+    fn from(e: AuditError) -> Self {
+        Error::Audit(e)
+    }
+}
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+/// Why a stored sealed value could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The input is empty.
+    Empty,
+    /// The input is longer than any valid envelope.
+    TooLong {
+        /// The largest accepted length.
+        max: usize,
+    },
+    /// The input ends before the envelope does.
+    Truncated,
+    /// The text form does not start with a known prefix.
+    UnknownPrefix,
+    /// The text form is not valid unpadded base64url.
+    Base64,
+    /// The envelope version is not one this release can read.
+    UnsupportedVersion(u8),
+    /// The text prefix and the binary version byte disagree.
+    VersionMismatch,
+    /// The field-kind code is not assigned.
+    UnknownKind(u8),
+    /// The value was sealed as another field kind than the one requested.
+    KindMismatch {
+        /// The kind the caller asked for.
+        expected: FieldKind,
+        /// The kind in the envelope.
+        found: FieldKind,
+    },
+    /// The value was sealed for another purpose than the one requested.
+    PurposeMismatch {
+        /// The purpose the caller asked for.
+        expected: &'static str,
+    },
+    /// The purpose label is empty, too long or has characters outside `[a-z0-9_]`.
+    InvalidPurposeLabel,
+    /// Flag bits reserved for future versions are set.
+    ReservedFlags(u8),
+    /// Key version 0 is never assigned.
+    ZeroKeyVersion,
+    /// The ciphertext is shorter than an authentication tag or longer than the kind allows.
+    CiphertextLength,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::Empty => f.write_str("input is empty"),
+            FormatError::TooLong { max } => write!(f, "input longer than {max} bytes"),
+            FormatError::Truncated => f.write_str("envelope is truncated"),
+            FormatError::UnknownPrefix => f.write_str("text form has an unknown prefix"),
+            FormatError::Base64 => f.write_str("text form is not canonical unpadded base64url"),
+            FormatError::UnsupportedVersion(v) => write!(f, "unsupported envelope version {v}"),
+            FormatError::VersionMismatch => f.write_str("text prefix and envelope version differ"),
+            FormatError::UnknownKind(k) => write!(f, "unknown field kind code {k}"),
+            FormatError::KindMismatch { expected, found } => {
+                write!(f, "sealed as {found}, expected {expected}")
+            }
+            FormatError::PurposeMismatch { expected } => {
+                write!(f, "sealed for another purpose than {expected}")
+            }
+            FormatError::InvalidPurposeLabel => f.write_str("invalid purpose label"),
+            FormatError::ReservedFlags(b) => write!(f, "reserved flag bits set ({b:#04x})"),
+            FormatError::ZeroKeyVersion => f.write_str("key version 0 is invalid"),
+            FormatError::CiphertextLength => f.write_str("ciphertext length out of range"),
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+/// Why a [`Context`](crate::Context) cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// A part name is empty, longer than 32 bytes or not `[a-z0-9_]`.
+    InvalidName,
+    /// The same part name was bound twice.
+    DuplicateName,
+    /// A part value is longer than 1,024 bytes.
+    ValueTooLong,
+    /// More than 16 parts.
+    TooManyParts,
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContextError::InvalidName => "context part name must be 1-32 bytes of [a-z0-9_]",
+            ContextError::DuplicateName => "context part bound twice",
+            ContextError::ValueTooLong => "context part value longer than 1024 bytes",
+            ContextError::TooManyParts => "context has more than 16 parts",
+        })
+    }
+}
+
+impl std::error::Error for ContextError {}
+
+/// Key management errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// No root key with this version is loaded.
+    UnknownVersion(KeyVersion),
+    /// The version is below the keyring's minimum decryption version (retired).
+    Retired {
+        /// The version in the envelope.
+        version: KeyVersion,
+        /// The keyring's minimum decryption version.
+        minimum: KeyVersion,
+    },
+    /// The keyring has no active (sealing) key.
+    NoActiveKey,
+    /// The same version was added twice.
+    DuplicateVersion(KeyVersion),
+    /// Key material has the wrong length (root keys are 32 bytes).
+    InvalidLength,
+    /// Key material is not valid base64.
+    InvalidEncoding,
+    /// The value was sealed under a per-subject key, and no subject-key store holds it (erased,
+    /// or no store configured).
+    SubjectKeyUnavailable,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::UnknownVersion(v) => write!(f, "no root key with version {v}"),
+            KeyError::Retired { version, minimum } => {
+                write!(f, "key version {version} is retired (minimum {minimum})")
+            }
+            KeyError::NoActiveKey => f.write_str("keyring has no active key"),
+            KeyError::DuplicateVersion(v) => write!(f, "key version {v} added twice"),
+            KeyError::InvalidLength => f.write_str("root key must be 32 bytes"),
+            KeyError::InvalidEncoding => f.write_str("key material is not valid base64"),
+            KeyError::SubjectKeyUnavailable => f.write_str("subject key unavailable"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// What went wrong in an audit sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditErrorKind {
+    /// The sink refused the record (for example a test sink injecting failure).
+    Rejected,
+    /// The sink's storage failed (I/O, fsync, connection).
+    Io,
+    /// The sink is closed or has stopped accepting records after an earlier failure.
+    Closed,
+}
+
+/// An audit sink did not accept a record.
+#[derive(Debug)]
+pub struct AuditError {
+    kind: AuditErrorKind,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AuditError {
+    /// An error of `kind` with no underlying cause.
+    pub fn new(kind: AuditErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// An error of `kind` caused by `source`. The source must not carry personal data.
+    pub fn with_source(
+        kind: AuditErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> AuditErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for AuditError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            AuditErrorKind::Rejected => "audit record rejected",
+            AuditErrorKind::Io => "audit storage failed",
+            AuditErrorKind::Closed => "audit sink closed",
+        })
+    }
+}
+
+impl std::error::Error for AuditError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A builder was given an inconsistent configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `Guard::builder()` needs a keyring.
+    MissingKeyring,
+    /// `Guard::builder()` needs an access policy.
+    MissingPolicy,
+    /// `Guard::builder()` needs an audit sink (use `NullSink` explicitly to opt out).
+    MissingAuditSink,
+    /// A keyring builder got no root keys.
+    NoKeys,
+    /// The active key version is below the minimum decryption version.
+    ActiveBelowMinimum,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigError::MissingKeyring => "no keyring configured",
+            ConfigError::MissingPolicy => "no access policy configured",
+            ConfigError::MissingAuditSink => "no audit sink configured",
+            ConfigError::NoKeys => "keyring has no keys",
+            ConfigError::ActiveBelowMinimum => {
+                "active key version is below the minimum decryption version"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,312 @@
+//! PRC resident identity number (GB 11643-1999).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::{Field, FieldError, FieldKind, field_common_impls, from_canonical_text};
+
+const LEN: usize = 18;
+/// Longest raw input (surrounding whitespace included) looked at before rejecting.
+const MAX_INPUT_BYTES: usize = 256;
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const CHECK_CHARS: &[u8; 11] = b"10X98765432";
+
+/// A PRC resident identity number (GB 11643-1999, 18 characters).
+///
+/// Parsing trims surrounding whitespace, accepts a lower-case final `x`, and
+/// checks in order: length (exactly 18 characters), characters (17 ASCII
+/// digits then a digit or `X`), province-level region code, birth date
+/// (a real `YYYYMMDD` date from 1900 up to today, UTC) and the ISO 7064
+/// MOD 11-2 check digit.
+///
+/// **Canonical encoding** (stable storage format): the 18 ASCII characters,
+/// with the check character `X` in upper case.
+///
+/// **Mask**: first 6 and last 4 characters kept, 8 `*` between:
+/// `110105********002X`.
+///
+/// # Examples
+///
+/// ```
+/// use fieldseal::{Field, IdNumber};
+///
+/// let id = IdNumber::parse(" 11010519491231002x ")?;
+/// assert_eq!(id.as_str(), "11010519491231002X");
+/// assert_eq!(id.birth_date(), (1949, 12, 31));
+/// assert_eq!(id.region_code(), "110105");
+/// assert_eq!(id.mask(), "110105********002X");
+/// assert_eq!(&id.canonical_bytes()[..], b"11010519491231002X");
+/// # Ok::<(), fieldseal::FieldError>(())
+/// ```
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct IdNumber {
+    bytes: [u8; LEN],
+}
+
+field_common_impls!(IdNumber);
+
+impl IdNumber {
+    /// The 18-character canonical form.
+    pub fn as_str(&self) -> &str {
+        // Always ASCII by construction.
+        core::str::from_utf8(&self.bytes).unwrap_or_default()
+    }
+
+    /// Birth date as `(year, month, day)`.
+    pub fn birth_date(&self) -> (u16, u8, u8) {
+        let b = &self.bytes;
+        let year = digits_value(&b[6..10]);
+        let month = digits_value(&b[10..12]);
+        let day = digits_value(&b[12..14]);
+        (
+            u16::try_from(year).unwrap_or_default(),
+            u8::try_from(month).unwrap_or_default(),
+            u8::try_from(day).unwrap_or_default(),
+        )
+    }
+
+    /// The 6-digit administrative division code (first six digits).
+    pub fn region_code(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..6]).unwrap_or_default()
+    }
+}
+
+fn digits_value(d: &[u8]) -> u32 {
+    d.iter()
+        .fold(0u32, |acc, &c| acc * 10 + u32::from(c.wrapping_sub(b'0')))
+}
+
+/// Province-level codes in use (first two digits).
+fn valid_region(code: u32) -> bool {
+    matches!(
+        code,
+        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81 | 82 | 91
+    )
+}
+
+/// The check character for the first 17 digits.
+pub(crate) fn check_char(first17: &[u8]) -> u8 {
+    let sum: u32 = first17
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(&c, w)| u32::from(c.wrapping_sub(b'0')) * w)
+        .sum();
+    CHECK_CHARS[(sum % 11) as usize]
+}
+
+const fn is_leap(y: u32) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+const fn days_in_month(y: u32, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian civil date.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
+    let y = if m <= 2 { y + 1 } else { y };
+    // d and m are small positive numbers by construction.
+    (y, m as u32, d as u32)
+}
+
+/// Today's UTC date as a `YYYYMMDD` number, or `None` if the clock is before 1970.
+fn today_yyyymmdd() -> Option<i64> {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let days = i64::try_from(secs / 86_400).ok()?;
+    let (y, m, d) = civil_from_days(days);
+    Some(y * 10_000 + i64::from(m) * 100 + i64::from(d))
+}
+
+fn valid_birth_date(date: &[u8]) -> bool {
+    let year = digits_value(&date[0..4]);
+    let month = digits_value(&date[4..6]);
+    let day = digits_value(&date[6..8]);
+    if year < 1900 || day == 0 || day > days_in_month(year, month) {
+        return false;
+    }
+    match today_yyyymmdd() {
+        Some(today) => i64::from(digits_value(date)) <= today,
+        // A clock before 1970 cannot tell what is in the future.
+        None => true,
+    }
+}
+
+impl Field for IdNumber {
+    const KIND: FieldKind = FieldKind::IdNumber;
+    const MAX_CANONICAL_LEN: usize = LEN;
+
+    fn parse(input: &str) -> Result<Self, FieldError> {
+        if input.len() > MAX_INPUT_BYTES {
+            return Err(FieldError::IdLength);
+        }
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(FieldError::Empty { kind: Self::KIND });
+        }
+        if s.chars().count() != LEN {
+            return Err(FieldError::IdLength);
+        }
+        let raw = s.as_bytes();
+        if raw.len() != LEN {
+            // 18 characters, but some are not ASCII.
+            return Err(FieldError::IdCharacter);
+        }
+        let mut id = IdNumber { bytes: [0; LEN] };
+        id.bytes.copy_from_slice(raw);
+        let b = &mut id.bytes;
+        if !b[..17].iter().all(u8::is_ascii_digit) {
+            return Err(FieldError::IdCharacter);
+        }
+        match b[17] {
+            b'0'..=b'9' | b'X' => {}
+            b'x' => b[17] = b'X',
+            _ => return Err(FieldError::IdCharacter),
+        }
+        if !valid_region(digits_value(&b[..2])) {
+            return Err(FieldError::IdRegion);
+        }
+        if !valid_birth_date(&b[6..14]) {
+            return Err(FieldError::IdBirthDate);
+        }
+        if check_char(&b[..17]) != b[17] {
+            return Err(FieldError::IdChecksum);
+        }
+        Ok(id)
+    }
+
+    fn canonical_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+    }
+
+    fn from_canonical(bytes: &[u8]) -> Result<Self, FieldError> {
+        from_canonical_text(bytes)
+    }
+
+    fn mask(&self) -> String {
+        let mut m = String::with_capacity(LEN);
+        m.push_str(self.region_code());
+        m.push_str("********");
+        m.push_str(core::str::from_utf8(&self.bytes[14..]).unwrap_or_default());
+        m
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn known_valid() {
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        assert_eq!(id.as_str(), "11010519491231002X");
+        assert_eq!(id.mask(), "110105********002X");
+        assert_eq!(id.birth_date(), (1949, 12, 31));
+        assert_eq!(id.region_code(), "110105");
+    }
+
+    #[test]
+    fn lower_x_and_whitespace() {
+        let id = IdNumber::parse("\t11010519491231002x \n").unwrap();
+        assert_eq!(id.as_str(), "11010519491231002X");
+        assert_eq!(
+            IdNumber::from_canonical(b"11010519491231002x"),
+            Err(FieldError::NonCanonical {
+                kind: FieldKind::IdNumber
+            })
+        );
+        assert_eq!(
+            IdNumber::from_canonical(b" 11010519491231002X"),
+            Err(FieldError::TooLong {
+                kind: FieldKind::IdNumber,
+                max: 18
+            })
+        );
+        assert_eq!(
+            IdNumber::from_canonical(b" 1101051949123100X"),
+            Err(FieldError::IdLength)
+        );
+    }
+
+    #[test]
+    fn check_order() {
+        // Bad region and bad checksum: region is reported first.
+        assert_eq!(
+            IdNumber::parse("00010519491231002X"),
+            Err(FieldError::IdRegion)
+        );
+        // Bad date and bad checksum: date first.
+        assert_eq!(
+            IdNumber::parse("110105194913310020"),
+            Err(FieldError::IdBirthDate)
+        );
+        assert_eq!(
+            IdNumber::parse("1101051949123100 X"),
+            Err(FieldError::IdCharacter)
+        );
+        assert_eq!(
+            IdNumber::parse("11010519491231002X0"),
+            Err(FieldError::IdLength)
+        );
+        assert_eq!(
+            IdNumber::parse("1101051949123100２X"),
+            Err(FieldError::IdCharacter)
+        );
+        assert_eq!(
+            IdNumber::parse("   "),
+            Err(FieldError::Empty {
+                kind: FieldKind::IdNumber
+            })
+        );
+        let long = "1".repeat(10_000);
+        assert_eq!(IdNumber::parse(&long), Err(FieldError::IdLength));
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-25_567), (1900, 1, 1));
+        let today = today_yyyymmdd().unwrap();
+        assert!(today > 20_240_101);
+    }
+
+    #[test]
+    fn leap_years() {
+        assert!(is_leap(2000));
+        assert!(!is_leap(1900));
+        assert!(is_leap(2024));
+        assert!(!is_leap(2023));
+        assert_eq!(days_in_month(1900, 2), 28);
+        assert_eq!(days_in_month(2000, 2), 29);
+        assert_eq!(days_in_month(2001, 13), 0);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        assert_eq!(format!("{id:?}"), "IdNumber([REDACTED])");
+    }
+}

@@ -1,0 +1,128 @@
+//! Bounded free text.
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::{Field, FieldError, FieldKind, field_common_impls};
+
+const KIND: FieldKind = FieldKind::Text;
+/// Maximum length in bytes.
+const MAX_BYTES: usize = 4096;
+
+/// Free text that may contain personal data (notes, comments, ...).
+///
+/// Any UTF-8 without NUL, 1 to 4096 bytes, kept verbatim: no trimming and no
+/// normalization.
+///
+/// **Canonical encoding** (stable storage format): the UTF-8 bytes, verbatim.
+///
+/// **Mask**: only the length in characters: `[text: 11 chars]`.
+///
+/// # Examples
+///
+/// ```
+/// use fieldseal::{Field, Text};
+///
+/// let t = Text::parse("call me at noon")?;
+/// assert_eq!(t.as_str(), "call me at noon");
+/// assert_eq!(t.mask(), "[text: 15 chars]");
+/// assert_eq!(&t.canonical_bytes()[..], b"call me at noon");
+/// # Ok::<(), fieldseal::FieldError>(())
+/// ```
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct Text {
+    value: String,
+}
+
+field_common_impls!(Text);
+
+impl Text {
+    /// The text, verbatim.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+fn check(s: &str) -> Result<(), FieldError> {
+    if s.is_empty() {
+        return Err(FieldError::Empty { kind: KIND });
+    }
+    if s.len() > MAX_BYTES {
+        return Err(FieldError::TooLong {
+            kind: KIND,
+            max: MAX_BYTES,
+        });
+    }
+    if s.as_bytes().contains(&0) {
+        return Err(FieldError::InvalidCharacter { kind: KIND });
+    }
+    Ok(())
+}
+
+impl Field for Text {
+    const KIND: FieldKind = KIND;
+    const MAX_CANONICAL_LEN: usize = MAX_BYTES;
+
+    fn parse(input: &str) -> Result<Self, FieldError> {
+        check(input)?;
+        Ok(Text {
+            value: String::from(input),
+        })
+    }
+
+    fn canonical_len(&self) -> usize {
+        self.value.len()
+    }
+
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.value.as_bytes());
+    }
+
+    fn from_canonical(bytes: &[u8]) -> Result<Self, FieldError> {
+        if bytes.len() > MAX_BYTES {
+            return Err(FieldError::TooLong {
+                kind: KIND,
+                max: MAX_BYTES,
+            });
+        }
+        let s = core::str::from_utf8(bytes).map_err(|_| FieldError::InvalidUtf8 { kind: KIND })?;
+        Text::parse(s)
+    }
+
+    fn mask(&self) -> String {
+        format!("[text: {} chars]", self.value.chars().count())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn verbatim_and_limits() {
+        let t = Text::parse("  spaced \n").unwrap();
+        assert_eq!(t.as_str(), "  spaced \n");
+        assert_eq!(
+            Text::parse("").err(),
+            Some(FieldError::Empty { kind: KIND })
+        );
+        assert!(Text::parse(&"é".repeat(2048)).is_ok());
+        assert_eq!(
+            Text::parse(&"a".repeat(4097)).err(),
+            Some(FieldError::TooLong {
+                kind: KIND,
+                max: 4096
+            })
+        );
+        assert_eq!(
+            Text::parse("a\0b").err(),
+            Some(FieldError::InvalidCharacter { kind: KIND })
+        );
+        assert_eq!(
+            Text::from_canonical(b"\xc3").err(),
+            Some(FieldError::InvalidUtf8 { kind: KIND })
+        );
+        assert_eq!(Text::parse("日本語").unwrap().mask(), "[text: 3 chars]");
+        assert_eq!(format!("{t:?}"), "Text([REDACTED])");
+    }
+}

@@ -1,0 +1,302 @@
+//! The façade: the only place that sequences policy, keys, crypto and audit.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::audit::{AuditEvent, AuditSink, FailureKind, Outcome};
+use crate::clock::{Clock, SystemClock};
+use crate::context::Context;
+use crate::crypto::aead::TAG_LEN;
+use crate::crypto::envelope::{self, HeaderFields, MAX_PLAINTEXT};
+use crate::error::{ConfigError, Error, FormatError};
+use crate::field::Field;
+use crate::keys::Keyring;
+use crate::policy::{AccessPolicy, AccessRequest, Accessor, Action, Decision};
+use crate::purpose::Purpose;
+use crate::random::{RandomSource, SystemRandom};
+use crate::sealed::Sealed;
+use crate::secret::Revealed;
+
+/// Seals values and opens them for authorized, audited callers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use fieldseal::*;
+/// use fieldseal::builtin::Service;
+///
+/// let audit = Arc::new(MemorySink::new());
+/// let guard = Guard::builder()
+///     .keyring(Keyring::generate()?)
+///     .policy(AllowList::new().allow::<Service>(
+///         Role::new("support_agent"), FieldKind::PhoneNumber, Action::Reveal))
+///     .audit(Arc::clone(&audit))
+///     .build()?;
+///
+/// let ctx = Context::new().table("inquiries").column("phone").row("17");
+/// let sealed: Sealed<PhoneNumber, Service> =
+///     guard.seal(&PhoneNumber::parse("+86 138 0013 8000")?, &ctx)?;
+///
+/// let agent = Accessor::new("alice", [Role::new("support_agent")]);
+/// let phone = guard.reveal(&agent, &sealed, &ctx)?;
+/// assert_eq!(phone.expose_secret().as_str(), "+8613800138000");
+///
+/// let intern = Accessor::new("bob", [Role::new("intern")]);
+/// assert!(matches!(guard.reveal(&intern, &sealed, &ctx), Err(Error::Denied { .. })));
+/// assert_eq!(audit.len(), 2); // the reveal and the denial
+/// # Ok::<(), fieldseal::Error>(())
+/// ```
+pub struct Guard {
+    keyring: Arc<Keyring>,
+    policy: Arc<dyn AccessPolicy>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn RandomSource>,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("keyring", &self.keyring)
+            .field("policy", &self.policy)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Guard`]. Keyring, policy and audit sink are required.
+#[derive(Default)]
+pub struct GuardBuilder {
+    keyring: Option<Arc<Keyring>>,
+    policy: Option<Arc<dyn AccessPolicy>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    rng: Option<Arc<dyn RandomSource>>,
+}
+
+impl fmt::Debug for GuardBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardBuilder").finish_non_exhaustive()
+    }
+}
+
+impl GuardBuilder {
+    /// The keyring (required).
+    #[must_use]
+    pub fn keyring(self, keyring: Keyring) -> Self {
+        self.shared_keyring(Arc::new(keyring))
+    }
+
+    /// A keyring shared with other guards.
+    #[must_use]
+    pub fn shared_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The access policy (required).
+    #[must_use]
+    pub fn policy(mut self, policy: impl AccessPolicy + 'static) -> Self {
+        self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// The audit sink (required; pass [`NullSink`](crate::NullSink) to opt out explicitly).
+    #[must_use]
+    pub fn audit(mut self, sink: impl AuditSink + 'static) -> Self {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
+    /// The clock (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replaces the random source for nonces and epoch salts. Only for reproducible test
+    /// envelopes: a predictable source destroys confidentiality.
+    #[must_use]
+    pub fn dangerous_random_source(mut self, rng: Arc<dyn RandomSource>) -> Self {
+        self.rng = Some(rng);
+        self
+    }
+
+    /// Builds the guard.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingKeyring`], [`ConfigError::MissingPolicy`] or
+    /// [`ConfigError::MissingAuditSink`].
+    pub fn build(self) -> Result<Guard, Error> {
+        Ok(Guard {
+            keyring: self.keyring.ok_or(ConfigError::MissingKeyring)?,
+            policy: self.policy.ok_or(ConfigError::MissingPolicy)?,
+            audit: self.audit.ok_or(ConfigError::MissingAuditSink)?,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            rng: self.rng.unwrap_or_else(|| Arc::new(SystemRandom)),
+        })
+    }
+}
+
+impl Guard {
+    /// Starts a guard.
+    pub fn builder() -> GuardBuilder {
+        GuardBuilder::default()
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Encrypts `value` for purpose `P`, bound to `context`.
+    ///
+    /// Sealing needs no accessor: any code that holds plaintext may protect it.
+    ///
+    /// # Errors
+    /// [`Error::Context`] for an invalid context, [`Error::Random`] if the random source fails.
+    pub fn seal<F: Field, P: Purpose>(
+        &self,
+        value: &F,
+        context: &Context,
+    ) -> Result<Sealed<F, P>, Error> {
+        let ctx = context.encoded()?;
+        let sealed_at = self.clock.now();
+        self.keyring
+            .with_sealing_key(P::LABEL, F::KIND, &*self.rng, |version, key| {
+                let mut nonce = [0u8; 12];
+                self.rng.fill(&mut nonce)?;
+                let header_len = envelope::header_len(P::LABEL.len(), false);
+                let body_len = value.canonical_len();
+                if body_len > MAX_PLAINTEXT.min(F::MAX_CANONICAL_LEN) {
+                    return Err(Error::Format(FormatError::CiphertextLength));
+                }
+                // Exact capacity: the buffer never reallocates, so no unzeroized copy of the
+                // plaintext is left behind in freed memory.
+                let mut out = Vec::with_capacity(header_len + body_len + TAG_LEN);
+                envelope::write_header(
+                    &mut out,
+                    &HeaderFields {
+                        kind: F::KIND,
+                        purpose: P::LABEL,
+                        key_version: version,
+                        sealed_at,
+                        subject_key_id: None,
+                        salt: key.salt(),
+                        commitment: key.commitment(),
+                        nonce: &nonce,
+                    },
+                );
+                value.write_canonical(&mut out);
+                let (header, body) = out.split_at_mut(header_len);
+                match key.seal_in_place(&nonce, header, ctx, body) {
+                    Ok(tag) => {
+                        out.extend_from_slice(&tag);
+                        Ok(Sealed::from_trusted(out))
+                    }
+                    Err(()) => {
+                        out.zeroize();
+                        Err(Error::Format(FormatError::CiphertextLength))
+                    }
+                }
+            })?
+    }
+
+    /// Opens `sealed` for `accessor`, returning the plaintext in a zeroizing wrapper.
+    ///
+    /// Order: policy decision, then the audit record (allowed or denied) is handed to the sink,
+    /// then, only if allowed and recorded, the value is decrypted. The call site (`file:line`)
+    /// goes into the audit event.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] if the policy refuses, [`Error::Audit`] if the sink does not accept the
+    /// record (no plaintext is produced), [`Error::Integrity`] if the value does not
+    /// authenticate in `context`, [`Error::Key`] if its key is unavailable or retired,
+    /// [`Error::Context`] for an invalid context.
+    #[track_caller]
+    pub fn reveal<F: Field, P: Purpose>(
+        &self,
+        accessor: &Accessor,
+        sealed: &Sealed<F, P>,
+        context: &Context,
+    ) -> Result<Revealed<F>, Error> {
+        let site = Location::caller();
+        let plain = self.open(accessor, sealed, context, Action::Reveal, site)?;
+        Ok(Revealed::new(F::from_canonical(&plain)?))
+    }
+
+    /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
+    /// [`Action::Mask`]. The full plaintext never leaves the crate.
+    ///
+    /// # Errors
+    /// As [`Guard::reveal`], with the decision taken for [`Action::Mask`].
+    #[track_caller]
+    pub fn mask<F: Field, P: Purpose>(
+        &self,
+        accessor: &Accessor,
+        sealed: &Sealed<F, P>,
+        context: &Context,
+    ) -> Result<String, Error> {
+        let site = Location::caller();
+        let plain = self.open(accessor, sealed, context, Action::Mask, site)?;
+        Ok(F::from_canonical(&plain)?.mask())
+    }
+
+    fn open<F: Field, P: Purpose>(
+        &self,
+        accessor: &Accessor,
+        sealed: &Sealed<F, P>,
+        context: &Context,
+        action: Action,
+        site: &'static Location<'static>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let ctx = context.encoded()?;
+        let env = sealed.parsed();
+        let decision = self.policy.decide(&AccessRequest {
+            accessor,
+            purpose: P::LABEL,
+            kind: F::KIND,
+            action,
+        });
+        let mut event = AuditEvent {
+            time: self.clock.now(),
+            accessor,
+            purpose: P::LABEL,
+            kind: F::KIND,
+            action,
+            outcome: match decision {
+                Decision::Allow => Outcome::Allowed,
+                Decision::Deny(r) => Outcome::Denied(r),
+            },
+            call_site: site,
+            key_version: env.key_version,
+            sealed_at: env.sealed_at,
+            context,
+        };
+        // Fail closed: nothing is decrypted unless the sink accepted the record.
+        self.audit.record(&event)?;
+        if let Decision::Deny(reason) = decision {
+            return Err(Error::Denied { reason });
+        }
+        let opened = self.keyring.with_opening_key(&env, |key| {
+            let mut buf = Zeroizing::new(env.ciphertext.to_vec());
+            key.open_in_place(env.nonce, env.header, ctx, &mut buf, env.tag)
+                .map(|()| buf)
+                .map_err(|()| Error::Integrity)
+        });
+        let result = opened.and_then(|r| r);
+        if let Err(e) = &result {
+            event.outcome = Outcome::Failed(match e {
+                Error::Key(_) => FailureKind::Key,
+                Error::Context(_) => FailureKind::Context,
+                _ => FailureKind::Integrity,
+            });
+            // Best effort: the caller gets the failure either way, and no plaintext exists.
+            let _ = self.audit.record(&event);
+        }
+        result
+    }
+}

@@ -1,0 +1,105 @@
+//! Fuzzing entry points. Each fuzz target in `fuzz/` is a one-line call into this module, and
+//! `tests/fuzz_corpus.rs` replays the committed corpora through the same functions.
+//!
+//! Every function must never panic on any input, except through the assertions below, which
+//! state properties that must hold for all inputs.
+
+use std::sync::OnceLock;
+
+use crate::builtin::Service;
+use crate::crypto::envelope;
+use crate::field::{
+    DeviceInfo, Email, Field, IdNumber, IpAddress, PersonName, PhoneNumber, PostalAddress, Text,
+};
+use crate::{AllowList, Context, Guard, Keyring, NullSink, RootKey, Sealed};
+
+fn guard() -> &'static Guard {
+    static G: OnceLock<Guard> = OnceLock::new();
+    G.get_or_init(|| {
+        let ring = Keyring::single(RootKey::from_bytes([0x5a; 32]));
+        let ring = ring.unwrap_or_else(|_| unreachable!("a single static key always builds"));
+        Guard::builder()
+            .keyring(ring)
+            .policy(AllowList::new())
+            .audit(NullSink)
+            .build()
+            .unwrap_or_else(|_| unreachable!("complete builder"))
+    })
+}
+
+fn accessor() -> &'static crate::Accessor {
+    static A: OnceLock<crate::Accessor> = OnceLock::new();
+    A.get_or_init(|| crate::Accessor::new("fuzz", []))
+}
+
+/// The text-envelope parser: strict decoding means a decoded envelope re-encodes to the input.
+pub fn envelope_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(bytes) = envelope::from_text(text) {
+        assert_eq!(
+            envelope::to_text(&bytes),
+            text,
+            "text decoding is not canonical"
+        );
+        envelope_binary(&bytes);
+    }
+    if let Ok(s) = Sealed::<Text, Service>::from_text(text) {
+        assert!(guard().reveal(accessor(), &s, &Context::new()).is_err());
+    }
+}
+
+/// The binary-envelope parser: whatever parses survives a text round trip and never opens
+/// (nobody but the key holder can make an envelope authenticate).
+pub fn envelope_binary(data: &[u8]) {
+    if let Ok(p) = envelope::parse(data) {
+        let _ = crate::EnvelopeInfo::of(&p);
+        let text = envelope::to_text(data);
+        assert_eq!(envelope::from_text(&text).as_deref(), Ok(data));
+    }
+    if let Ok(s) = Sealed::<Email, Service>::from_bytes(data) {
+        assert!(guard().reveal(accessor(), &s, &Context::new()).is_err());
+        let _ = format!("{s:?}");
+    }
+}
+
+/// One field kind's parser and canonical decoder:
+/// parse -> canonical -> from_canonical gives the same value, and the canonical decoder accepts
+/// only encodings it would produce itself.
+pub fn field<F: Field>(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(v) = F::parse(s) {
+            let bytes = v.canonical_bytes();
+            assert_eq!(bytes.len(), v.canonical_len());
+            assert!(bytes.len() <= F::MAX_CANONICAL_LEN);
+            let back = F::from_canonical(&bytes);
+            assert!(back.as_ref().is_ok_and(|b| b.canonical_bytes() == bytes));
+            let _ = v.mask();
+        }
+    }
+    if let Ok(v) = F::from_canonical(data) {
+        assert_eq!(
+            &v.canonical_bytes()[..],
+            data,
+            "non-canonical encoding accepted"
+        );
+    }
+}
+
+/// Dispatches to [`field`] by the first byte, for a single all-kinds target.
+pub fn any_field(data: &[u8]) {
+    let Some((&k, rest)) = data.split_first() else {
+        return;
+    };
+    match k % 8 {
+        0 => field::<IdNumber>(rest),
+        1 => field::<PhoneNumber>(rest),
+        2 => field::<Email>(rest),
+        3 => field::<PersonName>(rest),
+        4 => field::<PostalAddress>(rest),
+        5 => field::<IpAddress>(rest),
+        6 => field::<DeviceInfo>(rest),
+        _ => field::<Text>(rest),
+    }
+}

@@ -1,0 +1,6 @@
+//! Not public API: entry points for fuzz targets and known-answer tests. May change in any
+//! release.
+#![doc(hidden)]
+
+pub mod fuzzing;
+pub mod vectors;

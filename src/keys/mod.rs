@@ -1,0 +1,111 @@
+//! Root keys, key versions and the keyring that derives purpose and epoch keys.
+
+mod keyring;
+
+pub use keyring::{Keyring, KeyringBuilder};
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
+
+use crate::error::KeyError;
+use crate::random::{RandomSource, SystemRandom};
+
+/// The version of a root key, stored in every envelope. Never 0.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyVersion(NonZeroU32);
+
+impl KeyVersion {
+    /// A key version; `None` for 0.
+    pub const fn new(v: u32) -> Option<Self> {
+        match NonZeroU32::new(v) {
+            Some(n) => Some(Self(n)),
+            None => None,
+        }
+    }
+    /// The numeric version.
+    pub const fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for KeyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyVersion({})", self.0)
+    }
+}
+
+impl fmt::Display for KeyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A 32-byte root key. Zeroized on drop, never printed, never cloned.
+///
+/// ```
+/// use fieldseal::RootKey;
+/// let k = RootKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?;
+/// assert_eq!(format!("{k:?}"), "RootKey([REDACTED])");
+/// assert!(RootKey::from_base64("AAEC").is_err());
+/// # Ok::<(), fieldseal::Error>(())
+/// ```
+pub struct RootKey(Zeroizing<[u8; 32]>);
+
+impl RootKey {
+    /// A fresh random key from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    /// [`Error::Random`](crate::Error::Random) if the random source fails.
+    pub fn generate() -> Result<Self, crate::Error> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        SystemRandom.fill(k.as_mut())?;
+        Ok(Self(k))
+    }
+
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A key from a slice.
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidLength`] unless the slice is 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, crate::Error> {
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| KeyError::InvalidLength)?;
+        Ok(Self::from_bytes(arr))
+    }
+
+    /// A key from standard base64 (with padding), surrounding whitespace ignored.
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidEncoding`] or [`KeyError::InvalidLength`].
+    pub fn from_base64(text: &str) -> Result<Self, crate::Error> {
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|_| KeyError::InvalidEncoding)?,
+        );
+        Self::from_slice(&bytes)
+    }
+
+    /// The key encoded as standard base64, for writing it to a key store. Every call site is a
+    /// place where key material leaves the process: keep them few.
+    pub fn dangerous_to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(self.0.as_ref()))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RootKey([REDACTED])")
+    }
+}

@@ -1,0 +1,60 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(unused_must_use)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::missing_errors_doc
+)]
+
+mod audit;
+mod clock;
+mod context;
+mod crypto;
+mod error;
+mod field;
+mod guard;
+mod keys;
+mod policy;
+mod purpose;
+mod random;
+mod sealed;
+mod secret;
+
+pub mod internal;
+
+pub use audit::{AuditEvent, AuditRecord, AuditSink, FailureKind, MemorySink, NullSink, Outcome};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use context::{Context, SubjectId};
+pub use crypto::{EnvelopeInfo, MAX_ENVELOPE_LEN, TEXT_PREFIX};
+pub use error::{
+    AuditError, AuditErrorKind, ConfigError, ContextError, Error, FormatError, KeyError,
+};
+pub use field::{
+    DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
+    PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
+};
+pub use guard::{Guard, GuardBuilder};
+pub use keys::{KeyVersion, Keyring, KeyringBuilder, RootKey};
+pub use policy::{
+    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Decision, DenyReason, PrincipalId,
+    Role,
+};
+pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
+pub use random::{RandomSource, SystemRandom};
+pub use sealed::Sealed;
+pub use secret::Revealed;
+
+/// Escape hatches that weaken security, for tests and known-answer vectors only.
+pub mod hazmat {
+    pub use crate::random::DeterministicRandom;
+}
+
+/// Not public API: lets `purposes!` implement the sealed `Purpose` trait.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::purpose::is_valid_label;
+    pub use crate::purpose::sealed::Sealed as PurposeSealed;
+}

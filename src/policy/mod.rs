@@ -1,0 +1,355 @@
+//! Access decisions: who may do what with which field kind, for which purpose.
+//!
+//! [`AccessPolicy`] is the hook the [`Guard`](crate::Guard) asks before every reveal or mask.
+//! [`AllowList`] is a simple exact-match implementation for tests and small services.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::field::FieldKind;
+use crate::purpose::{Purpose, PurposeId};
+
+/// The identity of whoever asks to open data (a user, a service, a job).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PrincipalId(Arc<str>);
+
+impl PrincipalId {
+    /// A principal identifier. Principals are staff or services, not data subjects; the id is
+    /// written to the audit log.
+    pub fn new(id: &str) -> Self {
+        Self(Arc::from(id))
+    }
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PrincipalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrincipalId({})", self.0)
+    }
+}
+
+impl fmt::Display for PrincipalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A role granted to principals (e.g. `support_agent`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Role(Arc<str>);
+
+impl Role {
+    /// A role name.
+    pub fn new(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+    /// The role name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Role({})", self.0)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who is asking: a principal and the roles it holds for this request.
+///
+/// ```
+/// use fieldseal::{Accessor, Role};
+/// let a = Accessor::new("alice", [Role::new("support_agent")]);
+/// assert_eq!(a.principal().as_str(), "alice");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Accessor {
+    principal: PrincipalId,
+    roles: Arc<[Role]>,
+}
+
+impl Accessor {
+    /// An accessor with the given roles.
+    pub fn new(principal: &str, roles: impl IntoIterator<Item = Role>) -> Self {
+        Self {
+            principal: PrincipalId::new(principal),
+            roles: roles.into_iter().collect(),
+        }
+    }
+    /// The principal.
+    pub fn principal(&self) -> &PrincipalId {
+        &self.principal
+    }
+    /// The roles held for this request.
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+    pub(crate) fn roles_arc(&self) -> &Arc<[Role]> {
+        &self.roles
+    }
+}
+
+impl fmt::Debug for Accessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accessor")
+            .field("principal", &self.principal)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+/// What the accessor wants to do with a sealed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Action {
+    /// Obtain the full plaintext.
+    Reveal,
+    /// Obtain only the masked rendering (weaker than reveal).
+    Mask,
+    /// Compute a blind index for equality search.
+    Index,
+    /// Re-encrypt under a newer key version.
+    Rewrap,
+    /// Hand the value to a third party.
+    Share,
+    /// Include the value in a data-subject access export.
+    Export,
+    /// Erase the value (destroy its subject key).
+    Erase,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 7] = [
+        Action::Reveal,
+        Action::Mask,
+        Action::Index,
+        Action::Rewrap,
+        Action::Share,
+        Action::Export,
+        Action::Erase,
+    ];
+
+    /// Stable lower-case label (used in policies and audit records).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Action::Reveal => "reveal",
+            Action::Mask => "mask",
+            Action::Index => "index",
+            Action::Rewrap => "rewrap",
+            Action::Share => "share",
+            Action::Export => "export",
+            Action::Erase => "erase",
+        }
+    }
+
+    /// The action with this label.
+    pub fn from_label(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.label() == s)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One access request, as presented to an [`AccessPolicy`].
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRequest<'a> {
+    /// Who is asking.
+    pub accessor: &'a Accessor,
+    /// The purpose the value was sealed for (and is being opened for).
+    pub purpose: &'a str,
+    /// The field kind.
+    pub kind: FieldKind,
+    /// The action.
+    pub action: Action,
+}
+
+/// Why a request was denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// No rule grants any of the accessor's roles this action on this kind for this purpose.
+    NotPermitted,
+}
+
+impl DenyReason {
+    /// Stable lower-case label (used in audit records).
+    pub const fn label(self) -> &'static str {
+        match self {
+            DenyReason::NotPermitted => "not_permitted",
+        }
+    }
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DenyReason::NotPermitted => "no rule permits this role, purpose, kind and action",
+        })
+    }
+}
+
+/// The outcome of an access decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "SECURITY WARNING: an access decision must be enforced"]
+pub enum Decision {
+    /// The request may proceed.
+    Allow,
+    /// The request must be refused.
+    Deny(DenyReason),
+}
+
+/// Decides whether a request may proceed. Implementations must be cheap: the guard asks on every
+/// reveal.
+pub trait AccessPolicy: Send + Sync + fmt::Debug {
+    /// Decides one request.
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision;
+}
+
+/// An exact-match allow list: `(role, purpose, kind, action)` grants; everything else denied.
+///
+/// ```
+/// use fieldseal::{Action, AllowList, FieldKind, Role, builtin::Service};
+/// let policy = AllowList::new()
+///     .allow::<Service>(Role::new("support_agent"), FieldKind::PhoneNumber, Action::Reveal)
+///     .allow::<Service>(Role::new("support_agent"), FieldKind::Email, Action::Mask);
+/// # let _ = policy;
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct AllowList {
+    grants: HashSet<(Role, PurposeId, FieldKind, Action)>,
+}
+
+impl AllowList {
+    /// An empty list: denies everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Grants `role` the `action` on `kind` for purpose `P`.
+    #[must_use]
+    pub fn allow<P: Purpose>(self, role: Role, kind: FieldKind, action: Action) -> Self {
+        self.allow_dyn(role, PurposeId::of::<P>(), kind, action)
+    }
+
+    /// Grants `role` the `action` on `kind` for a runtime purpose.
+    #[must_use]
+    pub fn allow_dyn(
+        mut self,
+        role: Role,
+        purpose: PurposeId,
+        kind: FieldKind,
+        action: Action,
+    ) -> Self {
+        self.grants.insert((role, purpose, kind, action));
+        self
+    }
+
+    fn grants(&self, role: &Role, purpose: &str, kind: FieldKind, action: Action) -> bool {
+        // Small sets: a linear scan avoids allocating a PurposeId per lookup.
+        self.grants
+            .iter()
+            .any(|(r, p, k, a)| r == role && p.as_str() == purpose && *k == kind && *a == action)
+    }
+}
+
+impl AccessPolicy for AllowList {
+    fn decide(&self, req: &AccessRequest<'_>) -> Decision {
+        if req
+            .accessor
+            .roles()
+            .iter()
+            .any(|r| self.grants(r, req.purpose, req.kind, req.action))
+        {
+            Decision::Allow
+        } else {
+            Decision::Deny(DenyReason::NotPermitted)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::purpose::builtin::{Marketing, Service};
+
+    #[test]
+    fn allow_list_is_exact() {
+        let p = AllowList::new().allow::<Service>(
+            Role::new("agent"),
+            FieldKind::PhoneNumber,
+            Action::Reveal,
+        );
+        let agent = Accessor::new("a", [Role::new("other"), Role::new("agent")]);
+        let other = Accessor::new("b", [Role::new("other")]);
+        let req = |acc, purpose, kind, action| AccessRequest {
+            accessor: acc,
+            purpose,
+            kind,
+            action,
+        };
+        assert_eq!(
+            p.decide(&req(
+                &agent,
+                "service",
+                FieldKind::PhoneNumber,
+                Action::Reveal
+            )),
+            Decision::Allow
+        );
+        let denied = Decision::Deny(DenyReason::NotPermitted);
+        assert_eq!(
+            p.decide(&req(
+                &other,
+                "service",
+                FieldKind::PhoneNumber,
+                Action::Reveal
+            )),
+            denied
+        );
+        assert_eq!(
+            p.decide(&req(
+                &agent,
+                Marketing::LABEL,
+                FieldKind::PhoneNumber,
+                Action::Reveal
+            )),
+            denied
+        );
+        assert_eq!(
+            p.decide(&req(&agent, "service", FieldKind::Email, Action::Reveal)),
+            denied
+        );
+        assert_eq!(
+            p.decide(&req(
+                &agent,
+                "service",
+                FieldKind::PhoneNumber,
+                Action::Mask
+            )),
+            denied
+        );
+    }
+
+    #[test]
+    fn action_labels_roundtrip() {
+        for a in Action::ALL {
+            assert_eq!(Action::from_label(a.label()), Some(a));
+        }
+        assert_eq!(Action::from_label("nope"), None);
+    }
+}
