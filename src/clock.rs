@@ -2,6 +2,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(any(
+    test,
+    not(any(target_os = "linux", target_os = "android", target_os = "freebsd"))
+))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of the current time in whole seconds since the Unix epoch (UTC).
@@ -11,15 +15,44 @@ pub trait Clock: Send + Sync + fmt::Debug {
 }
 
 /// The system's wall clock.
+///
+/// On Linux, Android and FreeBSD it reads `CLOCK_REALTIME_COARSE` (the time at the last kernel
+/// tick, a few milliseconds behind at most), which costs about 1 ns instead of about 30 ns: the
+/// clock is read on every seal and reveal, and only whole seconds are kept.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    fn now(&self) -> u64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        // A clock before 1970 reads as 0 rather than failing every seal.
+        u64::try_from(t.tv_sec).unwrap_or(0)
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     fn now(&self) -> u64 {
         // A clock before 1970 reads as 0 rather than failing every seal.
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_agrees_with_std() {
+        let std_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ours = SystemClock.now();
+        assert!(
+            ours + 1 >= std_now && ours <= std_now + 1,
+            "{ours} vs {std_now}"
+        );
     }
 }
 

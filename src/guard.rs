@@ -15,7 +15,7 @@ use crate::error::{ConfigError, Error, FormatError};
 use crate::field::Field;
 use crate::keys::Keyring;
 use crate::policy::{AccessPolicy, AccessRequest, Accessor, Action, Decision};
-use crate::purpose::Purpose;
+use crate::purpose::{Purpose, PurposeId};
 use crate::random::{RandomSource, SystemRandom};
 use crate::sealed::Sealed;
 use crate::secret::Revealed;
@@ -255,6 +255,7 @@ impl Guard {
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
         let ctx = context.encoded()?;
         let env = sealed.parsed();
+        let purpose = PurposeId::of::<P>();
         let decision = self.policy.decide(&AccessRequest {
             accessor,
             purpose: P::LABEL,
@@ -264,7 +265,7 @@ impl Guard {
         let mut event = AuditEvent {
             time: self.clock.now(),
             accessor,
-            purpose: P::LABEL,
+            purpose: &purpose,
             kind: F::KIND,
             action,
             outcome: match decision {

@@ -110,8 +110,15 @@ pub mod builtin {
 /// assert!(PurposeId::new("Marketing!").is_err());
 /// # Ok::<(), fieldseal::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PurposeId(Arc<str>);
+#[derive(Clone)]
+pub struct PurposeId(Repr);
+
+/// Labels of `Purpose` types are `'static` and need no allocation; runtime labels are shared.
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
 
 impl PurposeId {
     /// A purpose from its label.
@@ -121,32 +128,59 @@ impl PurposeId {
     /// starting with a letter.
     pub fn new(label: &str) -> Result<Self, crate::Error> {
         if is_valid_label(label) {
-            Ok(Self(Arc::from(label)))
+            Ok(Self(Repr::Shared(Arc::from(label))))
         } else {
             Err(FormatError::InvalidPurposeLabel.into())
         }
     }
 
-    /// The runtime form of the marker type `P`.
+    /// The runtime form of the marker type `P` (no allocation).
     pub fn of<P: Purpose>() -> Self {
-        Self(Arc::from(P::LABEL))
+        Self(Repr::Static(P::LABEL))
     }
 
     /// The label.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for PurposeId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for PurposeId {}
+
+impl std::hash::Hash for PurposeId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for PurposeId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PurposeId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl fmt::Debug for PurposeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PurposeId({})", self.0)
+        write!(f, "PurposeId({})", self.as_str())
     }
 }
 
 impl fmt::Display for PurposeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -62,7 +62,7 @@ impl Outcome {
 pub struct AuditEvent<'a> {
     pub(crate) time: u64,
     pub(crate) accessor: &'a Accessor,
-    pub(crate) purpose: &'a str,
+    pub(crate) purpose: &'a PurposeId,
     pub(crate) kind: FieldKind,
     pub(crate) action: Action,
     pub(crate) outcome: Outcome,
@@ -82,7 +82,7 @@ impl<'a> AuditEvent<'a> {
         self.accessor
     }
     /// The purpose.
-    pub fn purpose(&self) -> &'a str {
+    pub fn purpose(&self) -> &'a PurposeId {
         self.purpose
     }
     /// The field kind.
@@ -167,9 +167,7 @@ impl AuditRecord {
             time: e.time,
             principal: e.accessor.principal().clone(),
             roles: Arc::clone(e.accessor.roles_arc()),
-            // Labels reaching sinks come from validated envelopes or `Purpose` types.
-            purpose: PurposeId::new(e.purpose)
-                .unwrap_or_else(|_| unreachable!("purpose labels are validated before audit")),
+            purpose: e.purpose.clone(),
             kind: e.kind,
             action: e.action,
             outcome: e.outcome,

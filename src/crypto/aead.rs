@@ -1,8 +1,11 @@
 //! AES-256-GCM under epoch keys, with the associated data assembled from header and context.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use std::cell::RefCell;
+
+use aes_gcm::aead::{AeadInOut, Nonce, Tag};
+use aes_gcm::{Aes256Gcm, KeyInit};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::kdf::{self, COMMITMENT_LEN};
 
@@ -25,7 +28,7 @@ impl EpochKey {
     pub(crate) fn derive(purpose_key: &[u8; 32], salt: [u8; SALT_LEN]) -> Self {
         let (key, commitment) = kdf::epoch_key(purpose_key, &salt);
         Self {
-            cipher: Aes256Gcm::new(key.as_ref().into()),
+            cipher: Aes256Gcm::new((&*key).into()),
             commitment,
             salt,
         }
@@ -52,9 +55,10 @@ impl EpochKey {
         context: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], ()> {
+        let nonce: &Nonce<Aes256Gcm> = nonce.into();
         with_aad(header, context, |aad| {
             self.cipher
-                .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
+                .encrypt_inout_detached(nonce, aad, buf.into())
                 .map(Into::into)
                 .map_err(|_| ())
         })
@@ -69,31 +73,44 @@ impl EpochKey {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), ()> {
-        if nonce.len() != NONCE_LEN || tag.len() != TAG_LEN {
-            return Err(());
-        }
+        let nonce = <&Nonce<Aes256Gcm>>::try_from(nonce).map_err(|_| ())?;
+        let tag = <&Tag<Aes256Gcm>>::try_from(tag).map_err(|_| ())?;
         with_aad(header, context, |aad| {
             self.cipher
-                .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
+                .decrypt_inout_detached(nonce, aad, buf.into(), tag)
                 .map_err(|_| ())
         })
     }
 }
 
-/// Runs `f` on `header || context`, assembled on the stack when small (the common case).
+/// Runs `f` on `header || context`, assembled in a per-thread scratch buffer (AES-GCM takes the
+/// associated data as one slice). Neither part is secret, but context values may identify people:
+/// the buffer is overwritten by the next call and zeroized when the thread exits.
 fn with_aad<R>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    const STACK: usize = 384;
-    let len = header.len() + context.len();
-    if len <= STACK {
-        let mut buf = [0u8; STACK];
-        buf[..header.len()].copy_from_slice(header);
-        buf[header.len()..len].copy_from_slice(context);
-        f(&buf[..len])
-    } else {
-        let mut v = Vec::with_capacity(len);
+    thread_local! {
+        static SCRATCH: RefCell<Zeroizing<Vec<u8>>> =
+            RefCell::new(Zeroizing::new(Vec::with_capacity(512)));
+    }
+    let assemble = |v: &mut Vec<u8>| {
+        v.clear();
         v.extend_from_slice(header);
         v.extend_from_slice(context);
-        f(&v)
+    };
+    let mut f = Some(f);
+    let reused = SCRATCH.try_with(|cell| {
+        // Re-entrance (a custom random source sealing from inside `fill`) gets its own buffer.
+        let mut v = cell.try_borrow_mut().ok()?;
+        assemble(&mut v);
+        f.take().map(|f| f(&v))
+    });
+    match (reused, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => {
+            let mut v = Vec::with_capacity(header.len() + context.len());
+            assemble(&mut v);
+            f(&v)
+        }
+        (_, None) => unreachable!("the closure runs at most once"),
     }
 }
 
@@ -106,7 +123,7 @@ pub(crate) fn aes256gcm_encrypt(
 ) -> Vec<u8> {
     let cipher = Aes256Gcm::new(key.into());
     let mut buf = plaintext.to_vec();
-    match cipher.encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut buf) {
+    match cipher.encrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into()) {
         Ok(tag) => {
             buf.extend_from_slice(&tag);
             buf
@@ -126,13 +143,9 @@ pub(crate) fn aes256gcm_decrypt(
     let (ct, tag) = ciphertext_and_tag.split_at(split);
     let cipher = Aes256Gcm::new(key.into());
     let mut buf = ct.to_vec();
+    let tag = <&Tag<Aes256Gcm>>::try_from(tag).ok()?;
     cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(nonce),
-            aad,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
+        .decrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into(), tag)
         .ok()?;
     Some(buf)
 }

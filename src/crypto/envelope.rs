@@ -80,24 +80,31 @@ pub(crate) const fn header_len(purpose_len: usize, subject_key: bool) -> usize {
 /// Appends a version-1 header. The purpose label must already be valid.
 pub(crate) fn write_header(out: &mut Vec<u8>, h: &HeaderFields<'_>) {
     debug_assert!(is_valid_label(h.purpose));
-    out.push(VERSION_1);
-    out.push(h.kind.code());
-    out.push(if h.subject_key_id.is_some() {
+    // Assembled in a fixed array and appended once: cheaper than many small pushes.
+    let mut buf = [0u8; header_len(MAX_PURPOSE_LABEL, true)];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    let flags = if h.subject_key_id.is_some() {
         FLAG_SUBJECT_KEY
     } else {
         0
-    });
-    // Valid labels are at most 32 bytes.
-    out.push(h.purpose.len() as u8);
-    out.extend_from_slice(h.purpose.as_bytes());
-    out.extend_from_slice(&h.key_version.get().to_be_bytes());
-    out.extend_from_slice(&h.sealed_at.to_be_bytes());
+    };
+    // Valid labels are 1-32 bytes, so the length fits in a byte and the buffer.
+    let label = &h.purpose.as_bytes()[..h.purpose.len().min(MAX_PURPOSE_LABEL)];
+    put(&[VERSION_1, h.kind.code(), flags, label.len() as u8]);
+    put(label);
+    put(&h.key_version.get().to_be_bytes());
+    put(&h.sealed_at.to_be_bytes());
     if let Some(s) = h.subject_key_id {
-        out.extend_from_slice(s);
+        put(s);
     }
-    out.extend_from_slice(h.salt);
-    out.extend_from_slice(h.commitment);
-    out.extend_from_slice(h.nonce);
+    put(h.salt);
+    put(h.commitment);
+    put(h.nonce);
+    out.extend_from_slice(&buf[..at]);
 }
 
 /// A parsed, structurally valid envelope borrowing its bytes.

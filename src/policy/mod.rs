@@ -3,7 +3,6 @@
 //! [`AccessPolicy`] is the hook the [`Guard`](crate::Guard) asks before every reveal or mask.
 //! [`AllowList`] is a simple exact-match implementation for tests and small services.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -231,7 +230,9 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct AllowList {
-    grants: HashSet<(Role, PurposeId, FieldKind, Action)>,
+    /// Unique grants. A vector: lists are short, and a scan compares kind and action (one byte
+    /// each) before any string, with no hashing or allocation per decision.
+    grants: Vec<(FieldKind, Action, PurposeId, Role)>,
 }
 
 impl AllowList {
@@ -255,15 +256,17 @@ impl AllowList {
         kind: FieldKind,
         action: Action,
     ) -> Self {
-        self.grants.insert((role, purpose, kind, action));
+        let grant = (kind, action, purpose, role);
+        if !self.grants.contains(&grant) {
+            self.grants.push(grant);
+        }
         self
     }
 
     fn grants(&self, role: &Role, purpose: &str, kind: FieldKind, action: Action) -> bool {
-        // Small sets: a linear scan avoids allocating a PurposeId per lookup.
-        self.grants
-            .iter()
-            .any(|(r, p, k, a)| r == role && p.as_str() == purpose && *k == kind && *a == action)
+        self.grants.iter().any(|(k, a, p, r)| {
+            *k == kind && *a == action && p.as_str() == purpose && r.as_str() == role.as_str()
+        })
     }
 }
 

@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fieldseal::internal::fuzzing::field::<fieldseal::PostalAddress>(data)
+});
