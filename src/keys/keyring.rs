@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+
+use crossbeam_utils::sync::ShardedLock;
 
 use rustc_hash::FxHashMap;
 
@@ -84,8 +86,10 @@ pub struct Keyring {
     roots: BTreeMap<KeyVersion, RootPrk>,
     active: KeyVersion,
     minimum: KeyVersion,
-    seal_slots: RwLock<FxHashMap<SlotKey, Arc<SealSlot>>>,
-    open_cache: RwLock<FxHashMap<OpenKey, Arc<EpochKey>>>,
+    // Sharded: readers on different threads lock different shards, so the hot path shares no
+    // written cache line between cores. Writes (a new epoch or key) lock every shard.
+    seal_slots: ShardedLock<FxHashMap<SlotKey, Arc<SealSlot>>>,
+    open_cache: ShardedLock<FxHashMap<OpenKey, Arc<EpochKey>>>,
     epoch_limit: u64,
 }
 
@@ -167,8 +171,8 @@ impl KeyringBuilder {
             roots,
             active,
             minimum,
-            seal_slots: RwLock::default(),
-            open_cache: RwLock::default(),
+            seal_slots: ShardedLock::new(FxHashMap::default()),
+            open_cache: ShardedLock::new(FxHashMap::default()),
             epoch_limit: self.epoch_limit.unwrap_or(EPOCH_LIMIT),
         })
     }
