@@ -425,4 +425,53 @@ mod tests {
         let long = format!("fs1:{}", "A".repeat(MAX_TEXT_LEN));
         assert!(matches!(from_text(&long), Err(FormatError::TooLong { .. })));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn header_write_parse_roundtrip(
+            kind_code in 1u8..=8,
+            label in "[a-z][a-z0-9_]{0,31}",
+            version in 1u32..,
+            sealed_at in proptest::prelude::any::<u64>(),
+            subject in proptest::option::of(proptest::prelude::any::<[u8; 16]>()),
+            salt in proptest::prelude::any::<[u8; 16]>(),
+            commitment in proptest::prelude::any::<[u8; 16]>(),
+            nonce in proptest::prelude::any::<[u8; 12]>(),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..200),
+        ) {
+            let kind = FieldKind::from_code(kind_code).unwrap_or_else(|| unreachable!());
+            let key_version = KeyVersion::new(version).unwrap_or_else(|| unreachable!());
+            let mut v = Vec::new();
+            write_header(&mut v, &HeaderFields {
+                kind,
+                purpose: &label,
+                key_version,
+                sealed_at,
+                subject_key_id: subject.as_ref(),
+                salt: &salt,
+                commitment: &commitment,
+                nonce: &nonce,
+            });
+            proptest::prop_assert_eq!(v.len(), header_len(label.len(), subject.is_some()));
+            v.extend_from_slice(&body);
+            let p = parse(&v).unwrap_or_else(|e| panic!("{e}"));
+            proptest::prop_assert_eq!(p.kind, kind);
+            proptest::prop_assert_eq!(p.purpose, label.as_str());
+            proptest::prop_assert_eq!(p.key_version, key_version);
+            proptest::prop_assert_eq!(p.sealed_at, sealed_at);
+            proptest::prop_assert_eq!(p.subject_key_id.copied(), subject);
+            proptest::prop_assert_eq!(p.salt, &salt);
+            proptest::prop_assert_eq!(p.commitment, &commitment[..]);
+            proptest::prop_assert_eq!(p.nonce, &nonce);
+            proptest::prop_assert_eq!(p.ciphertext.len() + p.tag.len(), body.len());
+            proptest::prop_assert_eq!(from_text(&to_text(&v)), Ok(v.clone()));
+        }
+
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), text in "\\PC{0,200}") {
+            let _ = parse(&bytes);
+            let _ = from_text(&text);
+            let _ = from_text(&format!("fs1:{text}"));
+        }
+    }
 }
