@@ -1,9 +1,10 @@
 //! The keyring: versioned root keys and caches of derived epoch keys.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use crossbeam_utils::sync::ShardedLock;
 
@@ -32,6 +33,10 @@ struct Label {
 }
 
 impl Label {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     fn new(label: &str) -> Self {
         let mut bytes = [0u8; MAX_PURPOSE_LABEL];
         let n = label.len().min(MAX_PURPOSE_LABEL);
@@ -43,10 +48,14 @@ impl Label {
     }
 }
 
+/// Identifies a thread's sealing epoch: keyring, kind, and the label's address and length (cheap
+/// to hash; the label's bytes are compared on every hit, so a reused address cannot alias).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct SlotKey {
+    keyring: u64,
     kind: u8,
-    label: Label,
+    label_addr: usize,
+    label_len: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,11 +67,27 @@ struct OpenKey {
     salt: [u8; SALT_LEN],
 }
 
-/// The sealing epoch of one (purpose, kind) under the active key.
-struct SealSlot {
-    key: Arc<EpochKey>,
-    used: AtomicU64,
+/// A thread's sealing epoch for one (keyring, purpose, kind) under the active key.
+///
+/// Epochs are per thread: the counter is thread-local (no shared atomic on the hot path) and every
+/// thread draws its own salt. The key is held weakly: the keyring's cache owns it, so dropping the
+/// keyring destroys (and zeroizes) the key even while threads live on.
+struct LocalSlot {
+    label: Label,
+    key: Weak<EpochKey>,
+    used: u64,
 }
+
+/// Thread-local sealing slots; emptied of dead entries (and if need be cleared) at this size.
+const LOCAL_SLOTS_CAP: usize = 256;
+
+thread_local! {
+    static LOCAL_SLOTS: RefCell<FxHashMap<SlotKey, LocalSlot>> =
+        RefCell::new(FxHashMap::default());
+}
+
+/// Source of unique keyring ids, so thread-local slots never outlive or cross keyrings.
+static NEXT_KEYRING_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Versioned root keys: one active for sealing, all at or above a minimum version for opening.
 ///
@@ -83,12 +108,13 @@ struct SealSlot {
 /// # Ok::<(), fieldseal::Error>(())
 /// ```
 pub struct Keyring {
+    id: u64,
     roots: BTreeMap<KeyVersion, RootPrk>,
     active: KeyVersion,
     minimum: KeyVersion,
     // Sharded: readers on different threads lock different shards, so the hot path shares no
-    // written cache line between cores. Writes (a new epoch or key) lock every shard.
-    seal_slots: ShardedLock<FxHashMap<SlotKey, Arc<SealSlot>>>,
+    // written cache line between cores. Writes (a new epoch or key) lock every shard. It also
+    // owns the sealing epochs that threads hold weakly.
     open_cache: ShardedLock<FxHashMap<OpenKey, Arc<EpochKey>>>,
     epoch_limit: u64,
 }
@@ -168,10 +194,10 @@ impl KeyringBuilder {
             return Err(ConfigError::ActiveBelowMinimum.into());
         }
         Ok(Keyring {
+            id: NEXT_KEYRING_ID.fetch_add(1, Ordering::Relaxed),
             roots,
             active,
             minimum,
-            seal_slots: ShardedLock::new(FxHashMap::default()),
             open_cache: ShardedLock::new(FxHashMap::default()),
             epoch_limit: self.epoch_limit.unwrap_or(EPOCH_LIMIT),
         })
@@ -221,41 +247,63 @@ impl Keyring {
         f: impl FnOnce(KeyVersion, &EpochKey) -> R,
     ) -> Result<R, Error> {
         let sk = SlotKey {
+            keyring: self.id,
             kind: kind.code(),
-            label: Label::new(purpose),
+            label_addr: purpose.as_ptr() as usize,
+            label_len: purpose.len(),
         };
-        {
-            let slots = self.seal_slots.read().map_err(|_| KeyError::NoActiveKey)?;
-            if let Some(slot) = slots.get(&sk) {
-                if slot.used.fetch_add(1, Ordering::Relaxed) < self.epoch_limit {
-                    return Ok(f(self.active, &slot.key));
+        let limit = self.epoch_limit;
+        let current = LOCAL_SLOTS
+            .try_with(|cell| {
+                let mut slots = cell.try_borrow_mut().ok()?;
+                let slot = slots.get_mut(&sk)?;
+                if slot.used >= limit || slot.label.as_bytes() != purpose.as_bytes() {
+                    return None;
                 }
-            }
+                let key = slot.key.upgrade()?;
+                slot.used += 1;
+                Some(key)
+            })
+            .ok()
+            .flatten();
+        if let Some(key) = current {
+            return Ok(f(self.active, &key));
         }
-        // New epoch: first use, or the old epoch is spent.
+        // New epoch for this thread: first use, the old one is spent, or its key was dropped.
         let root = self.roots.get(&self.active).ok_or(KeyError::NoActiveKey)?;
         let mut salt = [0u8; SALT_LEN];
         rng.fill(&mut salt)?;
         let pk = root.purpose_key(purpose, kind, None);
         let key = Arc::new(EpochKey::derive(&pk, salt));
-        let slot = Arc::new(SealSlot {
-            key: Arc::clone(&key),
-            used: AtomicU64::new(1),
-        });
+        let label = Label::new(purpose);
         self.remember(
             OpenKey {
                 version: self.active.get(),
                 kind: kind.code(),
-                label: sk.label,
+                label,
                 subject: None,
                 salt,
             },
             Arc::clone(&key),
         );
-        self.seal_slots
-            .write()
-            .map_err(|_| KeyError::NoActiveKey)?
-            .insert(sk, slot);
+        let _ = LOCAL_SLOTS.try_with(|cell| {
+            if let Ok(mut slots) = cell.try_borrow_mut() {
+                if slots.len() >= LOCAL_SLOTS_CAP {
+                    slots.retain(|_, s| s.key.strong_count() > 0);
+                    if slots.len() >= LOCAL_SLOTS_CAP {
+                        slots.clear();
+                    }
+                }
+                slots.insert(
+                    sk,
+                    LocalSlot {
+                        label,
+                        key: Arc::downgrade(&key),
+                        used: 1,
+                    },
+                );
+            }
+        });
         Ok(f(self.active, &key))
     }
 
@@ -387,5 +435,72 @@ mod tests {
         assert_ne!(salts[2], salts[3]);
         assert_eq!(salts[3], salts[5]);
         assert_ne!(salts[5], salts[6]);
+    }
+
+    fn salt_of(ring: &Keyring, purpose: &str) -> [u8; 16] {
+        ring.with_sealing_key(
+            purpose,
+            FieldKind::Text,
+            &crate::random::SystemRandom,
+            |_, k| *k.salt(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn epochs_are_per_thread_and_per_keyring() {
+        let ring = Keyring::single(RootKey::from_bytes([1; 32])).unwrap_or_else(|e| panic!("{e}"));
+        let here = salt_of(&ring, "service");
+        assert_eq!(salt_of(&ring, "service"), here);
+        assert_ne!(salt_of(&ring, "marketing"), here);
+        let there = std::thread::scope(|s| {
+            s.spawn(|| salt_of(&ring, "service"))
+                .join()
+                .unwrap_or_else(|_| panic!("thread panicked"))
+        });
+        assert_ne!(there, here, "each thread draws its own epoch");
+        // Same key bytes, new keyring: never reuses the old keyring's epoch.
+        let again = Keyring::single(RootKey::from_bytes([1; 32])).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(salt_of(&again, "service"), here);
+    }
+
+    #[test]
+    fn dropping_the_keyring_drops_thread_epochs() {
+        let ring = Keyring::single(RootKey::from_bytes([2; 32])).unwrap_or_else(|e| panic!("{e}"));
+        let weak = ring
+            .with_sealing_key(
+                "service",
+                FieldKind::Text,
+                &crate::random::SystemRandom,
+                |_, _| {
+                    LOCAL_SLOTS.with(|c| {
+                        c.borrow()
+                            .values()
+                            .map(|s| s.key.clone())
+                            .collect::<Vec<_>>()
+                    })
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(weak.iter().any(|w| w.strong_count() > 0));
+        let live_before = weak.iter().filter(|w| w.strong_count() > 0).count();
+        drop(ring);
+        let live_after = weak.iter().filter(|w| w.strong_count() > 0).count();
+        assert_eq!(
+            live_before - live_after,
+            1,
+            "the dropped keyring's epoch key is gone"
+        );
+    }
+
+    #[test]
+    fn a_label_at_a_reused_address_does_not_alias() {
+        let ring = Keyring::single(RootKey::from_bytes([3; 32])).unwrap_or_else(|e| panic!("{e}"));
+        // Two different labels at the same address and length.
+        let mut buf = String::from("service");
+        let a = salt_of(&ring, &buf);
+        buf.replace_range(.., "servicf");
+        let b = salt_of(&ring, &buf);
+        assert_ne!(a, b);
     }
 }
