@@ -174,9 +174,12 @@ impl Guard {
                 if body_len > MAX_PLAINTEXT.min(F::MAX_CANONICAL_LEN) {
                     return Err(Error::Format(FormatError::CiphertextLength));
                 }
-                // Exact capacity: the buffer never reallocates, so no unzeroized copy of the
-                // plaintext is left behind in freed memory.
-                let mut out = Vec::with_capacity(header_len + body_len + TAG_LEN);
+                // Layout while encrypting: header ‖ context ‖ plaintext, so the associated data
+                // (header ‖ context) is one slice without a copy; the context is then cut out.
+                // The capacity is exact: the buffer never reallocates, so no unzeroized copy of
+                // the plaintext is left behind in freed memory.
+                let aad_len = header_len + ctx.len();
+                let mut out = Vec::with_capacity(aad_len + body_len + TAG_LEN);
                 envelope::write_header(
                     &mut out,
                     &HeaderFields {
@@ -190,10 +193,17 @@ impl Guard {
                         nonce: &nonce,
                     },
                 );
+                out.extend_from_slice(ctx);
                 value.write_canonical(&mut out);
-                let (header, body) = out.split_at_mut(header_len);
-                match key.seal_in_place(&nonce, header, ctx, body) {
+                let (aad, body) = out.split_at_mut(aad_len);
+                match key.seal_in_place(&nonce, aad, body) {
                     Ok(tag) => {
+                        // Ciphertext moves over the context; the context bytes left in spare
+                        // capacity (when the value is shorter than the context) are wiped.
+                        out.copy_within(aad_len.., header_len);
+                        let len = header_len + body_len;
+                        out[len..].zeroize();
+                        out.truncate(len);
                         out.extend_from_slice(&tag);
                         Ok(Sealed::from_trusted(out))
                     }
@@ -225,7 +235,7 @@ impl Guard {
     ) -> Result<Revealed<F>, Error> {
         let site = Location::caller();
         let plain = self.open(accessor, sealed, context, Action::Reveal, site)?;
-        Ok(Revealed::new(F::from_canonical(&plain)?))
+        Ok(Revealed::new(F::from_canonical(plain.bytes())?))
     }
 
     /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
@@ -242,7 +252,7 @@ impl Guard {
     ) -> Result<String, Error> {
         let site = Location::caller();
         let plain = self.open(accessor, sealed, context, Action::Mask, site)?;
-        Ok(F::from_canonical(&plain)?.mask())
+        Ok(F::from_canonical(plain.bytes())?.mask())
     }
 
     fn open<F: Field, P: Purpose>(
@@ -252,7 +262,7 @@ impl Guard {
         context: &Context,
         action: Action,
         site: &'static Location<'static>,
-    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+    ) -> Result<Opened, Error> {
         let ctx = context.encoded()?;
         let env = sealed.parsed();
         let purpose = PurposeId::of::<P>();
@@ -283,9 +293,16 @@ impl Guard {
             return Err(Error::Denied { reason });
         }
         let opened = self.keyring.with_opening_key(&env, |key| {
-            let mut buf = Zeroizing::new(env.ciphertext.to_vec());
-            key.open_in_place(env.nonce, env.header, ctx, &mut buf, env.tag)
-                .map(|()| buf)
+            // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
+            // and the plaintext appears in place after it.
+            let aad_len = env.header.len() + ctx.len();
+            let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
+            buf.extend_from_slice(env.header);
+            buf.extend_from_slice(ctx);
+            buf.extend_from_slice(env.ciphertext);
+            let (aad, body) = buf.split_at_mut(aad_len);
+            key.open_in_place(env.nonce, aad, body, env.tag)
+                .map(|()| Opened { buf, at: aad_len })
                 .map_err(|()| Error::Integrity)
         });
         let result = opened.and_then(|r| r);
@@ -299,5 +316,17 @@ impl Guard {
             let _ = self.audit.record(&event);
         }
         result
+    }
+}
+
+/// Decrypted canonical bytes inside the (zeroized-on-drop) buffer they were decrypted in.
+struct Opened {
+    buf: Zeroizing<Vec<u8>>,
+    at: usize,
+}
+
+impl Opened {
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.at..).unwrap_or_default()
     }
 }

@@ -1,11 +1,8 @@
 //! AES-256-GCM under epoch keys, with the associated data assembled from header and context.
 
-use std::cell::RefCell;
-
 use aes_gcm::aead::{AeadInOut, Nonce, Tag};
 use aes_gcm::{Aes256Gcm, KeyInit};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
 use super::kdf::{self, COMMITMENT_LEN};
 
@@ -47,70 +44,33 @@ impl EpochKey {
         self.commitment.ct_eq(stored).into()
     }
 
-    /// Encrypts `buf` in place; returns the tag.
+    /// Encrypts `buf` in place under the complete associated data `aad` (header ‖ context);
+    /// returns the tag.
     pub(crate) fn seal_in_place(
         &self,
         nonce: &[u8; NONCE_LEN],
-        header: &[u8],
-        context: &[u8],
+        aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], ()> {
-        let nonce: &Nonce<Aes256Gcm> = nonce.into();
-        with_aad(header, context, |aad| {
-            self.cipher
-                .encrypt_inout_detached(nonce, aad, buf.into())
-                .map(Into::into)
-                .map_err(|_| ())
-        })
+        self.cipher
+            .encrypt_inout_detached(nonce.into(), aad, buf.into())
+            .map(Into::into)
+            .map_err(|_| ())
     }
 
-    /// Decrypts `buf` in place, verifying `tag`.
+    /// Decrypts `buf` in place under the complete associated data `aad`, verifying `tag`.
     pub(crate) fn open_in_place(
         &self,
         nonce: &[u8],
-        header: &[u8],
-        context: &[u8],
+        aad: &[u8],
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), ()> {
         let nonce = <&Nonce<Aes256Gcm>>::try_from(nonce).map_err(|_| ())?;
         let tag = <&Tag<Aes256Gcm>>::try_from(tag).map_err(|_| ())?;
-        with_aad(header, context, |aad| {
-            self.cipher
-                .decrypt_inout_detached(nonce, aad, buf.into(), tag)
-                .map_err(|_| ())
-        })
-    }
-}
-
-/// Runs `f` on `header || context`, assembled in a per-thread scratch buffer (AES-GCM takes the
-/// associated data as one slice). Neither part is secret, but context values may identify people:
-/// the buffer is overwritten by the next call and zeroized when the thread exits.
-fn with_aad<R>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    thread_local! {
-        static SCRATCH: RefCell<Zeroizing<Vec<u8>>> =
-            RefCell::new(Zeroizing::new(Vec::with_capacity(512)));
-    }
-    let assemble = |v: &mut Vec<u8>| {
-        v.clear();
-        v.extend_from_slice(header);
-        v.extend_from_slice(context);
-    };
-    let mut f = Some(f);
-    let reused = SCRATCH.try_with(|cell| {
-        // Re-entrance (a custom random source sealing from inside `fill`) gets its own buffer.
-        let mut v = cell.try_borrow_mut().ok()?;
-        assemble(&mut v);
-        f.take().map(|f| f(&v))
-    });
-    match (reused, f) {
-        (Ok(Some(r)), _) => r,
-        (_, Some(f)) => {
-            let mut v = Vec::with_capacity(header.len() + context.len());
-            assemble(&mut v);
-            f(&v)
-        }
-        (_, None) => unreachable!("the closure runs at most once"),
+        self.cipher
+            .decrypt_inout_detached(nonce, aad, buf.into(), tag)
+            .map_err(|_| ())
     }
 }
 
