@@ -329,7 +329,7 @@ impl Guard {
             return Err((DenyReason::Expired, Check::Retention));
         }
         if let Some(region) = accessor.region() {
-            if region != &*rules.home_region {
+            if region != rules.home_region.as_str() {
                 let ok = match rules.cross_border {
                     CrossBorderRule::Allow => true,
                     CrossBorderRule::Deny => false,
@@ -354,19 +354,17 @@ impl Guard {
         let ctx = context.encoded()?;
         let env = sealed.parsed();
         let purpose = PurposeId::of::<P>();
-        let mut decision = self.policy.decide(&AccessRequest {
+        let (mut decision, rules) = self.policy.decide_with_rules(&AccessRequest {
             accessor,
             purpose: P::LABEL,
             kind: F::KIND,
             action,
         });
-        if decision == Decision::Allow {
-            if let Some(rules) = self.policy.purpose_rules(P::LABEL) {
-                if let Err((reason, _)) =
-                    self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
-                {
-                    decision = Decision::Deny(reason);
-                }
+        if let (Decision::Allow, Some(rules)) = (decision, rules) {
+            if let Err((reason, _)) =
+                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+            {
+                decision = Decision::Deny(reason);
             }
         }
         let mut event = AuditEvent {

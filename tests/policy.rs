@@ -191,7 +191,7 @@ fn reference_decision_matrix() {
 #[test]
 fn reference_metadata() {
     let m = Manifest::from_toml(REFERENCE).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(m.home_region(), "CN");
+    assert_eq!(m.home_region().as_str(), "CN");
     assert_eq!(m.cross_border(), CrossBorderRule::Consent);
     let mk = m
         .purpose("marketing")
@@ -334,7 +334,7 @@ fn every_lint_class() {
         v2,
         Err(ManifestError::Lint(vec![
             LintError::UnsupportedVersion(2),
-            LintError::EmptyHomeRegion
+            LintError::InvalidHomeRegion(" ".into())
         ]))
     );
     println!("lint classes: {} cases", n + 1);

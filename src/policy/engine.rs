@@ -8,6 +8,7 @@
 //! both engines are tested to agree.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,17 @@ const MAX_CACHED_ROLES: usize = 8;
 const MAX_CACHE_ENTRIES: usize = 4096;
 /// One slot per field-kind code (codes start at 1).
 const KIND_SLOTS: usize = 9;
+
+/// Snapshot identities, unique in the process: a thread's first-level cache belongs to exactly
+/// one snapshot and is ignored (then cleared) under any other.
+static NEXT_SNAPSHOT: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// First-level decision cache per thread: hits touch no shared memory, so readers on
+    /// different cores do not contend. Keyed like the shared cache, tagged with its snapshot.
+    static LOCAL: RefCell<(u64, FxHashMap<CacheKey, Cached>)> =
+        RefCell::new((0, FxHashMap::default()));
+}
 
 fn bit(action: Action) -> u8 {
     1 << (action as u8)
@@ -285,11 +297,26 @@ struct Snapshot {
     table: Table,
     #[cfg(feature = "casbin")]
     casbin: Option<super::casbin::CasbinPolicy>,
-    cache: RwLock<FxHashMap<CacheKey, Decision>>,
+    cache: RwLock<FxHashMap<CacheKey, Cached>>,
     version: u64,
+    id: u64,
+}
+
+/// A cached decision with the purpose's rules, so the guard gets both from one lookup.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    decision: Decision,
+    rules: Option<PurposeRules>,
 }
 
 impl Snapshot {
+    fn cached_uncached(&self, req: &AccessRequest<'_>) -> Cached {
+        Cached {
+            decision: self.decide_uncached(req),
+            rules: self.manifest.purpose(req.purpose).copied(),
+        }
+    }
+
     fn decide_uncached(&self, req: &AccessRequest<'_>) -> Decision {
         #[cfg(feature = "casbin")]
         if let Some(c) = &self.casbin {
@@ -311,8 +338,10 @@ impl Snapshot {
 /// reload.
 ///
 /// Decisions are cached per (sorted role set, purpose, kind, action), compared in full (never by
-/// hash alone). [`ManifestPolicy::reload`] swaps rules and an empty cache in one atomic step;
-/// readers are never blocked and never see new rules with old cached decisions.
+/// hash alone), in a shared cache and a per-thread first-level cache (so cache hits on different
+/// cores do not contend). Both belong to one compiled snapshot of the rules.
+/// [`ManifestPolicy::reload`] swaps rules and an empty cache in one atomic step; readers are
+/// never blocked and never see new rules with old cached decisions.
 ///
 /// `reveal` implies `mask`: a role granted `reveal` on a kind may also obtain its masked
 /// rendering.
@@ -391,6 +420,7 @@ impl ManifestPolicy {
             casbin,
             cache: RwLock::new(FxHashMap::default()),
             version,
+            id: NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -487,12 +517,12 @@ impl ManifestPolicy {
     }
 }
 
-impl AccessPolicy for ManifestPolicy {
-    fn decide(&self, req: &AccessRequest<'_>) -> Decision {
+impl ManifestPolicy {
+    fn lookup(&self, req: &AccessRequest<'_>) -> Cached {
         let snap = self.state.load();
         let held = req.accessor.roles();
         if held.len() > MAX_CACHED_ROLES {
-            return snap.decide_uncached(req);
+            return snap.cached_uncached(req);
         }
         let mut buf = [""; MAX_CACHED_ROLES];
         for (slot, r) in buf.iter_mut().zip(held) {
@@ -516,31 +546,65 @@ impl AccessPolicy for ManifestPolicy {
             kind: req.kind,
             action: req.action,
         };
-        if let Ok(cache) = snap.cache.read() {
-            if let Some(d) = cache.get(&key as &dyn DynKey) {
-                return *d;
+        let local = LOCAL
+            .try_with(|l| {
+                let l = l.try_borrow().ok()?;
+                if l.0 == snap.id {
+                    l.1.get(&key as &dyn DynKey).copied()
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten();
+        if let Some(d) = local {
+            return d;
+        }
+        let shared = snap
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(&key as &dyn DynKey).copied());
+        let d = shared.unwrap_or_else(|| snap.cached_uncached(req));
+        let owned = || CacheKey {
+            roles: key.roles().map(Box::from).collect(),
+            purpose: req.purpose.into(),
+            kind: req.kind,
+            action: req.action,
+        };
+        if shared.is_none() {
+            if let Ok(mut cache) = snap.cache.write() {
+                if cache.len() >= MAX_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(owned(), d);
             }
         }
-        let d = snap.decide_uncached(req);
-        if let Ok(mut cache) = snap.cache.write() {
-            if cache.len() >= MAX_CACHE_ENTRIES {
-                cache.clear();
+        let _ = LOCAL.try_with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                if l.0 != snap.id || l.1.len() >= MAX_CACHE_ENTRIES {
+                    l.0 = snap.id;
+                    l.1.clear();
+                }
+                l.1.insert(owned(), d);
             }
-            cache.insert(
-                CacheKey {
-                    roles: key.roles().map(Box::from).collect(),
-                    purpose: req.purpose.into(),
-                    kind: req.kind,
-                    action: req.action,
-                },
-                d,
-            );
-        }
+        });
         d
+    }
+}
+
+impl AccessPolicy for ManifestPolicy {
+    fn decide(&self, req: &AccessRequest<'_>) -> Decision {
+        self.lookup(req).decision
+    }
+
+    fn decide_with_rules(&self, req: &AccessRequest<'_>) -> (Decision, Option<PurposeRules>) {
+        let c = self.lookup(req);
+        (c.decision, c.rules)
     }
 
     fn purpose_rules(&self, purpose: &str) -> Option<PurposeRules> {
-        self.state.load().manifest.purpose(purpose).cloned()
+        self.state.load().manifest.purpose(purpose).copied()
     }
 
     fn explain(&self, req: &AccessRequest<'_>) -> Explanation {

@@ -52,8 +52,58 @@ pub enum CrossBorderRule {
     Allow,
 }
 
+/// A region code such as `CN` or `EU-WEST`: 1-16 ASCII letters, digits, `-` or `_`. Stored
+/// inline, so copying purpose rules on every reveal touches no shared memory.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Region {
+    bytes: [u8; Region::MAX],
+    len: u8,
+}
+
+impl Region {
+    /// The longest region code.
+    pub const MAX: usize = 16;
+
+    /// A region code, if valid.
+    pub fn new(code: &str) -> Option<Self> {
+        let b = code.as_bytes();
+        if b.is_empty()
+            || b.len() > Self::MAX
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Self {
+            bytes,
+            len: b.len() as u8,
+        })
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked in `new`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Region({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One purpose's metadata, as the guard needs it for consent, retention and residency checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurposeRules {
     /// The legal basis.
     pub legal_basis: LegalBasis,
@@ -64,7 +114,7 @@ pub struct PurposeRules {
     /// Whether that consent can be withdrawn.
     pub withdrawable: bool,
     /// The home region (e.g. `CN`); accessors elsewhere fall under [`Self::cross_border`].
-    pub home_region: std::sync::Arc<str>,
+    pub home_region: Region,
     /// The cross-border rule.
     pub cross_border: CrossBorderRule,
 }
@@ -98,7 +148,7 @@ pub struct RoleSpec {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    pub(crate) home_region: std::sync::Arc<str>,
+    pub(crate) home_region: Region,
     pub(crate) cross_border: CrossBorderRule,
     pub(crate) categories: BTreeMap<String, BTreeSet<FieldKind>>,
     pub(crate) purposes: BTreeMap<String, PurposeRules>,
@@ -161,8 +211,8 @@ pub enum LintError {
     ConsentBasisWithoutConsent(String),
     /// Role inheritance has a cycle (the roles on it, in order).
     InheritanceCycle(Vec<String>),
-    /// The home region is empty.
-    EmptyHomeRegion,
+    /// The home region is not 1-16 ASCII letters, digits, `-` or `_`.
+    InvalidHomeRegion(String),
     /// A role or recipient name is not `[a-z][a-z0-9_]{0,31}` (names are compiled into engine
     /// policy lines, so no separators are allowed).
     InvalidName(String),
@@ -201,7 +251,9 @@ impl fmt::Display for LintError {
             LintError::InheritanceCycle(c) => {
                 write!(f, "role inheritance cycle: {}", c.join(" -> "))
             }
-            LintError::EmptyHomeRegion => f.write_str("home_region is empty"),
+            LintError::InvalidHomeRegion(r) => {
+                write!(f, "home_region `{r}` is not 1-16 of [A-Za-z0-9_-]")
+            }
             LintError::InvalidName(n) => write!(f, "invalid role or recipient name `{n}`"),
         }
     }
@@ -326,8 +378,8 @@ impl Manifest {
     }
 
     /// The home region.
-    pub fn home_region(&self) -> &str {
-        &self.home_region
+    pub fn home_region(&self) -> Region {
+        self.home_region
     }
 
     /// The cross-border rule.
@@ -407,11 +459,13 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
     if raw.version != MANIFEST_VERSION {
         errs.push(LintError::UnsupportedVersion(raw.version));
     }
-    let region = raw.home_region.trim();
-    if region.is_empty() {
-        errs.push(LintError::EmptyHomeRegion);
-    }
-    let home_region: std::sync::Arc<str> = std::sync::Arc::from(region);
+    let home_region = Region::new(&raw.home_region).unwrap_or_else(|| {
+        errs.push(LintError::InvalidHomeRegion(raw.home_region.clone()));
+        Region {
+            bytes: [0; Region::MAX],
+            len: 0,
+        }
+    });
 
     let mut purposes = BTreeMap::new();
     for (label, p) in &raw.purposes {
@@ -440,7 +494,7 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
                 retention_secs,
                 consent_required,
                 withdrawable: p.withdrawable,
-                home_region: std::sync::Arc::clone(&home_region),
+                home_region,
                 cross_border: raw.cross_border.rule,
             },
         );

@@ -22,7 +22,7 @@ pub use consent::{ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
 pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
 pub use manifest::{
     CrossBorderRule, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ParseError,
-    PurposeRules, RoleSpec,
+    PurposeRules, Region, RoleSpec,
 };
 
 /// The identity of whoever asks to open data (a user, a service, a job).
@@ -284,6 +284,12 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     fn purpose_rules(&self, purpose: &str) -> Option<PurposeRules> {
         let _ = purpose;
         None
+    }
+
+    /// [`AccessPolicy::decide`] and [`AccessPolicy::purpose_rules`] in one call (the guard's hot
+    /// path; implementations may answer both from one cache lookup).
+    fn decide_with_rules(&self, request: &AccessRequest<'_>) -> (Decision, Option<PurposeRules>) {
+        (self.decide(request), self.purpose_rules(request.purpose))
     }
 
     /// Why `request` is allowed or denied. The default reports the decision without a rule.
