@@ -30,15 +30,15 @@ const MAX_CACHE_ENTRIES: usize = 4096;
 /// One slot per field-kind code (codes start at 1).
 const KIND_SLOTS: usize = 9;
 
-/// Snapshot identities, unique in the process: a thread's first-level cache belongs to exactly
-/// one snapshot and is ignored (then cleared) under any other.
-static NEXT_SNAPSHOT: AtomicU64 = AtomicU64::new(1);
+/// Policy identities, unique in the process. A thread's first-level cache is tagged with
+/// (policy id, rules generation) and is ignored (then cleared) under any other tag.
+static NEXT_POLICY: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// First-level decision cache per thread: hits touch no shared memory, so readers on
-    /// different cores do not contend. Keyed like the shared cache, tagged with its snapshot.
-    static LOCAL: RefCell<(u64, FxHashMap<CacheKey, Cached>)> =
-        RefCell::new((0, FxHashMap::default()));
+    /// First-level decision cache per thread: hits read one shared atomic (the generation,
+    /// written only on reload) and no lock, so readers on different cores do not contend.
+    static LOCAL: RefCell<((u64, u64), FxHashMap<CacheKey, Cached>)> =
+        RefCell::new(((0, 0), FxHashMap::default()));
 }
 
 fn bit(action: Action) -> u8 {
@@ -299,7 +299,6 @@ struct Snapshot {
     casbin: Option<super::casbin::CasbinPolicy>,
     cache: RwLock<FxHashMap<CacheKey, Cached>>,
     version: u64,
-    id: u64,
 }
 
 /// A cached decision with the purpose's rules, so the guard gets both from one lookup.
@@ -368,6 +367,11 @@ pub struct ManifestPolicy {
     state: ArcSwap<Snapshot>,
     engine: Engine,
     versions: AtomicU64,
+    /// Unique per policy object, for the per-thread cache tag.
+    id: u64,
+    /// Bumped after every snapshot swap. A reader loads it before the snapshot, so a reader
+    /// that sees the new generation also sees the new snapshot.
+    generation: AtomicU64,
 }
 
 impl fmt::Debug for ManifestPolicy {
@@ -398,6 +402,8 @@ impl ManifestPolicy {
             state: ArcSwap::from_pointee(snap),
             engine,
             versions: AtomicU64::new(1),
+            id: NEXT_POLICY.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -420,7 +426,6 @@ impl ManifestPolicy {
             casbin,
             cache: RwLock::new(FxHashMap::default()),
             version,
-            id: NEXT_SNAPSHOT.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -433,6 +438,7 @@ impl ManifestPolicy {
         let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
         let snap = Self::compile(Arc::new(manifest), self.engine, version)?;
         self.state.store(Arc::new(snap));
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -519,27 +525,25 @@ impl ManifestPolicy {
 
 impl ManifestPolicy {
     fn lookup(&self, req: &AccessRequest<'_>) -> Cached {
-        let snap = self.state.load();
         let held = req.accessor.roles();
         if held.len() > MAX_CACHED_ROLES {
-            return snap.cached_uncached(req);
+            return self.state.load().cached_uncached(req);
         }
+        let tag = (self.id, self.generation.load(Ordering::Acquire));
         let mut buf = [""; MAX_CACHED_ROLES];
         for (slot, r) in buf.iter_mut().zip(held) {
             *slot = r.as_str();
         }
-        let mut n = held.len();
-        let names = &mut buf[..n];
+        let names = &mut buf[..held.len()];
         names.sort_unstable();
         // Deduplicate in place.
-        let mut w = 0;
-        for i in 0..n {
-            if w == 0 || names[i] != names[w - 1] {
-                names[w] = names[i];
-                w += 1;
+        let mut n = 0;
+        for i in 0..names.len() {
+            if n == 0 || names[i] != names[n - 1] {
+                names[n] = names[i];
+                n += 1;
             }
         }
-        n = w;
         let key = Lookup {
             roles: &buf[..n],
             purpose: req.purpose,
@@ -549,7 +553,7 @@ impl ManifestPolicy {
         let local = LOCAL
             .try_with(|l| {
                 let l = l.try_borrow().ok()?;
-                if l.0 == snap.id {
+                if l.0 == tag {
                     l.1.get(&key as &dyn DynKey).copied()
                 } else {
                     None
@@ -560,6 +564,7 @@ impl ManifestPolicy {
         if let Some(d) = local {
             return d;
         }
+        let snap = self.state.load();
         let shared = snap
             .cache
             .read()
@@ -580,10 +585,12 @@ impl ManifestPolicy {
                 cache.insert(owned(), d);
             }
         }
+        // Tagged with the generation read before the snapshot: if a reload raced in between,
+        // the entry carries the old tag and is dropped on the next lookup.
         let _ = LOCAL.try_with(|l| {
             if let Ok(mut l) = l.try_borrow_mut() {
-                if l.0 != snap.id || l.1.len() >= MAX_CACHE_ENTRIES {
-                    l.0 = snap.id;
+                if l.0 != tag || l.1.len() >= MAX_CACHE_ENTRIES {
+                    l.0 = tag;
                     l.1.clear();
                 }
                 l.1.insert(owned(), d);
