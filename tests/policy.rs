@@ -770,3 +770,53 @@ fn casbin_user_model() {
         Err(Error::Engine(_))
     ));
 }
+
+#[test]
+fn reload_invalidates_other_threads_caches() {
+    use std::sync::mpsc;
+    let policy = Arc::new(reference());
+    let stricter = REFERENCE.replace(
+        "reveal = [\"person_name\", \"phone_number\", \"email\", \"text\"]",
+        "reveal = [\"person_name\"]",
+    );
+    let (to_reader, from_main) = mpsc::channel::<()>();
+    let (to_main, from_reader) = mpsc::channel::<Decision>();
+    let reader = {
+        let policy = Arc::clone(&policy);
+        std::thread::spawn(move || {
+            let agent = Accessor::new("a", [Role::new("support_agent")]);
+            let req = AccessRequest {
+                accessor: &agent,
+                purpose: "service",
+                kind: FieldKind::PhoneNumber,
+                action: Action::Reveal,
+            };
+            while from_main.recv().is_ok() {
+                // Twice: the second answer comes from this thread's cache.
+                let _ = policy.decide(&req);
+                let _ = to_main.send(policy.decide(&req));
+            }
+        })
+    };
+    let ask = || {
+        to_reader.send(()).unwrap_or_else(|e| panic!("{e}"));
+        from_reader.recv().unwrap_or_else(|e| panic!("{e}"))
+    };
+    for round in 0..20 {
+        assert_eq!(ask(), Decision::Allow, "round {round}");
+        policy
+            .reload_toml(&stricter)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ask(),
+            Decision::Deny(DenyReason::NotPermitted),
+            "round {round}"
+        );
+        policy
+            .reload_toml(REFERENCE)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    drop(to_reader);
+    reader.join().unwrap_or_else(|_| panic!("reader panicked"));
+    assert_eq!(policy.version(), 41);
+}
