@@ -150,6 +150,16 @@ impl Context {
         self
     }
 
+    /// The bound `subject` part, if any (for consent lookups; never logged).
+    pub(crate) fn subject_id(&self) -> Option<SubjectId> {
+        let at = self
+            .parts
+            .binary_search_by(|(n, _)| n.as_str().cmp("subject"))
+            .ok()?;
+        let bytes = &self.parts.get(at)?.1;
+        std::str::from_utf8(bytes).ok().map(SubjectId::new)
+    }
+
     /// Whether the context is usable.
     ///
     /// # Errors

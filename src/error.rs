@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::field::{FieldError, FieldKind};
 use crate::keys::KeyVersion;
-use crate::policy::DenyReason;
+use crate::policy::{DenyReason, ManifestError};
 
 /// Every error fieldseal returns.
 ///
@@ -38,6 +38,10 @@ pub enum Error {
     Random,
     /// A builder was given an inconsistent configuration.
     Config(ConfigError),
+    /// A policy manifest failed to parse or lint.
+    Manifest(ManifestError),
+    /// A policy engine rejected its model or policy.
+    Engine(EngineError),
 }
 
 impl fmt::Display for Error {
@@ -52,6 +56,8 @@ impl fmt::Display for Error {
             Error::Integrity => f.write_str("sealed value failed authentication"),
             Error::Random => f.write_str("random number generator failed"),
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
+            Error::Manifest(e) => write!(f, "invalid policy manifest: {e}"),
+            Error::Engine(e) => write!(f, "policy engine error: {e}"),
         }
     }
 }
@@ -65,6 +71,8 @@ impl std::error::Error for Error {
             Error::Key(e) => Some(e),
             Error::Audit(e) => Some(e),
             Error::Config(e) => Some(e),
+            Error::Manifest(e) => Some(e),
+            Error::Engine(e) => Some(e),
             Error::Denied { .. } | Error::Integrity | Error::Random => None,
         }
     }
@@ -95,6 +103,49 @@ impl From<AuditError> for Error {
         Error::Audit(e)
     }
 }
+impl From<ManifestError> for Error {
+    fn from(e: ManifestError) -> Self {
+        Error::Manifest(e)
+    }
+}
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        Error::Engine(e)
+    }
+}
+
+/// A policy engine (casbin) rejected a model or policy text, or failed to evaluate a request.
+#[derive(Debug)]
+pub struct EngineError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl EngineError {
+    /// Wraps the engine's own error. The source must not carry personal data (model and policy
+    /// texts name roles, purposes and kinds only).
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "policy engine rejected the model or policy: {}",
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)

@@ -14,7 +14,10 @@ use crate::crypto::envelope::{self, HeaderFields, MAX_PLAINTEXT};
 use crate::error::{ConfigError, Error, FormatError};
 use crate::field::Field;
 use crate::keys::Keyring;
-use crate::policy::{AccessPolicy, AccessRequest, Accessor, Action, Decision};
+use crate::policy::{
+    AccessPolicy, AccessRequest, Accessor, Action, Check, ConsentRegistry, ConsentScope,
+    CrossBorderRule, Decision, DenyReason, Explanation, PurposeRules,
+};
 use crate::purpose::{Purpose, PurposeId};
 use crate::random::{RandomSource, SystemRandom};
 use crate::sealed::Sealed;
@@ -54,6 +57,7 @@ pub struct Guard {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
+    consent: Option<Arc<dyn ConsentRegistry>>,
 }
 
 impl fmt::Debug for Guard {
@@ -62,6 +66,7 @@ impl fmt::Debug for Guard {
             .field("keyring", &self.keyring)
             .field("policy", &self.policy)
             .field("audit", &self.audit)
+            .field("consent", &self.consent)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +79,7 @@ pub struct GuardBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     clock: Option<Arc<dyn Clock>>,
     rng: Option<Arc<dyn RandomSource>>,
+    consent: Option<Arc<dyn ConsentRegistry>>,
 }
 
 impl fmt::Debug for GuardBuilder {
@@ -100,6 +106,22 @@ impl GuardBuilder {
     #[must_use]
     pub fn policy(mut self, policy: impl AccessPolicy + 'static) -> Self {
         self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// The shared access policy (e.g. a [`ManifestPolicy`](crate::ManifestPolicy) the caller
+    /// keeps a handle to for hot reload).
+    #[must_use]
+    pub fn shared_policy(mut self, policy: Arc<dyn AccessPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The consent registry consulted for consent-based purposes and cross-border access.
+    /// Without one, every consent check fails (consent-based purposes are denied).
+    #[must_use]
+    pub fn consent(mut self, registry: impl ConsentRegistry + 'static) -> Self {
+        self.consent = Some(Arc::new(registry));
         self
     }
 
@@ -137,6 +159,7 @@ impl GuardBuilder {
             audit: self.audit.ok_or(ConfigError::MissingAuditSink)?,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             rng: self.rng.unwrap_or_else(|| Arc::new(SystemRandom)),
+            consent: self.consent,
         })
     }
 }
@@ -217,12 +240,16 @@ impl Guard {
 
     /// Opens `sealed` for `accessor`, returning the plaintext in a zeroizing wrapper.
     ///
-    /// Order: policy decision, then the audit record (allowed or denied) is handed to the sink,
-    /// then, only if allowed and recorded, the value is decrypted. The call site (`file:line`)
-    /// goes into the audit event.
+    /// Order: policy decision; then, if the policy defines [`PurposeRules`] for the purpose,
+    /// consent (consent-based purposes: the context's `subject` must have consented), retention
+    /// (sealed-at plus the purpose's retention must not have passed on the guard's clock) and
+    /// residency (an accessor outside the home region needs the subject's cross-border consent);
+    /// then the audit record (allowed or denied, with the reason) is handed to the sink; then,
+    /// only if allowed and recorded, the value is decrypted. The call site (`file:line`) goes
+    /// into the audit event.
     ///
     /// # Errors
-    /// [`Error::Denied`] if the policy refuses, [`Error::Audit`] if the sink does not accept the
+    /// [`Error::Denied`] if the policy or a consent, retention or residency check refuses, [`Error::Audit`] if the sink does not accept the
     /// record (no plaintext is produced), [`Error::Integrity`] if the value does not
     /// authenticate in `context`, [`Error::Key`] if its key is unavailable or retired,
     /// [`Error::Context`] for an invalid context.
@@ -239,7 +266,8 @@ impl Guard {
     }
 
     /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
-    /// [`Action::Mask`]. The full plaintext never leaves the crate.
+    /// [`Action::Mask`]. The full plaintext never leaves the crate. With a
+    /// [`ManifestPolicy`](crate::ManifestPolicy), a grant of `reveal` implies `mask`.
     ///
     /// # Errors
     /// As [`Guard::reveal`], with the decision taken for [`Action::Mask`].
@@ -255,6 +283,76 @@ impl Guard {
         Ok(F::from_canonical(plain.bytes())?.mask())
     }
 
+    /// Why `accessor` may or may not perform `action` on `sealed` now: the policy's matching rule
+    /// or the check (grant, consent, retention, residency) that fails. Nothing is decrypted or
+    /// audited.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for registries that can fail.
+    pub fn explain<F: Field, P: Purpose>(
+        &self,
+        accessor: &Accessor,
+        sealed: &Sealed<F, P>,
+        context: &Context,
+        action: Action,
+    ) -> Result<Explanation, Error> {
+        let env = sealed.parsed();
+        let mut ex = self.policy.explain(&AccessRequest {
+            accessor,
+            purpose: P::LABEL,
+            kind: F::KIND,
+            action,
+        });
+        if ex.decision == Decision::Allow {
+            if let Some(rules) = self.policy.purpose_rules(P::LABEL) {
+                if let Err((reason, check)) =
+                    self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+                {
+                    ex.decision = Decision::Deny(reason);
+                    ex.failed = Some(check);
+                }
+            }
+        }
+        Ok(ex)
+    }
+
+    fn consents(&self, context: &Context, scope: ConsentScope<'_>) -> bool {
+        match (&self.consent, context.subject_id()) {
+            (Some(registry), Some(subject)) => registry.is_granted(&subject, scope),
+            _ => false,
+        }
+    }
+
+    /// Consent, retention and residency, in that order.
+    fn check_rules(
+        &self,
+        rules: &PurposeRules,
+        accessor: &Accessor,
+        purpose: &str,
+        sealed_at: u64,
+        context: &Context,
+    ) -> Result<(), (DenyReason, Check)> {
+        if rules.consent_required && !self.consents(context, ConsentScope::Purpose(purpose)) {
+            return Err((DenyReason::ConsentMissing, Check::Consent));
+        }
+        if self.clock.now() >= sealed_at.saturating_add(rules.retention_secs) {
+            return Err((DenyReason::Expired, Check::Retention));
+        }
+        if let Some(region) = accessor.region() {
+            if region != rules.home_region.as_str() {
+                let ok = match rules.cross_border {
+                    CrossBorderRule::Allow => true,
+                    CrossBorderRule::Deny => false,
+                    CrossBorderRule::Consent => self.consents(context, ConsentScope::CrossBorder),
+                };
+                if !ok {
+                    return Err((DenyReason::CrossBorder, Check::Residency));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn open<F: Field, P: Purpose>(
         &self,
         accessor: &Accessor,
@@ -266,12 +364,19 @@ impl Guard {
         let ctx = context.encoded()?;
         let env = sealed.parsed();
         let purpose = PurposeId::of::<P>();
-        let decision = self.policy.decide(&AccessRequest {
+        let (mut decision, rules) = self.policy.decide_with_rules(&AccessRequest {
             accessor,
             purpose: P::LABEL,
             kind: F::KIND,
             action,
         });
+        if let (Decision::Allow, Some(rules)) = (decision, rules) {
+            if let Err((reason, _)) =
+                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+            {
+                decision = Decision::Deny(reason);
+            }
+        }
         let mut event = AuditEvent {
             time: self.clock.now(),
             accessor,

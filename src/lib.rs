@@ -30,7 +30,8 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Context, SubjectId};
 pub use crypto::{EnvelopeInfo, MAX_ENVELOPE_LEN, TEXT_PREFIX};
 pub use error::{
-    AuditError, AuditErrorKind, ConfigError, ContextError, Error, FormatError, KeyError,
+    AuditError, AuditErrorKind, ConfigError, ContextError, EngineError, Error, FormatError,
+    KeyError,
 };
 pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
@@ -38,9 +39,13 @@ pub use field::{
 };
 pub use guard::{Guard, GuardBuilder};
 pub use keys::{KeyVersion, Keyring, KeyringBuilder, RootKey};
+#[cfg(feature = "casbin")]
+pub use policy::CasbinPolicy;
 pub use policy::{
-    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Decision, DenyReason, PrincipalId,
-    Role,
+    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentRecord,
+    ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, Explanation,
+    GrantRef, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ManifestPolicy,
+    MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec,
 };
 pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
 pub use random::{RandomSource, SystemRandom};

@@ -21,6 +21,7 @@ fn targets() -> Vec<(&'static str, Target)> {
         ("field_phone", fuzzing::field::<PhoneNumber>),
         ("field_email", fuzzing::field::<Email>),
         ("field_address", fuzzing::field::<PostalAddress>),
+        ("policy_manifest", fuzzing::policy_manifest),
     ]
 }
 

@@ -46,6 +46,9 @@ impl Outcome {
         match self {
             Outcome::Allowed => "allowed",
             Outcome::Denied(DenyReason::NotPermitted) => "denied:not_permitted",
+            Outcome::Denied(DenyReason::ConsentMissing) => "denied:consent_missing",
+            Outcome::Denied(DenyReason::Expired) => "denied:expired",
+            Outcome::Denied(DenyReason::CrossBorder) => "denied:cross_border",
             Outcome::Failed(FailureKind::Integrity) => "failed:integrity",
             Outcome::Failed(FailureKind::Key) => "failed:key",
             Outcome::Failed(FailureKind::Context) => "failed:context",

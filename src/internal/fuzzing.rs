@@ -103,3 +103,46 @@ pub fn any_field(data: &[u8]) {
         _ => field::<Text>(rest),
     }
 }
+
+/// The policy-manifest parser and compiler: any text either parses, lints and compiles into a
+/// policy whose cached decisions equal its uncached ones, or is rejected with a typed error
+/// (a lint rejection lists at least one problem).
+pub fn policy_manifest(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let manifest = match crate::Manifest::from_toml(text) {
+        Ok(m) => m,
+        Err(crate::ManifestError::Lint(errs)) => {
+            assert!(!errs.is_empty(), "lint rejection without a problem");
+            return;
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    let roles: Vec<crate::Role> = manifest.roles().map(crate::Role::new).collect();
+    let purposes: Vec<String> = manifest.purposes().map(str::to_owned).collect();
+    let Ok(policy) = crate::ManifestPolicy::new(manifest, crate::Engine::Native) else {
+        return;
+    };
+    for role in roles.iter().take(8) {
+        let acc = crate::Accessor::new("fuzz", [role.clone()]);
+        for purpose in purposes.iter().take(8) {
+            for kind in crate::FieldKind::ALL {
+                for action in crate::Action::ALL {
+                    let req = crate::AccessRequest {
+                        accessor: &acc,
+                        purpose,
+                        kind,
+                        action,
+                    };
+                    let d = crate::AccessPolicy::decide(&policy, &req);
+                    assert_eq!(d, policy.decide_uncached(&req));
+                    assert_eq!(d, policy.explain_grant(&req).decision);
+                }
+            }
+        }
+    }
+}

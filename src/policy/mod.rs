@@ -1,13 +1,29 @@
 //! Access decisions: who may do what with which field kind, for which purpose.
 //!
 //! [`AccessPolicy`] is the hook the [`Guard`](crate::Guard) asks before every reveal or mask.
-//! [`AllowList`] is a simple exact-match implementation for tests and small services.
+//! [`AllowList`] is a simple exact-match implementation for tests and small services;
+//! [`ManifestPolicy`] compiles a policy manifest (TOML) with purposes, roles and inheritance.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::field::FieldKind;
 use crate::purpose::{Purpose, PurposeId};
+
+#[cfg(feature = "casbin")]
+pub(crate) mod casbin;
+pub(crate) mod consent;
+pub(crate) mod engine;
+pub(crate) mod manifest;
+
+#[cfg(feature = "casbin")]
+pub use self::casbin::CasbinPolicy;
+pub use consent::{ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
+pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
+pub use manifest::{
+    CrossBorderRule, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ParseError,
+    PurposeRules, Region, RoleSpec,
+};
 
 /// The identity of whoever asks to open data (a user, a service, a job).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -75,15 +91,37 @@ impl fmt::Display for Role {
 pub struct Accessor {
     principal: PrincipalId,
     roles: Arc<[Role]>,
+    region: Option<Arc<str>>,
 }
 
 impl Accessor {
-    /// An accessor with the given roles.
+    /// An accessor with the given roles, in the home region.
     pub fn new(principal: &str, roles: impl IntoIterator<Item = Role>) -> Self {
         Self {
             principal: PrincipalId::new(principal),
             roles: roles.into_iter().collect(),
+            region: None,
         }
+    }
+
+    /// The region the accessor works from (e.g. `CN`, `SG`). Without one, the accessor counts as
+    /// being in the policy's home region; with one that differs from it, the policy's
+    /// cross-border rule applies.
+    ///
+    /// ```
+    /// use fieldseal::{Accessor, Role};
+    /// let a = Accessor::new("carol", [Role::new("support_agent")]).in_region("SG");
+    /// assert_eq!(a.region(), Some("SG"));
+    /// ```
+    #[must_use]
+    pub fn in_region(mut self, region: &str) -> Self {
+        self.region = Some(Arc::from(region));
+        self
+    }
+
+    /// The accessor's region, if set.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
     /// The principal.
     pub fn principal(&self) -> &PrincipalId {
@@ -103,6 +141,7 @@ impl fmt::Debug for Accessor {
         f.debug_struct("Accessor")
             .field("principal", &self.principal)
             .field("roles", &self.roles)
+            .field("region", &self.region)
             .finish()
     }
 }
@@ -183,13 +222,32 @@ pub struct AccessRequest<'a> {
 pub enum DenyReason {
     /// No rule grants any of the accessor's roles this action on this kind for this purpose.
     NotPermitted,
+    /// The purpose is consent-based and the subject's consent is not on record (never given,
+    /// withdrawn, or no subject bound in the context).
+    ConsentMissing,
+    /// The purpose's retention period has passed since the value was sealed.
+    Expired,
+    /// The accessor is outside the home region and the cross-border rule refuses (no
+    /// cross-border consent from the subject, or transfers denied outright).
+    CrossBorder,
 }
 
 impl DenyReason {
+    /// Every reason.
+    pub const ALL: [DenyReason; 4] = [
+        DenyReason::NotPermitted,
+        DenyReason::ConsentMissing,
+        DenyReason::Expired,
+        DenyReason::CrossBorder,
+    ];
+
     /// Stable lower-case label (used in audit records).
     pub const fn label(self) -> &'static str {
         match self {
             DenyReason::NotPermitted => "not_permitted",
+            DenyReason::ConsentMissing => "consent_missing",
+            DenyReason::Expired => "expired",
+            DenyReason::CrossBorder => "cross_border",
         }
     }
 }
@@ -198,6 +256,9 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DenyReason::NotPermitted => "no rule permits this role, purpose, kind and action",
+            DenyReason::ConsentMissing => "the subject's consent for this purpose is not on record",
+            DenyReason::Expired => "the retention period for this purpose has passed",
+            DenyReason::CrossBorder => "cross-border access without the subject's consent",
         })
     }
 }
@@ -217,6 +278,29 @@ pub enum Decision {
 pub trait AccessPolicy: Send + Sync + fmt::Debug {
     /// Decides one request.
     fn decide(&self, request: &AccessRequest<'_>) -> Decision;
+
+    /// The consent, retention and residency rules of `purpose`, if this policy defines them.
+    /// The guard enforces them after an `Allow` decision. The default defines none.
+    fn purpose_rules(&self, purpose: &str) -> Option<PurposeRules> {
+        let _ = purpose;
+        None
+    }
+
+    /// [`AccessPolicy::decide`] and [`AccessPolicy::purpose_rules`] in one call (the guard's hot
+    /// path; implementations may answer both from one cache lookup).
+    fn decide_with_rules(&self, request: &AccessRequest<'_>) -> (Decision, Option<PurposeRules>) {
+        (self.decide(request), self.purpose_rules(request.purpose))
+    }
+
+    /// Why `request` is allowed or denied. The default reports the decision without a rule.
+    fn explain(&self, request: &AccessRequest<'_>) -> Explanation {
+        let decision = self.decide(request);
+        Explanation {
+            decision,
+            grant: None,
+            failed: matches!(decision, Decision::Deny(_)).then_some(Check::Grant),
+        }
+    }
 }
 
 /// An exact-match allow list: `(role, purpose, kind, action)` grants; everything else denied.

@@ -1,0 +1,133 @@
+//! Consent records: who agreed to what, and when it was withdrawn.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::RwLock;
+
+use sha2::{Digest, Sha256};
+
+use crate::context::SubjectId;
+
+/// What a subject consents to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConsentScope<'a> {
+    /// Processing for a consent-based purpose (by label, e.g. `marketing`).
+    Purpose(&'a str),
+    /// Access to the subject's data from outside the home region.
+    CrossBorder,
+}
+
+/// Where the guard looks up consent. Withdrawal must take effect on the very next lookup: an
+/// implementation must not cache grants.
+pub trait ConsentRegistry: Send + Sync + fmt::Debug {
+    /// Whether `subject` currently consents to `scope`.
+    fn is_granted(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> bool;
+}
+
+/// The timestamps of one consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// When consent was (last) given, Unix seconds.
+    pub granted_at: u64,
+    /// When it was withdrawn after that, if it was.
+    pub withdrawn_at: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum ScopeKey {
+    Purpose(Box<str>),
+    CrossBorder,
+}
+
+impl From<ConsentScope<'_>> for ScopeKey {
+    fn from(s: ConsentScope<'_>) -> Self {
+        match s {
+            ConsentScope::Purpose(p) => ScopeKey::Purpose(p.into()),
+            ConsentScope::CrossBorder => ScopeKey::CrossBorder,
+        }
+    }
+}
+
+/// An in-memory [`ConsentRegistry`], for tests, demos and single-process services.
+///
+/// Subjects are stored as SHA-256 digests of their identifiers, never raw; `Debug` shows only a
+/// count.
+///
+/// ```
+/// use fieldseal::{ConsentRegistry, ConsentScope, MemoryConsent, SubjectId};
+/// let consent = MemoryConsent::new();
+/// let s = SubjectId::new("user-42");
+/// consent.grant(&s, ConsentScope::Purpose("marketing"), 1_700_000_000);
+/// assert!(consent.is_granted(&s, ConsentScope::Purpose("marketing")));
+/// consent.withdraw(&s, ConsentScope::Purpose("marketing"), 1_700_000_100);
+/// assert!(!consent.is_granted(&s, ConsentScope::Purpose("marketing")));
+/// ```
+#[derive(Default)]
+pub struct MemoryConsent {
+    records: RwLock<HashMap<([u8; 32], ScopeKey), ConsentRecord>>,
+}
+
+impl fmt::Debug for MemoryConsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.records.read().map_or(0, |r| r.len());
+        f.debug_struct("MemoryConsent")
+            .field("records", &n)
+            .finish()
+    }
+}
+
+fn digest(subject: &SubjectId) -> [u8; 32] {
+    Sha256::digest(subject.expose_secret().as_bytes()).into()
+}
+
+impl MemoryConsent {
+    /// An empty registry: nobody consents to anything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `subject` consents to `scope` at time `at` (Unix seconds).
+    pub fn grant(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
+        if let Ok(mut r) = self.records.write() {
+            r.insert(
+                (digest(subject), scope.into()),
+                ConsentRecord {
+                    granted_at: at,
+                    withdrawn_at: None,
+                },
+            );
+        }
+    }
+
+    /// Records that `subject` withdraws consent to `scope` at time `at`. Takes effect on the next
+    /// lookup. Withdrawing what was never granted is a no-op.
+    pub fn withdraw(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
+        if let Ok(mut r) = self.records.write() {
+            if let Some(rec) = r.get_mut(&(digest(subject), scope.into())) {
+                rec.withdrawn_at = Some(at);
+            }
+        }
+    }
+
+    /// The record for `subject` and `scope`, if consent was ever given.
+    pub fn record(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> Option<ConsentRecord> {
+        self.records
+            .read()
+            .ok()
+            .and_then(|r| r.get(&(digest(subject), scope.into())).copied())
+    }
+}
+
+impl ConsentRegistry for MemoryConsent {
+    fn is_granted(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> bool {
+        self.record(subject, scope)
+            .is_some_and(|r| r.withdrawn_at.is_none())
+    }
+}
+
+impl<C: ConsentRegistry + ?Sized> ConsentRegistry for std::sync::Arc<C> {
+    fn is_granted(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> bool {
+        (**self).is_granted(subject, scope)
+    }
+}

@@ -1,0 +1,620 @@
+//! [`ManifestPolicy`]: an [`AccessPolicy`] compiled from a [`Manifest`], with an exact-key
+//! decision cache and hot reload.
+//!
+//! The manifest compiles into a table `purpose -> role -> kind -> action bits` with role
+//! inheritance already expanded and `reveal` already implying `mask`, so an uncached decision is
+//! two hash lookups and a bit test per role. With the `casbin` feature, the same manifest can
+//! instead be compiled into a casbin model and policy (RBAC with domains, purpose as the domain);
+//! both engines are tested to agree.
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
+
+use crate::field::FieldKind;
+use crate::policy::manifest::{Manifest, PurposeRules};
+use crate::policy::{AccessPolicy, AccessRequest, Action, Decision, DenyReason, Role};
+
+/// Role sets larger than this bypass the cache (they are decided directly, which is correct,
+/// just slower); typical accessors hold one to three roles.
+const MAX_CACHED_ROLES: usize = 8;
+/// The cache is cleared when it reaches this many entries, bounding memory whatever role sets
+/// callers present.
+const MAX_CACHE_ENTRIES: usize = 4096;
+/// One slot per field-kind code (codes start at 1).
+const KIND_SLOTS: usize = 9;
+
+/// Policy identities, unique in the process. A thread's first-level cache is tagged with
+/// (policy id, rules generation) and is ignored (then cleared) under any other tag.
+static NEXT_POLICY: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// First-level decision cache per thread: hits read one shared atomic (the generation,
+    /// written only on reload) and no lock, so readers on different cores do not contend.
+    static LOCAL: RefCell<((u64, u64), FxHashMap<CacheKey, Cached>)> =
+        RefCell::new(((0, 0), FxHashMap::default()));
+}
+
+fn bit(action: Action) -> u8 {
+    1 << (action as u8)
+}
+
+/// Which engine evaluates the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Engine {
+    /// The built-in evaluator (the default).
+    #[default]
+    Native,
+    /// casbin, with the manifest compiled into an RBAC-with-domains model.
+    #[cfg(feature = "casbin")]
+    Casbin,
+}
+
+/// The check that decided a request (see [`Explanation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Check {
+    /// The role grants of the manifest.
+    Grant,
+    /// The subject's consent to a consent-based purpose.
+    Consent,
+    /// The purpose's retention period.
+    Retention,
+    /// The home region and cross-border rule.
+    Residency,
+}
+
+/// The rule that allowed a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRef {
+    /// The accessor's role that matched.
+    pub role: Role,
+    /// The role whose grant applies: `role` itself or a role it inherits from.
+    pub granted_by: String,
+    /// The purpose.
+    pub purpose: String,
+    /// The granted action: the requested one, or `reveal` when `mask` was requested (reveal
+    /// implies mask).
+    pub action: Action,
+    /// The field kind.
+    pub kind: FieldKind,
+}
+
+/// Why a request is allowed or denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The decision.
+    pub decision: Decision,
+    /// The rule that allowed the request, if any.
+    pub grant: Option<GrantRef>,
+    /// The check that denied the request, if denied.
+    pub failed: Option<Check>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.decision, &self.grant, self.failed) {
+            (Decision::Allow, Some(g), _) => {
+                write!(
+                    f,
+                    "allowed: role `{}` holds roles.{}.grants.{}.{} on {}",
+                    g.role, g.granted_by, g.purpose, g.action, g.kind
+                )
+            }
+            (Decision::Allow, None, _) => f.write_str("allowed"),
+            (Decision::Deny(r), _, Some(c)) => write!(f, "denied by the {c:?} check: {r}"),
+            (Decision::Deny(r), _, None) => write!(f, "denied: {r}"),
+        }
+    }
+}
+
+/// The compiled grant table: purpose -> role -> per-kind action bits.
+#[derive(Debug, Default)]
+struct Table(FxHashMap<Box<str>, FxHashMap<Box<str>, [u8; KIND_SLOTS]>>);
+
+impl Table {
+    fn compile(m: &Manifest) -> Self {
+        let mut t: FxHashMap<Box<str>, FxHashMap<Box<str>, [u8; KIND_SLOTS]>> =
+            FxHashMap::default();
+        for role in m.roles.keys() {
+            for ancestor in m.ancestors(role) {
+                let Some(spec) = m.roles.get(ancestor) else {
+                    continue;
+                };
+                for (purpose, actions) in &spec.grants {
+                    let slots = t
+                        .entry(purpose.as_str().into())
+                        .or_default()
+                        .entry(role.as_str().into())
+                        .or_insert([0; KIND_SLOTS]);
+                    for (action, kinds) in actions {
+                        let mut bits = bit(*action);
+                        if *action == Action::Reveal {
+                            bits |= bit(Action::Mask);
+                        }
+                        for k in kinds {
+                            slots[usize::from(k.code())] |= bits;
+                        }
+                    }
+                }
+            }
+        }
+        Self(t)
+    }
+
+    fn allows(&self, role: &str, purpose: &str, kind: FieldKind, action: Action) -> bool {
+        self.0
+            .get(purpose)
+            .and_then(|roles| roles.get(role))
+            .is_some_and(|slots| slots[usize::from(kind.code())] & bit(action) != 0)
+    }
+}
+
+/// Exact cache key: sorted, deduplicated role names, purpose, kind and action.
+#[derive(Debug, PartialEq, Eq)]
+struct CacheKey {
+    roles: Box<[Box<str>]>,
+    purpose: Box<str>,
+    kind: FieldKind,
+    action: Action,
+}
+
+/// A key as seen by the map; lets a lookup use borrowed role names without allocating.
+trait KeyView {
+    fn roles(&self) -> impl Iterator<Item = &str>
+    where
+        Self: Sized;
+    fn role_count(&self) -> usize;
+    fn role(&self, i: usize) -> &str;
+    fn purpose(&self) -> &str;
+    fn kind(&self) -> FieldKind;
+    fn action(&self) -> Action;
+}
+
+impl KeyView for CacheKey {
+    fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|r| &**r)
+    }
+    fn role_count(&self) -> usize {
+        self.roles.len()
+    }
+    fn role(&self, i: usize) -> &str {
+        self.roles.get(i).map_or("", |r| r)
+    }
+    fn purpose(&self) -> &str {
+        &self.purpose
+    }
+    fn kind(&self) -> FieldKind {
+        self.kind
+    }
+    fn action(&self) -> Action {
+        self.action
+    }
+}
+
+struct Lookup<'a> {
+    roles: &'a [&'a str],
+    purpose: &'a str,
+    kind: FieldKind,
+    action: Action,
+}
+
+impl KeyView for Lookup<'_> {
+    fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().copied()
+    }
+    fn role_count(&self) -> usize {
+        self.roles.len()
+    }
+    fn role(&self, i: usize) -> &str {
+        self.roles.get(i).copied().unwrap_or("")
+    }
+    fn purpose(&self) -> &str {
+        self.purpose
+    }
+    fn kind(&self) -> FieldKind {
+        self.kind
+    }
+    fn action(&self) -> Action {
+        self.action
+    }
+}
+
+/// Object-safe view used for hashing and equality in the map.
+trait DynKey {
+    fn view_count(&self) -> usize;
+    fn view_role(&self, i: usize) -> &str;
+    fn view_purpose(&self) -> &str;
+    fn view_kind(&self) -> FieldKind;
+    fn view_action(&self) -> Action;
+}
+
+impl<T: KeyView> DynKey for T {
+    fn view_count(&self) -> usize {
+        self.role_count()
+    }
+    fn view_role(&self, i: usize) -> &str {
+        self.role(i)
+    }
+    fn view_purpose(&self) -> &str {
+        self.purpose()
+    }
+    fn view_kind(&self) -> FieldKind {
+        self.kind()
+    }
+    fn view_action(&self) -> Action {
+        self.action()
+    }
+}
+
+impl Hash for dyn DynKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.view_count());
+        for i in 0..self.view_count() {
+            self.view_role(i).hash(state);
+        }
+        self.view_purpose().hash(state);
+        self.view_kind().hash(state);
+        self.view_action().hash(state);
+    }
+}
+
+impl PartialEq for dyn DynKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.view_count() == other.view_count()
+            && self.view_kind() == other.view_kind()
+            && self.view_action() == other.view_action()
+            && self.view_purpose() == other.view_purpose()
+            && (0..self.view_count()).all(|i| self.view_role(i) == other.view_role(i))
+    }
+}
+impl Eq for dyn DynKey + '_ {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as the borrowed form does.
+        (self as &dyn DynKey).hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn DynKey + 'a> for CacheKey {
+    fn borrow(&self) -> &(dyn DynKey + 'a) {
+        self
+    }
+}
+
+/// One loaded manifest with everything derived from it. Replaced as a whole on reload, so a
+/// reader sees either the old rules with the old cache or the new rules with an empty cache.
+struct Snapshot {
+    manifest: Arc<Manifest>,
+    table: Table,
+    #[cfg(feature = "casbin")]
+    casbin: Option<super::casbin::CasbinPolicy>,
+    cache: RwLock<FxHashMap<CacheKey, Cached>>,
+    version: u64,
+}
+
+/// A cached decision with the purpose's rules, so the guard gets both from one lookup.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    decision: Decision,
+    rules: Option<PurposeRules>,
+}
+
+impl Snapshot {
+    fn cached_uncached(&self, req: &AccessRequest<'_>) -> Cached {
+        Cached {
+            decision: self.decide_uncached(req),
+            rules: self.manifest.purpose(req.purpose).copied(),
+        }
+    }
+
+    fn decide_uncached(&self, req: &AccessRequest<'_>) -> Decision {
+        #[cfg(feature = "casbin")]
+        if let Some(c) = &self.casbin {
+            return c.decide(req);
+        }
+        let allowed = req.accessor.roles().iter().any(|r| {
+            self.table
+                .allows(r.as_str(), req.purpose, req.kind, req.action)
+        });
+        if allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny(DenyReason::NotPermitted)
+        }
+    }
+}
+
+/// An [`AccessPolicy`] compiled from a [`Manifest`], with an exact-key decision cache and hot
+/// reload.
+///
+/// Decisions are cached per (sorted role set, purpose, kind, action), compared in full (never by
+/// hash alone), in a shared cache and a per-thread first-level cache (so cache hits on different
+/// cores do not contend). Both belong to one compiled snapshot of the rules.
+/// [`ManifestPolicy::reload`] swaps rules and an empty cache in one atomic step; readers are
+/// never blocked and never see new rules with old cached decisions.
+///
+/// `reveal` implies `mask`: a role granted `reveal` on a kind may also obtain its masked
+/// rendering.
+///
+/// ```
+/// use fieldseal::*;
+/// let policy = ManifestPolicy::from_toml(r#"
+///     version = 1
+///     home_region = "CN"
+///     [purposes.service]
+///     legal_basis = "contract"
+///     retention_days = 365
+///     [roles.support_agent.grants.service]
+///     reveal = ["phone_number"]
+/// "#)?;
+/// let agent = Accessor::new("alice", [Role::new("support_agent")]);
+/// let req = AccessRequest {
+///     accessor: &agent, purpose: "service", kind: FieldKind::PhoneNumber, action: Action::Mask,
+/// };
+/// assert_eq!(policy.decide(&req), Decision::Allow);
+/// # Ok::<(), fieldseal::Error>(())
+/// ```
+pub struct ManifestPolicy {
+    state: ArcSwap<Snapshot>,
+    engine: Engine,
+    versions: AtomicU64,
+    /// Unique per policy object, for the per-thread cache tag.
+    id: u64,
+    /// Bumped after every snapshot swap. A reader loads it before the snapshot, so a reader
+    /// that sees the new generation also sees the new snapshot.
+    generation: AtomicU64,
+}
+
+impl fmt::Debug for ManifestPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManifestPolicy")
+            .field("engine", &self.engine)
+            .field("version", &self.version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManifestPolicy {
+    /// Parses, lints and compiles a TOML manifest for the native engine.
+    ///
+    /// # Errors
+    /// [`Error::Manifest`](crate::Error::Manifest) if the manifest does not parse or lint.
+    pub fn from_toml(text: &str) -> Result<Self, crate::Error> {
+        Self::new(Manifest::from_toml(text)?, Engine::Native)
+    }
+
+    /// Compiles a validated manifest for `engine`.
+    ///
+    /// # Errors
+    /// [`Error::Engine`](crate::Error::Engine) if the casbin engine rejects the compiled model.
+    pub fn new(manifest: Manifest, engine: Engine) -> Result<Self, crate::Error> {
+        let snap = Self::compile(Arc::new(manifest), engine, 1)?;
+        Ok(Self {
+            state: ArcSwap::from_pointee(snap),
+            engine,
+            versions: AtomicU64::new(1),
+            id: NEXT_POLICY.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    fn compile(
+        manifest: Arc<Manifest>,
+        engine: Engine,
+        version: u64,
+    ) -> Result<Snapshot, crate::Error> {
+        #[cfg(feature = "casbin")]
+        let casbin = match engine {
+            Engine::Casbin => Some(super::casbin::CasbinPolicy::from_manifest(&manifest)?),
+            Engine::Native => None,
+        };
+        #[cfg(not(feature = "casbin"))]
+        let Engine::Native = engine;
+        Ok(Snapshot {
+            table: Table::compile(&manifest),
+            manifest,
+            #[cfg(feature = "casbin")]
+            casbin,
+            cache: RwLock::new(FxHashMap::default()),
+            version,
+        })
+    }
+
+    /// Replaces the manifest without stopping readers: requests decided after this returns use
+    /// the new rules, and no decision cached under the old rules survives.
+    ///
+    /// # Errors
+    /// As [`ManifestPolicy::from_toml`]; on error the current rules stay in force.
+    pub fn reload(&self, manifest: Manifest) -> Result<(), crate::Error> {
+        let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let snap = Self::compile(Arc::new(manifest), self.engine, version)?;
+        self.state.store(Arc::new(snap));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// [`ManifestPolicy::reload`] from TOML text.
+    ///
+    /// # Errors
+    /// As [`ManifestPolicy::from_toml`]; on error the current rules stay in force.
+    pub fn reload_toml(&self, text: &str) -> Result<(), crate::Error> {
+        self.reload(Manifest::from_toml(text)?)
+    }
+
+    /// The manifest in force.
+    pub fn manifest(&self) -> Arc<Manifest> {
+        Arc::clone(&self.state.load().manifest)
+    }
+
+    /// The policy version: 1 when built, incremented by every reload.
+    pub fn version(&self) -> u64 {
+        self.state.load().version
+    }
+
+    /// The engine evaluating the manifest.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Decides without consulting or filling the cache (for tests and comparisons).
+    pub fn decide_uncached(&self, req: &AccessRequest<'_>) -> Decision {
+        self.state.load().decide_uncached(req)
+    }
+
+    /// Number of cached decisions under the rules in force.
+    pub fn cached_len(&self) -> usize {
+        self.state.load().cache.read().map_or(0, |c| c.len())
+    }
+
+    /// Why `req` is allowed or denied by the grants: the matching rule, or that none matches.
+    /// (Also available through [`AccessPolicy::explain`].)
+    ///
+    /// The [`Guard`](crate::Guard) adds consent, retention and residency checks on top; see
+    /// [`Guard::explain`](crate::Guard::explain).
+    pub fn explain_grant(&self, req: &AccessRequest<'_>) -> Explanation {
+        let snap = self.state.load();
+        let m = &snap.manifest;
+        let mut roles: Vec<&Role> = req.accessor.roles().iter().collect();
+        roles.sort();
+        for role in roles {
+            for ancestor in m.ancestors(role.as_str()) {
+                let Some(grants) = m
+                    .roles
+                    .get(ancestor)
+                    .and_then(|s| s.grants.get(req.purpose))
+                else {
+                    continue;
+                };
+                let mut candidates = vec![req.action];
+                if req.action == Action::Mask {
+                    candidates.push(Action::Reveal);
+                }
+                for action in candidates {
+                    if grants.get(&action).is_some_and(|ks| ks.contains(&req.kind)) {
+                        return Explanation {
+                            decision: Decision::Allow,
+                            grant: Some(GrantRef {
+                                role: role.clone(),
+                                granted_by: ancestor.to_owned(),
+                                purpose: req.purpose.to_owned(),
+                                action,
+                                kind: req.kind,
+                            }),
+                            failed: None,
+                        };
+                    }
+                }
+            }
+        }
+        Explanation {
+            decision: Decision::Deny(DenyReason::NotPermitted),
+            grant: None,
+            failed: Some(Check::Grant),
+        }
+    }
+}
+
+impl ManifestPolicy {
+    fn lookup(&self, req: &AccessRequest<'_>) -> Cached {
+        let held = req.accessor.roles();
+        if held.len() > MAX_CACHED_ROLES {
+            return self.state.load().cached_uncached(req);
+        }
+        let tag = (self.id, self.generation.load(Ordering::Acquire));
+        let mut buf = [""; MAX_CACHED_ROLES];
+        for (slot, r) in buf.iter_mut().zip(held) {
+            *slot = r.as_str();
+        }
+        let names = &mut buf[..held.len()];
+        names.sort_unstable();
+        // Deduplicate in place.
+        let mut n = 0;
+        for i in 0..names.len() {
+            if n == 0 || names[i] != names[n - 1] {
+                names[n] = names[i];
+                n += 1;
+            }
+        }
+        let key = Lookup {
+            roles: &buf[..n],
+            purpose: req.purpose,
+            kind: req.kind,
+            action: req.action,
+        };
+        let local = LOCAL
+            .try_with(|l| {
+                let l = l.try_borrow().ok()?;
+                if l.0 == tag {
+                    l.1.get(&key as &dyn DynKey).copied()
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten();
+        if let Some(d) = local {
+            return d;
+        }
+        let snap = self.state.load();
+        let shared = snap
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(&key as &dyn DynKey).copied());
+        let d = shared.unwrap_or_else(|| snap.cached_uncached(req));
+        let owned = || CacheKey {
+            roles: key.roles().map(Box::from).collect(),
+            purpose: req.purpose.into(),
+            kind: req.kind,
+            action: req.action,
+        };
+        if shared.is_none() {
+            if let Ok(mut cache) = snap.cache.write() {
+                if cache.len() >= MAX_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(owned(), d);
+            }
+        }
+        // Tagged with the generation read before the snapshot: if a reload raced in between,
+        // the entry carries the old tag and is dropped on the next lookup.
+        let _ = LOCAL.try_with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                if l.0 != tag || l.1.len() >= MAX_CACHE_ENTRIES {
+                    l.0 = tag;
+                    l.1.clear();
+                }
+                l.1.insert(owned(), d);
+            }
+        });
+        d
+    }
+}
+
+impl AccessPolicy for ManifestPolicy {
+    fn decide(&self, req: &AccessRequest<'_>) -> Decision {
+        self.lookup(req).decision
+    }
+
+    fn decide_with_rules(&self, req: &AccessRequest<'_>) -> (Decision, Option<PurposeRules>) {
+        let c = self.lookup(req);
+        (c.decision, c.rules)
+    }
+
+    fn purpose_rules(&self, purpose: &str) -> Option<PurposeRules> {
+        self.state.load().manifest.purpose(purpose).copied()
+    }
+
+    fn explain(&self, req: &AccessRequest<'_>) -> Explanation {
+        self.explain_grant(req)
+    }
+}

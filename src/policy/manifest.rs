@@ -1,0 +1,640 @@
+//! The policy manifest: a privacy policy as code (TOML).
+//!
+//! A manifest names the data categories and their field kinds, the purposes (legal basis,
+//! retention, consent), the roles (inheritance and, per purpose, which kinds each action may
+//! touch), the home region with its cross-border rule, and the sharing recipients.
+//!
+//! Parsing is two steps: syntax and shape (a [`ManifestError::Parse`] naming line, column and the
+//! offending field), then a semantic lint that reports every problem at once
+//! ([`ManifestError::Lint`] with a list of [`LintError`]s).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::field::FieldKind;
+use crate::policy::Action;
+use crate::purpose::is_valid_label;
+
+/// The manifest format version this release reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Seconds in a day, for `retention_days`.
+const DAY: u64 = 86_400;
+
+/// The legal basis of a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LegalBasis {
+    /// The data subject consented (and may withdraw).
+    Consent,
+    /// Needed to perform a contract with the subject (e.g. answering an inquiry).
+    Contract,
+    /// Required by law or by a lawful request of an authority.
+    LegalObligation,
+    /// The controller's legitimate interest (e.g. security, fraud prevention).
+    LegitimateInterest,
+}
+
+/// What happens when an accessor outside the home region asks to open data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CrossBorderRule {
+    /// Allowed only with the subject's cross-border consent (the default).
+    #[default]
+    Consent,
+    /// Never allowed.
+    Deny,
+    /// Always allowed (no residency restriction).
+    Allow,
+}
+
+/// A region code such as `CN` or `EU-WEST`: 1-16 ASCII letters, digits, `-` or `_`. Stored
+/// inline, so copying purpose rules on every reveal touches no shared memory.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Region {
+    bytes: [u8; Region::MAX],
+    len: u8,
+}
+
+impl Region {
+    /// The longest region code.
+    pub const MAX: usize = 16;
+
+    /// A region code, if valid.
+    pub fn new(code: &str) -> Option<Self> {
+        let b = code.as_bytes();
+        if b.is_empty()
+            || b.len() > Self::MAX
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Self {
+            bytes,
+            len: b.len() as u8,
+        })
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked in `new`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Region({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One purpose's metadata, as the guard needs it for consent, retention and residency checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurposeRules {
+    /// The legal basis.
+    pub legal_basis: LegalBasis,
+    /// How long a value sealed for this purpose stays readable, in seconds.
+    pub retention_secs: u64,
+    /// Whether each subject's consent must be on record.
+    pub consent_required: bool,
+    /// Whether that consent can be withdrawn.
+    pub withdrawable: bool,
+    /// The home region (e.g. `CN`); accessors elsewhere fall under [`Self::cross_border`].
+    pub home_region: Region,
+    /// The cross-border rule.
+    pub cross_border: CrossBorderRule,
+}
+
+/// A role: the roles it inherits from and its grants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleSpec {
+    /// Roles whose grants this role also holds.
+    pub inherits: Vec<String>,
+    /// Per purpose, per action, the field kinds granted.
+    pub grants: BTreeMap<String, BTreeMap<Action, BTreeSet<FieldKind>>>,
+}
+
+/// A validated manifest.
+///
+/// ```
+/// use fieldseal::{Action, FieldKind, Manifest};
+/// let m = Manifest::from_toml(r#"
+///     version = 1
+///     home_region = "CN"
+///     [categories.inquiry]
+///     kinds = ["phone_number"]
+///     [purposes.service]
+///     legal_basis = "contract"
+///     retention_days = 365
+///     [roles.support_agent.grants.service]
+///     reveal = ["phone_number"]
+/// "#)?;
+/// assert!(m.role("support_agent").is_some());
+/// # Ok::<(), fieldseal::ManifestError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub(crate) home_region: Region,
+    pub(crate) cross_border: CrossBorderRule,
+    pub(crate) categories: BTreeMap<String, BTreeSet<FieldKind>>,
+    pub(crate) purposes: BTreeMap<String, PurposeRules>,
+    pub(crate) roles: BTreeMap<String, RoleSpec>,
+    pub(crate) recipients: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Where the TOML text could not be read as a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line (0 if unknown).
+    pub line: usize,
+    /// 1-based column (0 if unknown).
+    pub column: usize,
+    /// What is wrong, naming the field (e.g. ``missing field `retention_days` ``).
+    pub message: String,
+}
+
+/// A semantic problem in a manifest that parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LintError {
+    /// `version` is not one this release reads.
+    UnsupportedVersion(u32),
+    /// A field-kind label is not a known kind.
+    UnknownKind {
+        /// Dotted path of the list holding it.
+        at: String,
+        /// The label.
+        kind: String,
+    },
+    /// An action name in a grant is not a known action.
+    UnknownAction {
+        /// Dotted path of the grant.
+        at: String,
+        /// The name.
+        action: String,
+    },
+    /// A purpose label is not `[a-z][a-z0-9_]{0,31}`.
+    InvalidPurposeLabel(String),
+    /// A purpose has no (or a zero) retention period.
+    MissingRetention(String),
+    /// A grant, category or recipient names a purpose that is not defined.
+    UndefinedPurpose {
+        /// Dotted path of the reference.
+        at: String,
+        /// The purpose.
+        purpose: String,
+    },
+    /// A role inherits from a role that is not defined.
+    UndefinedRole {
+        /// The inheriting role.
+        role: String,
+        /// The missing parent.
+        parent: String,
+    },
+    /// A consent-based purpose does not let subjects withdraw consent.
+    ConsentNotWithdrawable(String),
+    /// A purpose with legal basis `consent` sets `consent_required = false`.
+    ConsentBasisWithoutConsent(String),
+    /// Role inheritance has a cycle (the roles on it, in order).
+    InheritanceCycle(Vec<String>),
+    /// The home region is not 1-16 ASCII letters, digits, `-` or `_`.
+    InvalidHomeRegion(String),
+    /// A role or recipient name is not `[a-z][a-z0-9_]{0,31}` (names are compiled into engine
+    /// policy lines, so no separators are allowed).
+    InvalidName(String),
+}
+
+impl fmt::Display for LintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LintError::UnsupportedVersion(v) => write!(f, "unsupported manifest version {v}"),
+            LintError::UnknownKind { at, kind } => write!(f, "{at}: unknown field kind `{kind}`"),
+            LintError::UnknownAction { at, action } => {
+                write!(f, "{at}: unknown action `{action}`")
+            }
+            LintError::InvalidPurposeLabel(p) => write!(f, "purposes.{p}: invalid purpose label"),
+            LintError::MissingRetention(p) => {
+                write!(f, "purposes.{p}: no retention period (retention_days)")
+            }
+            LintError::UndefinedPurpose { at, purpose } => {
+                write!(f, "{at}: undefined purpose `{purpose}`")
+            }
+            LintError::UndefinedRole { role, parent } => {
+                write!(f, "roles.{role}.inherits: undefined role `{parent}`")
+            }
+            LintError::ConsentNotWithdrawable(p) => {
+                write!(
+                    f,
+                    "purposes.{p}: consent-based purpose must be withdrawable"
+                )
+            }
+            LintError::ConsentBasisWithoutConsent(p) => {
+                write!(
+                    f,
+                    "purposes.{p}: legal basis consent needs consent_required"
+                )
+            }
+            LintError::InheritanceCycle(c) => {
+                write!(f, "role inheritance cycle: {}", c.join(" -> "))
+            }
+            LintError::InvalidHomeRegion(r) => {
+                write!(f, "home_region `{r}` is not 1-16 of [A-Za-z0-9_-]")
+            }
+            LintError::InvalidName(n) => write!(f, "invalid role or recipient name `{n}`"),
+        }
+    }
+}
+
+/// Why a manifest was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The text is not valid TOML or does not have the manifest's shape.
+    Parse(ParseError),
+    /// The manifest parsed but breaks semantic rules; every problem found is listed.
+    Lint(Vec<LintError>),
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Parse(p) => write!(
+                f,
+                "policy manifest parse error at line {}, column {}: {}",
+                p.line, p.column, p.message
+            ),
+            ManifestError::Lint(errs) => {
+                write!(f, "policy manifest has {} problem(s)", errs.len())?;
+                for e in errs {
+                    write!(f, "; {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    version: u32,
+    home_region: String,
+    #[serde(default)]
+    cross_border: RawCrossBorder,
+    #[serde(default)]
+    categories: BTreeMap<String, RawCategory>,
+    #[serde(default)]
+    purposes: BTreeMap<String, RawPurpose>,
+    #[serde(default)]
+    roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    recipients: BTreeMap<String, RawRecipient>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCrossBorder {
+    #[serde(default)]
+    rule: CrossBorderRule,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    kinds: Vec<String>,
+    #[serde(default)]
+    purposes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPurpose {
+    legal_basis: LegalBasis,
+    #[serde(default)]
+    retention_days: Option<u64>,
+    #[serde(default)]
+    consent_required: Option<bool>,
+    #[serde(default)]
+    withdrawable: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    #[serde(default)]
+    inherits: Vec<String>,
+    #[serde(default)]
+    grants: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipient {
+    purposes: Vec<String>,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Manifest {
+    /// Parses and lints a TOML manifest.
+    ///
+    /// # Errors
+    /// [`ManifestError::Parse`] (with line, column and the field) if the text is not a manifest;
+    /// [`ManifestError::Lint`] with every semantic problem otherwise.
+    pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ManifestError::Parse(ParseError {
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            })
+        })?;
+        lint(raw)
+    }
+
+    /// The home region.
+    pub fn home_region(&self) -> Region {
+        self.home_region
+    }
+
+    /// The cross-border rule.
+    pub fn cross_border(&self) -> CrossBorderRule {
+        self.cross_border
+    }
+
+    /// The rules of a purpose, if defined.
+    pub fn purpose(&self, label: &str) -> Option<&PurposeRules> {
+        self.purposes.get(label)
+    }
+
+    /// Every purpose label, sorted.
+    pub fn purposes(&self) -> impl Iterator<Item = &str> {
+        self.purposes.keys().map(String::as_str)
+    }
+
+    /// A role, if defined.
+    pub fn role(&self, name: &str) -> Option<&RoleSpec> {
+        self.roles.get(name)
+    }
+
+    /// Every role name, sorted.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.keys().map(String::as_str)
+    }
+
+    /// The field kinds of a data category, if defined.
+    pub fn category(&self, name: &str) -> Option<&BTreeSet<FieldKind>> {
+        self.categories.get(name)
+    }
+
+    /// Whether `recipient` may receive data shared for `purpose`.
+    pub fn may_share_with(&self, recipient: &str, purpose: &str) -> bool {
+        self.recipients
+            .get(recipient)
+            .is_some_and(|p| p.contains(purpose))
+    }
+
+    /// `role` and every role it inherits from (transitively), `role` first, each once.
+    pub(crate) fn ancestors<'a>(&'a self, role: &'a str) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        let mut stack = vec![role];
+        while let Some(r) = stack.pop() {
+            if out.contains(&r) {
+                continue;
+            }
+            out.push(r);
+            if let Some(spec) = self.roles.get(r) {
+                for p in spec.inherits.iter().rev() {
+                    stack.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn kinds(at: &str, labels: &[String], errs: &mut Vec<LintError>) -> BTreeSet<FieldKind> {
+    let mut out = BTreeSet::new();
+    for l in labels {
+        match FieldKind::from_label(l) {
+            Some(k) => {
+                out.insert(k);
+            }
+            None => errs.push(LintError::UnknownKind {
+                at: at.to_owned(),
+                kind: l.clone(),
+            }),
+        }
+    }
+    out
+}
+
+fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
+    let mut errs = Vec::new();
+    if raw.version != MANIFEST_VERSION {
+        errs.push(LintError::UnsupportedVersion(raw.version));
+    }
+    let home_region = Region::new(&raw.home_region).unwrap_or_else(|| {
+        errs.push(LintError::InvalidHomeRegion(raw.home_region.clone()));
+        Region {
+            bytes: [0; Region::MAX],
+            len: 0,
+        }
+    });
+
+    let mut purposes = BTreeMap::new();
+    for (label, p) in &raw.purposes {
+        if !is_valid_label(label) {
+            errs.push(LintError::InvalidPurposeLabel(label.clone()));
+        }
+        let retention_secs = match p.retention_days {
+            Some(d) if d > 0 => d.saturating_mul(DAY),
+            _ => {
+                errs.push(LintError::MissingRetention(label.clone()));
+                0
+            }
+        };
+        let is_consent = p.legal_basis == LegalBasis::Consent;
+        let consent_required = p.consent_required.unwrap_or(is_consent);
+        if is_consent && !consent_required {
+            errs.push(LintError::ConsentBasisWithoutConsent(label.clone()));
+        }
+        if consent_required && !p.withdrawable {
+            errs.push(LintError::ConsentNotWithdrawable(label.clone()));
+        }
+        purposes.insert(
+            label.clone(),
+            PurposeRules {
+                legal_basis: p.legal_basis,
+                retention_secs,
+                consent_required,
+                withdrawable: p.withdrawable,
+                home_region,
+                cross_border: raw.cross_border.rule,
+            },
+        );
+    }
+    let check_purpose = |at: String, p: &String, errs: &mut Vec<LintError>| {
+        if !raw.purposes.contains_key(p) {
+            errs.push(LintError::UndefinedPurpose {
+                at,
+                purpose: p.clone(),
+            });
+        }
+    };
+
+    let mut categories = BTreeMap::new();
+    for (name, c) in &raw.categories {
+        let at = format!("categories.{name}");
+        categories.insert(
+            name.clone(),
+            kinds(&format!("{at}.kinds"), &c.kinds, &mut errs),
+        );
+        for p in &c.purposes {
+            check_purpose(format!("{at}.purposes"), p, &mut errs);
+        }
+    }
+
+    let mut recipients = BTreeMap::new();
+    for (name, r) in &raw.recipients {
+        for p in &r.purposes {
+            check_purpose(format!("recipients.{name}.purposes"), p, &mut errs);
+        }
+        recipients.insert(name.clone(), r.purposes.iter().cloned().collect());
+    }
+
+    let mut roles = BTreeMap::new();
+    for name in raw.roles.keys().chain(raw.recipients.keys()) {
+        if !is_valid_label(name) {
+            errs.push(LintError::InvalidName(name.clone()));
+        }
+    }
+    for (name, r) in &raw.roles {
+        for parent in &r.inherits {
+            if !raw.roles.contains_key(parent) {
+                errs.push(LintError::UndefinedRole {
+                    role: name.clone(),
+                    parent: parent.clone(),
+                });
+            }
+        }
+        let mut grants = BTreeMap::new();
+        for (purpose, actions) in &r.grants {
+            let at = format!("roles.{name}.grants.{purpose}");
+            check_purpose(at.clone(), purpose, &mut errs);
+            let mut per_action = BTreeMap::new();
+            for (action, ks) in actions {
+                let Some(a) = Action::from_label(action) else {
+                    errs.push(LintError::UnknownAction {
+                        at: at.clone(),
+                        action: action.clone(),
+                    });
+                    continue;
+                };
+                per_action.insert(a, kinds(&format!("{at}.{action}"), ks, &mut errs));
+            }
+            grants.insert(purpose.clone(), per_action);
+        }
+        roles.insert(
+            name.clone(),
+            RoleSpec {
+                inherits: r.inherits.clone(),
+                grants,
+            },
+        );
+    }
+    errs.extend(cycles(&roles).into_iter().map(LintError::InheritanceCycle));
+
+    if errs.is_empty() {
+        Ok(Manifest {
+            home_region,
+            cross_border: raw.cross_border.rule,
+            categories,
+            purposes,
+            roles,
+            recipients,
+        })
+    } else {
+        Err(ManifestError::Lint(errs))
+    }
+}
+
+/// Every inheritance cycle, each reported once (starting at its smallest role name).
+fn cycles(roles: &BTreeMap<String, RoleSpec>) -> Vec<Vec<String>> {
+    // Iterative three-colour depth-first search: manifests come from files and may be hostile
+    // (fuzzed), so no recursion depth proportional to the input.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let names: Vec<&String> = roles.keys().collect();
+    let index = |n: &str| names.binary_search_by(|x| x.as_str().cmp(n)).ok();
+    let mut mark = vec![Mark::New; names.len()];
+    let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
+    for start in 0..names.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        mark[start] = Mark::OnPath;
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            let parents = &roles[names[node]].inherits;
+            if let Some(p) = parents.get(*next) {
+                *next += 1;
+                let Some(pi) = index(p) else { continue };
+                match mark[pi] {
+                    Mark::New => {
+                        mark[pi] = Mark::OnPath;
+                        path.push((pi, 0));
+                    }
+                    Mark::OnPath => {
+                        let from = path.iter().position(|&(n, _)| n == pi).unwrap_or(0);
+                        let mut cyc: Vec<String> = path[from..]
+                            .iter()
+                            .map(|&(n, _)| names[n].clone())
+                            .collect();
+                        let min = cyc
+                            .iter()
+                            .enumerate()
+                            .min_by(|a, b| a.1.cmp(b.1))
+                            .map_or(0, |(i, _)| i);
+                        cyc.rotate_left(min);
+                        found.insert(cyc);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                path.pop();
+            }
+        }
+    }
+    found.into_iter().collect()
+}
