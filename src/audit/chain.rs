@@ -180,6 +180,17 @@ impl ChainedLogBuilder {
         let data: Vec<Vec<u8>> = segments.iter().map(|(_, _, d)| d.clone()).collect();
         let lines = split_lines(&data);
         let w = walk(&lines, &mac, false);
+        let ckpt_path = self
+            .checkpoint_path
+            .unwrap_or_else(|| self.dir.join(CHECKPOINT_FILE));
+        let (ckpt_file, last_ckpt, n_ckpt) = open_checkpoints(&ckpt_path, &signer)?;
+        if let Some(c) = last_ckpt {
+            if c.seq > w.last_seq() {
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: w.last_seq() + 1,
+                }));
+            }
+        }
         let mut torn = None;
         if let Some((fault, at)) = w.fault {
             let line = lines.get(at).copied();
@@ -197,17 +208,6 @@ impl ChainedLogBuilder {
                 _ => {
                     return Err(AuditError::new(AuditErrorKind::Corrupt { seq: fault.seq }));
                 }
-            }
-        }
-        let ckpt_path = self
-            .checkpoint_path
-            .unwrap_or_else(|| self.dir.join(CHECKPOINT_FILE));
-        let (ckpt_file, last_ckpt, n_ckpt) = open_checkpoints(&ckpt_path, &signer)?;
-        if let Some(c) = last_ckpt {
-            if c.seq > w.last_seq() {
-                return Err(AuditError::new(AuditErrorKind::Corrupt {
-                    seq: w.last_seq() + 1,
-                }));
             }
         }
         let (seg_no, seg_path, _) = segments.last().ok_or(AuditError::new(AuditErrorKind::Io))?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::chain::{CHECKPOINT_FILE, read_segments};
 use super::event::EventRecord;
 use super::keys::{AuditKey, CheckpointVerifyingKey, PseudonymKey, hex};
-use super::line::{ChainMac, Checkpoint, GENESIS, ParsedLine, parse_line};
+use super::line::{ChainMac, Checkpoint, GENESIS, ParsedLine, fast_accept, parse_line, quick_seq};
 use crate::context::SubjectId;
 use crate::error::{AuditError, AuditErrorKind};
 
@@ -140,35 +140,41 @@ pub(crate) fn walk(lines: &[RawLine<'_>], mac: &ChainMac, keep_entries: bool) ->
         let expected = w.last_seq() + 1;
         let head = w.head();
         let is_last = i + 1 == lines.len();
-        let parsed = parse_line(raw.bytes);
-        let class = match &parsed {
-            None => Some(FaultClass::Edited),
-            Some(line) => classify(line, raw, expected, &head, mac, &w.macs, &lines[i + 1..]),
+        let fast = if raw.terminated {
+            fast_accept(raw.bytes, expected, &head, mac)
+        } else {
+            None
         };
-        let class = match class {
-            _ if is_last && !raw.terminated => Some(FaultClass::TornTail),
-            // A line that ends a non-final segment without its newline was cut.
-            None if !raw.terminated => Some(FaultClass::Edited),
-            c => c,
+        let accepted = match fast {
+            Some(m) if keep_entries => parse_line(raw.bytes).map(|l| (m, Some(l.entry))),
+            Some(m) => Some((m, None)),
+            None => None,
         };
-        match (class, parsed) {
-            (None, Some(line)) => {
-                w.macs.push(line.mac);
-                if keep_entries {
-                    w.entries.push(line.entry);
-                }
-            }
-            (class, _) => {
-                w.fault = Some((
-                    Fault {
-                        seq: expected,
-                        class: class.unwrap_or(FaultClass::Edited),
-                    },
-                    i,
-                ));
-                return w;
-            }
+        if let Some((m, entry)) = accepted {
+            w.macs.push(m);
+            w.entries.extend(entry);
+            continue;
         }
+        let class = if !raw.terminated {
+            // A line that ends a non-final segment without its newline was cut.
+            if is_last {
+                FaultClass::TornTail
+            } else {
+                FaultClass::Edited
+            }
+        } else {
+            parse_line(raw.bytes)
+                .and_then(|l| classify(&l, raw, expected, &head, mac, &w.macs, &lines[i + 1..]))
+                .unwrap_or(FaultClass::Edited)
+        };
+        w.fault = Some((
+            Fault {
+                seq: expected,
+                class,
+            },
+            i,
+        ));
+        return w;
     }
     w
 }
@@ -206,9 +212,7 @@ fn classify(
             }
         }
         Ordering::Greater => {
-            let later = rest
-                .iter()
-                .any(|r| parse_line(r.bytes).is_some_and(|l| l.seq == expected));
+            let later = rest.iter().any(|r| quick_seq(r.bytes) == Some(expected));
             Some(if later {
                 FaultClass::Reordered
             } else {
@@ -322,13 +326,34 @@ pub fn verify_bytes(
     public: &CheckpointVerifyingKey,
 ) -> VerifyReport {
     let lines = split_lines(segments);
-    let w = walk(&lines, &ChainMac::new(key.mac_key()), true);
+    let mut w = walk(&lines, &ChainMac::new(key.mac_key()), false);
+    // Entries are parsed only once their MACs verified, so a damaged log costs no JSON parsing.
+    for (raw, seq) in lines.iter().zip(1u64..).take(w.macs.len()) {
+        match parse_line(raw.bytes) {
+            Some(l) => w.entries.push(l.entry),
+            None => {
+                w.macs.truncate(w.entries.len());
+                w.fault = Some((
+                    Fault {
+                        seq,
+                        class: FaultClass::Edited,
+                    },
+                    w.entries.len(),
+                ));
+                break;
+            }
+        }
+    }
     let log_fault = w.fault.map(|(f, _)| f);
     let mut ckpt_fault = None;
     let mut good = 0;
     let mut last_ckpt: Option<u64> = None;
     for raw in split_lines(&[checkpoints.to_vec()]) {
         let prev_seq = last_ckpt.unwrap_or(0);
+        if log_fault.is_some_and(|f| f.class != FaultClass::TornTail && prev_seq >= f.seq) {
+            // Every fault from here on lies after the log's own fault, which is reported.
+            break;
+        }
         let Some(c) = Checkpoint::parse(raw.bytes) else {
             ckpt_fault = Some(Fault {
                 seq: prev_seq + 1,
