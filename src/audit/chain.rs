@@ -232,6 +232,7 @@ impl ChainedLogBuilder {
                 pending: Vec::with_capacity(FLUSH_BYTES),
                 durable_seq: w.last_seq(),
                 busy: false,
+                syncs: 0,
                 failed: false,
                 io: Some(Io {
                     dir: self.dir.clone(),
@@ -313,6 +314,8 @@ struct State {
     durable_seq: u64,
     /// A leader is writing or syncing (it holds `io`).
     busy: bool,
+    /// Successful `fdatasync` calls on segments.
+    syncs: u64,
     failed: bool,
     io: Option<Io>,
 }
@@ -369,6 +372,12 @@ impl ChainedLog {
     /// As [`ChainedLog::append`].
     pub fn checkpoint(&self) -> Result<(), AuditError> {
         self.shared.sync_to(None, true)
+    }
+
+    /// How many `fdatasync` batches this handle has completed (group commit makes it much
+    /// smaller than the number of durable appends under concurrency).
+    pub fn sync_count(&self) -> u64 {
+        self.shared.lock().map_or(0, |s| s.syncs)
     }
 
     /// The sequence number of the last appended entry.
@@ -463,7 +472,10 @@ impl Shared {
         st.io = Some(io);
         st.busy = false;
         match &res {
-            Ok(()) if sync => st.durable_seq = upto,
+            Ok(()) if sync => {
+                st.durable_seq = upto;
+                st.syncs += 1;
+            }
             Ok(()) => {}
             Err(_) => st.failed = true,
         }
