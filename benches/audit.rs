@@ -22,20 +22,26 @@ fn open(dir: &std::path::Path, durability: Durability) -> ChainedLog {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Runs `iters` appends spread over `threads` threads; returns the wall time.
-fn concurrent(threads: u64, iters: u64, append: &(dyn Fn(u64) + Sync)) -> Duration {
+/// Runs `iters` appends spread over `threads` threads (`body(thread, count)` appends `count`
+/// events); returns the wall time.
+fn concurrent(threads: u64, iters: u64, body: &(dyn Fn(u64, u64) + Sync)) -> Duration {
     let per = iters.div_ceil(threads);
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..threads {
-            s.spawn(move || {
-                for n in 0..per {
-                    append(t * per + n);
-                }
-            });
+            s.spawn(move || body(t, per));
         }
     });
     start.elapsed()
+}
+
+/// Appends one prepared event `count` times.
+fn append_prepared(log: &ChainedLog, thread: u64, count: u64) {
+    with_sample_event(thread, Some("subject-1"), |e| {
+        for _ in 0..count {
+            let _ = black_box(log.append(e));
+        }
+    });
 }
 
 fn buffered(c: &mut Criterion) {
@@ -48,13 +54,7 @@ fn buffered(c: &mut Criterion) {
     });
     for threads in [2u64, 8] {
         g.bench_function(format!("append_{threads}_threads"), |b| {
-            b.iter_custom(|iters| {
-                concurrent(threads, iters, &|n| {
-                    with_sample_event(n, Some("subject-1"), |e| {
-                        let _ = black_box(log.append(e));
-                    });
-                })
-            });
+            b.iter_custom(|iters| concurrent(threads, iters, &|t, n| append_prepared(&log, t, n)));
         });
     }
     g.finish();
@@ -70,13 +70,7 @@ fn durable(c: &mut Criterion) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let log = open(dir.path(), Durability::Durable);
         g.bench_function(format!("group_commit_{threads}"), |b| {
-            b.iter_custom(|iters| {
-                concurrent(threads, iters, &|n| {
-                    with_sample_event(n, Some("subject-1"), |e| {
-                        let _ = black_box(log.append(e));
-                    });
-                })
-            });
+            b.iter_custom(|iters| concurrent(threads, iters, &|t, n| append_prepared(&log, t, n)));
         });
         drop(log);
         // Baseline: one write and one fdatasync per event, serialized.
@@ -89,10 +83,12 @@ fn durable(c: &mut Criterion) {
         let line = [b'x'; 400];
         g.bench_function(format!("fsync_per_event_{threads}"), |b| {
             b.iter_custom(|iters| {
-                concurrent(threads, iters, &|_| {
-                    if let Ok(mut f) = file.lock() {
-                        let _ = f.write_all(&line);
-                        let _ = f.sync_data();
+                concurrent(threads, iters, &|_, count| {
+                    for _ in 0..count {
+                        if let Ok(mut f) = file.lock() {
+                            let _ = f.write_all(&line);
+                            let _ = f.sync_data();
+                        }
                     }
                 })
             });

@@ -353,7 +353,9 @@ impl ChainedLog {
     /// [`AuditErrorKind::Closed`] after an earlier write or sync failure, [`AuditErrorKind::Io`]
     /// if the write or sync covering this entry fails.
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
-        let entry = EventRecord::from_event(event, &self.shared.pseudonym);
+        // Serialized outside the lock; only the chaining happens under it.
+        let mut entry = Vec::with_capacity(384);
+        EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
         self.shared.append(&entry)
     }
 
@@ -407,14 +409,16 @@ impl Shared {
             .map_err(|_| AuditError::new(AuditErrorKind::Closed))
     }
 
-    fn append(&self, entry: &EventRecord) -> Result<u64, AuditError> {
+    fn append(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
         let mut st = self.lock()?;
         if st.failed {
             return Err(AuditError::new(AuditErrorKind::Closed));
         }
         let seq = st.seq + 1;
         let prev = st.head;
-        st.head = self.mac.write_line(&mut st.pending, seq, &prev, entry);
+        st.head = self
+            .mac
+            .write_line_json(&mut st.pending, seq, &prev, entry_json);
         st.seq = seq;
         match self.durability {
             Durability::Durable => {

@@ -1,6 +1,7 @@
 //! The owned, stored form of an audit event.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeSeq as _;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::AuditEvent;
 use super::keys::{PseudonymKey, hex};
@@ -85,12 +86,72 @@ impl EventRecord {
         }
     }
 
+    /// The serde_json bytes of `from_event(event, key)`, without building the owned record
+    /// (the append hot path).
+    pub(crate) fn json_of(event: &AuditEvent<'_>, key: &PseudonymKey, out: &mut Vec<u8>) {
+        let ctx = event.context;
+        let encoded = ctx.encoded().unwrap_or(&[]);
+        let r = EventRef {
+            time: event.time,
+            principal: event.accessor.principal().as_str(),
+            roles: Roles(event.accessor.roles()),
+            purpose: event.purpose.as_str(),
+            kind: event.kind.label(),
+            action: event.action.label(),
+            outcome: event.outcome.label(),
+            subject: ctx.part("subject").map(|s| hex(&key.subject(s))),
+            context: hex(&key.context(encoded)),
+            site: Site(event.call_site),
+            key_version: event.key_version.get(),
+            sealed_at: event.sealed_at,
+        };
+        // Serializing strings and integers into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &r);
+    }
+
     /// Whether this record is about subject `id` (pseudonym comparison in constant time).
     pub(crate) fn is_subject(&self, pseudonym: &str) -> bool {
         use subtle::ConstantTimeEq as _;
         self.subject
             .as_deref()
             .is_some_and(|s| bool::from(s.as_bytes().ct_eq(pseudonym.as_bytes())))
+    }
+}
+
+/// Borrowed mirror of [`EventRecord`]: same fields, same order, same JSON.
+#[derive(Serialize)]
+struct EventRef<'a> {
+    time: u64,
+    principal: &'a str,
+    roles: Roles<'a>,
+    purpose: &'a str,
+    kind: &'static str,
+    action: &'static str,
+    outcome: &'static str,
+    subject: Option<String>,
+    context: String,
+    site: Site,
+    key_version: u32,
+    sealed_at: u64,
+}
+
+struct Roles<'a>(&'a [crate::policy::Role]);
+
+impl Serialize for Roles<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0 {
+            seq.serialize_element(r.as_str())?;
+        }
+        seq.end()
+    }
+}
+
+struct Site(&'static std::panic::Location<'static>);
+
+impl Serialize for Site {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}:{}", self.0.file(), self.0.line()))
     }
 }
 
@@ -132,5 +193,14 @@ mod tests {
         assert_eq!(rec.context.len(), 32);
         let back: EventRecord = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, rec);
+        for subject in [None, Some("x")] {
+            let (owned, fast) = with_sample_event(4, subject, |e| {
+                let mut v = Vec::new();
+                EventRecord::json_of(e, &key, &mut v);
+                (EventRecord::from_event(e, &key), v)
+            });
+            let owned = serde_json::to_vec(&owned).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(owned, fast);
+        }
     }
 }

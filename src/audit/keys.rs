@@ -5,7 +5,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::crypto::kdf::{hkdf_sha256, hmac_sha256, push_lp};
+use crate::crypto::kdf::{hkdf_sha256, push_lp};
 use crate::error::Error;
 use crate::random::{RandomSource, SystemRandom};
 
@@ -58,7 +58,7 @@ impl AuditKey {
     /// The pseudonym key alone, for subject access reports by someone who must not be able to
     /// forge log entries.
     pub fn pseudonym_key(&self) -> PseudonymKey {
-        PseudonymKey(Zeroizing::new(*self.pseudonym))
+        PseudonymKey::new(&self.pseudonym)
     }
 
     pub(crate) fn mac_key(&self) -> &[u8; 32] {
@@ -74,24 +74,38 @@ impl fmt::Debug for AuditKey {
 
 /// The key that turns subject identifiers into log pseudonyms (HMAC-SHA256), derived from an
 /// [`AuditKey`]. Zeroized on drop, redacted in `Debug`, not `Clone`.
-pub struct PseudonymKey(Zeroizing<[u8; 32]>);
+pub struct PseudonymKey(hmac::Hmac<sha2::Sha256>);
 
 impl PseudonymKey {
+    fn new(key: &[u8; 32]) -> Self {
+        use hmac::KeyInit;
+        // The HMAC key schedule is kept (as for the chain MAC; `hmac` is built with its
+        // `zeroize` feature), so each pseudonym costs two compressions fewer.
+        Self(
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length")),
+        )
+    }
+
+    fn mac(&self, domain: &[u8], msg: &[u8]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut m = self.0.clone();
+        let mut lp = Vec::with_capacity(2 + domain.len());
+        push_lp(&mut lp, domain);
+        m.update(&lp);
+        m.update(msg);
+        m.finalize().into_bytes().into()
+    }
+
     /// The pseudonym of subject `id`: HMAC-SHA256(key, lp("fieldseal/v1/audit-subject") ‖ id).
     pub(crate) fn subject(&self, id: &[u8]) -> [u8; 32] {
-        let mut msg = Zeroizing::new(Vec::with_capacity(32 + id.len()));
-        push_lp(&mut msg, SUBJECT_DOMAIN);
-        msg.extend_from_slice(id);
-        hmac_sha256(&self.0[..], &msg)
+        self.mac(SUBJECT_DOMAIN, id)
     }
 
     /// The context digest: HMAC-SHA256(key, lp("fieldseal/v1/audit-context") ‖ encoding),
     /// truncated to 16 bytes.
     pub(crate) fn context(&self, encoded: &[u8]) -> [u8; 16] {
-        let mut msg = Zeroizing::new(Vec::with_capacity(32 + encoded.len()));
-        push_lp(&mut msg, CONTEXT_DOMAIN);
-        msg.extend_from_slice(encoded);
-        let full = hmac_sha256(&self.0[..], &msg);
+        let full = self.mac(CONTEXT_DOMAIN, encoded);
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         out
@@ -177,12 +191,13 @@ impl fmt::Debug for CheckpointVerifyingKey {
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    let mut v = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
+        v.push(DIGITS[usize::from(b >> 4)]);
+        v.push(DIGITS[usize::from(b & 15)]);
     }
-    s
+    // Only ASCII hex digits were pushed.
+    String::from_utf8(v).unwrap_or_default()
 }
 
 /// Strict lowercase hex into exactly `N` bytes.
@@ -208,6 +223,7 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::kdf::hmac_sha256;
 
     #[test]
     fn subkeys_differ_and_debug_is_redacted() {
@@ -221,6 +237,11 @@ mod tests {
         assert_eq!(format!("{s:?}"), "CheckpointSigningKey([REDACTED])");
         let p = k.pseudonym_key();
         assert_ne!(p.subject(b"a")[..16], p.context(b"a")[..]);
+        // Matches the plain HMAC definition.
+        let mut msg = Vec::new();
+        push_lp(&mut msg, SUBJECT_DOMAIN);
+        msg.extend_from_slice(b"a");
+        assert_eq!(p.subject(b"a"), hmac_sha256(&k.pseudonym[..], &msg));
     }
 
     #[test]
