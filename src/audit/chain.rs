@@ -670,3 +670,45 @@ fn open_checkpoints(
     }
     Ok((file, last, n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internal::testing::with_sample_event;
+
+    #[test]
+    fn a_failed_write_or_sync_closes_the_log_for_good() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for durability in [Durability::Durable, Durability::Buffered] {
+            let sub = dir.path().join(format!("{durability:?}"));
+            let (log, _) = ChainedLog::builder(&sub)
+                .key(AuditKey::from_bytes([1; 32]))
+                .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+                .durability(durability)
+                .open()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let append = |n| with_sample_event(n, None, |e| log.append(e));
+            assert_eq!(append(0).ok(), Some(1));
+            // Swap the segment for a read-only handle: the next write fails like a full disk
+            // or a failed fdatasync would.
+            {
+                let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+                let io = st.io.as_mut().unwrap_or_else(|| panic!("no io"));
+                io.file = File::open(segment_path(&sub, 1)).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let first = match durability {
+                Durability::Durable => append(1).map(|_| ()),
+                Durability::Buffered => append(1).and_then(|_| log.sync()),
+            };
+            assert_eq!(first.map_err(|e| e.kind()), Err(AuditErrorKind::Io));
+            for n in 2..5 {
+                let kind = append(n).err().map(|e| e.kind());
+                assert_eq!(kind, Some(AuditErrorKind::Closed), "{durability:?}");
+            }
+            assert_eq!(
+                log.sync().err().map(|e| e.kind()),
+                Some(AuditErrorKind::Closed)
+            );
+        }
+    }
+}
