@@ -175,6 +175,15 @@ impl Context {
         Ok(&self.encoded)
     }
 
+    /// The value bound to part `name`, if any (the audit log pseudonymizes `subject` with it).
+    pub(crate) fn part(&self, name: &str) -> Option<&[u8]> {
+        self.parts
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.parts.get(i))
+            .map(|(_, v)| v.as_slice())
+    }
+
     fn encode(&mut self) {
         self.encoded.zeroize();
         self.encoded.clear();
@@ -231,6 +240,14 @@ mod tests {
             e.encoded().ok(),
             Some(&b"\x02\x03row\x00\x011\x05table\x00\x01t"[..])
         );
+    }
+
+    #[test]
+    fn part_lookup() {
+        let c = Context::new().row("7").subject(&SubjectId::new("u-1"));
+        assert_eq!(c.part("subject"), Some(&b"u-1"[..]));
+        assert_eq!(c.part("row"), Some(&b"7"[..]));
+        assert_eq!(c.part("table"), None);
     }
 
     #[test]

@@ -305,6 +305,12 @@ pub enum AuditErrorKind {
     Io,
     /// The sink is closed or has stopped accepting records after an earlier failure.
     Closed,
+    /// A stored audit log is damaged before its last line (the entry with this sequence number,
+    /// or the one expected at that position, is bad); it is not opened for appending.
+    Corrupt {
+        /// The first bad sequence number.
+        seq: u64,
+    },
 }
 
 /// An audit sink did not accept a record.
@@ -339,11 +345,12 @@ impl AuditError {
 
 impl fmt::Display for AuditError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            AuditErrorKind::Rejected => "audit record rejected",
-            AuditErrorKind::Io => "audit storage failed",
-            AuditErrorKind::Closed => "audit sink closed",
-        })
+        match self.kind {
+            AuditErrorKind::Rejected => f.write_str("audit record rejected"),
+            AuditErrorKind::Io => f.write_str("audit storage failed"),
+            AuditErrorKind::Closed => f.write_str("audit sink closed"),
+            AuditErrorKind::Corrupt { seq } => write!(f, "audit log corrupt at seq {seq}"),
+        }
     }
 }
 

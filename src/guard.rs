@@ -58,6 +58,7 @@ pub struct Guard {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     consent: Option<Arc<dyn ConsentRegistry>>,
+    best_effort_denials: bool,
 }
 
 impl fmt::Debug for Guard {
@@ -80,6 +81,7 @@ pub struct GuardBuilder {
     clock: Option<Arc<dyn Clock>>,
     rng: Option<Arc<dyn RandomSource>>,
     consent: Option<Arc<dyn ConsentRegistry>>,
+    best_effort_denials: bool,
 }
 
 impl fmt::Debug for GuardBuilder {
@@ -139,6 +141,19 @@ impl GuardBuilder {
         self
     }
 
+    /// Records *denials* best-effort (default `false`): when set, a sink error while recording
+    /// a denial does not change the result, which stays [`Error::Denied`]. Reveals and masks
+    /// always fail closed: nothing is decrypted unless the sink accepted the record.
+    ///
+    /// # Security
+    /// With this set, an attacker who can make the sink fail can probe for denials without
+    /// leaving a record. Choose it only when availability of the denial path matters more.
+    #[must_use]
+    pub fn best_effort_denial_audit(mut self, best_effort: bool) -> Self {
+        self.best_effort_denials = best_effort;
+        self
+    }
+
     /// Replaces the random source for nonces and epoch salts. Only for reproducible test
     /// envelopes: a predictable source destroys confidentiality.
     #[must_use]
@@ -160,6 +175,7 @@ impl GuardBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             rng: self.rng.unwrap_or_else(|| Arc::new(SystemRandom)),
             consent: self.consent,
+            best_effort_denials: self.best_effort_denials,
         })
     }
 }
@@ -393,10 +409,14 @@ impl Guard {
             context,
         };
         // Fail closed: nothing is decrypted unless the sink accepted the record.
-        self.audit.record(&event)?;
+        let recorded = self.audit.record(&event);
         if let Decision::Deny(reason) = decision {
+            if !self.best_effort_denials {
+                recorded?;
+            }
             return Err(Error::Denied { reason });
         }
+        recorded?;
         let opened = self.keyring.with_opening_key(&env, |key| {
             // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
             // and the plaintext appears in place after it.

@@ -25,7 +25,12 @@ mod secret;
 
 pub mod internal;
 
-pub use audit::{AuditEvent, AuditRecord, AuditSink, FailureKind, MemorySink, NullSink, Outcome};
+pub use audit::{
+    AuditEvent, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
+    CheckpointSigningKey, CheckpointVerifyingKey, Durability, EventRecord, FailureKind, Fault,
+    FaultClass, MemorySink, NullSink, OpenReport, Outcome, PseudonymKey, SubjectAccess, TornLine,
+    VerifyReport, verify_bytes, verify_log,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Context, SubjectId};
 pub use crypto::{EnvelopeInfo, MAX_ENVELOPE_LEN, TEXT_PREFIX};

@@ -21,6 +21,9 @@ fn targets() -> Vec<(&'static str, Target)> {
         ("field_phone", fuzzing::field::<PhoneNumber>),
         ("field_email", fuzzing::field::<Email>),
         ("field_address", fuzzing::field::<PostalAddress>),
+        ("audit_line", fuzzing::audit_line),
+        ("audit_checkpoint", fuzzing::audit_checkpoint),
+        ("audit_verify", fuzzing::audit_verify),
         ("policy_manifest", fuzzing::policy_manifest),
     ]
 }
@@ -79,11 +82,55 @@ fn write_seeds() {
         };
         seeds.push((target, s.as_bytes().to_vec()));
     }
+    seeds.extend(audit_seeds());
     for (i, (target, data)) in seeds.into_iter().enumerate() {
         let dir = corpus_dir(target);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join(format!("seed-{i:03}")), data).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// A small deterministic log (fixed keys and clock): its lines, checkpoints and whole files.
+fn audit_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use fieldseal::{AuditKey, ChainedLog, CheckpointSigningKey, Durability, FixedClock};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (log, _) = ChainedLog::builder(dir.path())
+        .key(AuditKey::from_bytes(fuzzing::FUZZ_AUDIT_KEY))
+        .checkpoint_key(CheckpointSigningKey::from_bytes(
+            fuzzing::FUZZ_CHECKPOINT_KEY,
+        ))
+        .durability(Durability::Buffered)
+        .clock(std::sync::Arc::new(FixedClock::new(1_700_000_000)))
+        .open()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for n in 0..6u64 {
+        let subject = (n % 2 == 0).then_some("subject-1");
+        fieldseal::internal::testing::with_sample_event(n, subject, |e| {
+            log.append(e).unwrap_or_else(|e| panic!("{e}"))
+        });
+        if n == 2 || n == 5 {
+            log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    drop(log);
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
+    let (log, ckpt) = (read("audit-000001.log"), read("checkpoints.log"));
+    let mut seeds = Vec::new();
+    for line in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        seeds.push(("audit_line", line.to_vec()));
+    }
+    for line in ckpt.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        seeds.push(("audit_checkpoint", line.to_vec()));
+    }
+    let mut whole = log.clone();
+    whole.push(0xff);
+    whole.extend_from_slice(&ckpt);
+    seeds.push(("audit_verify", whole));
+    seeds.push(("audit_verify", log[..log.len() - 7].to_vec()));
+    let mut swapped: Vec<&[u8]> = log.split_inclusive(|&b| b == b'\n').collect();
+    swapped.swap(1, 2);
+    seeds.push(("audit_verify", swapped.concat()));
+    seeds
 }
 
 #[test]

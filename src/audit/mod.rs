@@ -4,6 +4,24 @@
 //! denied, and hands it to the configured [`AuditSink`] *before* any plaintext is produced. If the
 //! sink returns an error, the operation fails closed.
 
+mod chain;
+mod event;
+mod keys;
+mod line;
+mod verify;
+
+/// Line formats, for the fuzzing entry points only.
+pub(crate) mod line_fuzz {
+    pub(crate) use super::line::{
+        ChainMac, Checkpoint, GENESIS, fast_accept, parse_line, quick_seq,
+    };
+}
+
+pub use chain::{ChainedLog, ChainedLogBuilder, Durability, OpenReport, TornLine};
+pub use event::EventRecord;
+pub use keys::{AuditKey, CheckpointSigningKey, CheckpointVerifyingKey, PseudonymKey};
+pub use verify::{Fault, FaultClass, SubjectAccess, VerifyReport, verify_bytes, verify_log};
+
 use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};

@@ -3,4 +3,5 @@
 #![doc(hidden)]
 
 pub mod fuzzing;
+pub mod testing;
 pub mod vectors;

@@ -55,3 +55,40 @@ pub fn guard() -> Guard {
 pub fn v(n: u32) -> KeyVersion {
     KeyVersion::new(n).unwrap_or_else(|| panic!("zero version"))
 }
+
+pub const AUDIT_KEY: [u8; 32] = [0x11; 32];
+pub const CKPT_KEY: [u8; 32] = [0x22; 32];
+
+pub fn ckpt_public() -> CheckpointVerifyingKey {
+    CheckpointSigningKey::from_bytes(CKPT_KEY).verifying_key()
+}
+
+/// Opens a chained log in `dir` with the test keys.
+pub fn open_log(
+    dir: &std::path::Path,
+    durability: Durability,
+    checkpoint_every: u64,
+) -> (ChainedLog, OpenReport) {
+    ChainedLog::builder(dir)
+        .key(AuditKey::from_bytes(AUDIT_KEY))
+        .checkpoint_key(CheckpointSigningKey::from_bytes(CKPT_KEY))
+        .durability(durability)
+        .checkpoint_every(checkpoint_every, std::time::Duration::from_secs(3600))
+        .open()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Appends sample events `from..to` (subject `s<n % 3>`).
+pub fn append_n(log: &ChainedLog, from: u64, to: u64) {
+    for n in from..to {
+        let subject = format!("s{}", n % 3);
+        fieldseal::internal::testing::with_sample_event(n, Some(&subject), |e| {
+            log.append(e).unwrap_or_else(|e| panic!("{e}"))
+        });
+    }
+}
+
+pub fn verify_dir(dir: &std::path::Path) -> VerifyReport {
+    verify_log(dir, None, &AuditKey::from_bytes(AUDIT_KEY), &ckpt_public())
+        .unwrap_or_else(|e| panic!("{e}"))
+}

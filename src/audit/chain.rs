@@ -1,0 +1,714 @@
+//! [`ChainedLog`]: an append-only, MAC-chained, checkpointed audit log in a directory.
+//!
+//! # Files
+//! - Segments `audit-000001.log`, `audit-000002.log`, … (six or more digits, numbered from 1):
+//!   the chain runs through them in number order, the first line of segment `k + 1` chaining
+//!   from the last line of segment `k`. Only the highest-numbered segment is appended to; a new
+//!   one is started when it reaches the configured size (at a batch boundary, so lines are never
+//!   split across segments).
+//! - `checkpoints.log` (or a path of your choice, ideally on other storage): signed checkpoints.
+//! - `audit-NNNNNN.log.torn` (`.torn.2`, … if taken): a torn last line moved aside on open.
+//!
+//! The line formats are documented in SECURITY.md ("Audit log").
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use super::event::EventRecord;
+use super::keys::{AuditKey, CheckpointSigningKey, PseudonymKey};
+use super::line::{ChainMac, Checkpoint};
+use super::verify::{split_lines, walk};
+use super::{AuditEvent, AuditSink};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{AuditError, AuditErrorKind};
+
+/// Default checkpoint file name inside the log directory.
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoints.log";
+/// In buffered mode, pending lines are written once they reach this many bytes.
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Acknowledged once the line is in the log's in-process buffer. Buffered lines are written
+    /// in batches (one `write` per 256 KiB or per sync) and made durable by
+    /// [`ChainedLog::sync`], by the background timer (every
+    /// [`ChainedLogBuilder::sync_interval`]) and on drop. A crash loses at most the entries since
+    /// the last sync; what remains is still a valid chain.
+    Buffered,
+    /// Acknowledged only after an `fdatasync` that covers the line (group commit: concurrent
+    /// appenders share one `write` and one `fdatasync` per batch).
+    Durable,
+}
+
+/// What [`ChainedLogBuilder::open`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenReport {
+    /// Sequence number of the last valid entry (0 for an empty log).
+    pub last_seq: u64,
+    /// Number of segments.
+    pub segments: u64,
+    /// A torn last line that was moved aside, if there was one.
+    pub torn: Option<TornLine>,
+    /// Number of checkpoints in the checkpoint file.
+    pub checkpoints: u64,
+}
+
+/// A torn last line moved aside on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TornLine {
+    /// The sequence number the line would have had.
+    pub seq: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Where it was moved.
+    pub moved_to: PathBuf,
+}
+
+/// Configures and opens a [`ChainedLog`].
+pub struct ChainedLogBuilder {
+    dir: PathBuf,
+    key: Option<AuditKey>,
+    signer: Option<CheckpointSigningKey>,
+    checkpoint_path: Option<PathBuf>,
+    durability: Durability,
+    max_segment_bytes: u64,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    sync_interval: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ChainedLogBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainedLogBuilder")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainedLogBuilder {
+    /// The audit key (required).
+    #[must_use]
+    pub fn key(mut self, key: AuditKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The checkpoint signing key (required).
+    #[must_use]
+    pub fn checkpoint_key(mut self, key: CheckpointSigningKey) -> Self {
+        self.signer = Some(key);
+        self
+    }
+
+    /// Where checkpoints go (default `checkpoints.log` in the log directory). Keep it on
+    /// storage the log's writer cannot rewrite, if you can.
+    #[must_use]
+    pub fn checkpoint_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint_path = Some(path.into());
+        self
+    }
+
+    /// Buffered or durable acknowledgement (default [`Durability::Durable`]).
+    #[must_use]
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// Segment size that triggers rotation (default 64 MiB).
+    #[must_use]
+    pub fn max_segment_bytes(mut self, n: u64) -> Self {
+        self.max_segment_bytes = n.max(1);
+        self
+    }
+
+    /// A checkpoint after every `entries` durable entries or `interval`, whichever first
+    /// (default 1,000 entries, 10 s). Checkpoints are written only for synced entries, right
+    /// after the sync: in [`Durability::Buffered`] mode that means at most one per sync (timer,
+    /// [`ChainedLog::sync`] or rotation).
+    #[must_use]
+    pub fn checkpoint_every(mut self, entries: u64, interval: Duration) -> Self {
+        self.checkpoint_every = entries.max(1);
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// How often the background timer syncs a buffered log (default 1 s).
+    #[must_use]
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
+        self
+    }
+
+    /// The clock for checkpoint times (default the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens (or creates) the log, recovering from a crash: a torn last line is moved aside and
+    /// reported.
+    ///
+    /// # Errors
+    /// [`AuditErrorKind::Rejected`] without a key or checkpoint key, [`AuditErrorKind::Io`] on
+    /// I/O failure, [`AuditErrorKind::Corrupt`] naming the first bad seq if a line before the
+    /// last is bad or the log ends before its latest checkpoint.
+    pub fn open(self) -> Result<(ChainedLog, OpenReport), AuditError> {
+        let key = self.key.ok_or(AuditError::new(AuditErrorKind::Rejected))?;
+        let signer = self
+            .signer
+            .ok_or(AuditError::new(AuditErrorKind::Rejected))?;
+        std::fs::create_dir_all(&self.dir).map_err(io_err)?;
+        let mac = ChainMac::new(key.mac_key());
+        let mut segments = read_segments(&self.dir)?;
+        let mut created = false;
+        if segments.is_empty() {
+            create_file(&self.dir, &segment_path(&self.dir, 1))?;
+            segments.push((1, segment_path(&self.dir, 1), Vec::new()));
+            created = true;
+        }
+        let data: Vec<Vec<u8>> = segments.iter().map(|(_, _, d)| d.clone()).collect();
+        let lines = split_lines(&data);
+        let w = walk(&lines, &mac, false);
+        let ckpt_path = self
+            .checkpoint_path
+            .unwrap_or_else(|| self.dir.join(CHECKPOINT_FILE));
+        let (ckpt_file, last_ckpt, n_ckpt) = open_checkpoints(&ckpt_path, &signer)?;
+        if let Some(c) = last_ckpt {
+            if c.seq > w.last_seq() {
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: w.last_seq() + 1,
+                }));
+            }
+        }
+        let mut torn = None;
+        if let Some((fault, at)) = w.fault {
+            let line = lines.get(at).copied();
+            let last_seg = data.len() - 1;
+            match line {
+                Some(l) if at + 1 == lines.len() && l.segment == last_seg => {
+                    let (_, path, _) = &segments[last_seg];
+                    let moved_to = move_aside(&self.dir, path, l.start as u64, l.bytes)?;
+                    torn = Some(TornLine {
+                        seq: fault.seq,
+                        len: (l.bytes.len() + usize::from(l.terminated)) as u64,
+                        moved_to,
+                    });
+                }
+                _ => {
+                    return Err(AuditError::new(AuditErrorKind::Corrupt { seq: fault.seq }));
+                }
+            }
+        }
+        let (seg_no, seg_path, _) = segments.last().ok_or(AuditError::new(AuditErrorKind::Io))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(seg_path)
+            .map_err(io_err)?;
+        let seg_len = file.metadata().map_err(io_err)?.len();
+        if created {
+            sync_dir(&self.dir)?;
+        }
+        let report = OpenReport {
+            last_seq: w.last_seq(),
+            segments: segments.len() as u64,
+            torn,
+            checkpoints: n_ckpt,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                seq: w.last_seq(),
+                head: w.head(),
+                pending: Vec::with_capacity(FLUSH_BYTES),
+                durable_seq: w.last_seq(),
+                busy: false,
+                syncs: 0,
+                failed: false,
+                io: Some(Io {
+                    dir: self.dir.clone(),
+                    file,
+                    seg_no: *seg_no,
+                    seg_len,
+                    ckpt: ckpt_file,
+                    ckpt_seq: last_ckpt.map_or(0, |c| c.seq),
+                    ckpt_at: Instant::now(),
+                }),
+            }),
+            cond: Condvar::new(),
+            mac,
+            pseudonym: key.pseudonym_key(),
+            signer,
+            durability: self.durability,
+            max_segment_bytes: self.max_segment_bytes,
+            checkpoint_every: self.checkpoint_every,
+            checkpoint_interval: self.checkpoint_interval,
+            clock: self.clock,
+        });
+        if self.durability == Durability::Buffered {
+            spawn_timer(Arc::downgrade(&shared), self.sync_interval);
+        }
+        Ok((ChainedLog { shared }, report))
+    }
+}
+
+/// An [`AuditSink`] writing a MAC-chained, checkpointed log of JSON lines to a directory.
+///
+/// Thread-safe; share it with `Arc`. Once a write or `fdatasync` fails, every later append and
+/// sync fails with [`AuditErrorKind::Closed`]: the log never retries, so no acknowledged entry
+/// can be silently lost behind a failed sync.
+///
+/// ```
+/// use fieldseal::{AuditKey, ChainedLog, CheckpointSigningKey, Durability};
+/// # let dir = std::env::temp_dir().join(format!("fieldseal-doc-{}", std::process::id()));
+/// let (log, report) = ChainedLog::builder(&dir)
+///     .key(AuditKey::generate()?)
+///     .checkpoint_key(CheckpointSigningKey::generate()?)
+///     .durability(Durability::Durable)
+///     .open()?;
+/// assert!(report.torn.is_none());
+/// # drop(log); std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ChainedLog {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ChainedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainedLog")
+            .field("durability", &self.shared.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cond: Condvar,
+    mac: ChainMac,
+    pseudonym: PseudonymKey,
+    signer: CheckpointSigningKey,
+    durability: Durability,
+    max_segment_bytes: u64,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+struct State {
+    /// Last sequence number assigned and its MAC.
+    seq: u64,
+    head: [u8; 32],
+    /// Lines not yet handed to the file.
+    pending: Vec<u8>,
+    /// Last sequence number covered by a successful `fdatasync`.
+    durable_seq: u64,
+    /// A leader is writing or syncing (it holds `io`).
+    busy: bool,
+    /// Successful `fdatasync` calls on segments.
+    syncs: u64,
+    failed: bool,
+    io: Option<Io>,
+}
+
+struct Io {
+    dir: PathBuf,
+    file: File,
+    seg_no: u64,
+    seg_len: u64,
+    ckpt: File,
+    ckpt_seq: u64,
+    ckpt_at: Instant,
+}
+
+impl ChainedLog {
+    /// Starts configuring a log in directory `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> ChainedLogBuilder {
+        ChainedLogBuilder {
+            dir: dir.as_ref().to_path_buf(),
+            key: None,
+            signer: None,
+            checkpoint_path: None,
+            durability: Durability::Durable,
+            max_segment_bytes: 64 * 1024 * 1024,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
+            sync_interval: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Appends `event` and returns its sequence number once acknowledged (see [`Durability`]).
+    ///
+    /// # Errors
+    /// [`AuditErrorKind::Closed`] after an earlier write or sync failure, [`AuditErrorKind::Io`]
+    /// if the write or sync covering this entry fails.
+    pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
+        // Serialized outside the lock; only the chaining happens under it.
+        let mut entry = Vec::with_capacity(384);
+        EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
+        self.shared.append(&entry)
+    }
+
+    /// Writes and `fdatasync`s everything appended so far, then writes a checkpoint if one is
+    /// due.
+    ///
+    /// # Errors
+    /// As [`ChainedLog::append`].
+    pub fn sync(&self) -> Result<(), AuditError> {
+        self.shared.sync_to(None, false)
+    }
+
+    /// Syncs, then writes a checkpoint for the current head (unless one exists for it).
+    ///
+    /// # Errors
+    /// As [`ChainedLog::append`].
+    pub fn checkpoint(&self) -> Result<(), AuditError> {
+        self.shared.sync_to(None, true)
+    }
+
+    /// How many `fdatasync` batches this handle has completed (group commit makes it much
+    /// smaller than the number of durable appends under concurrency).
+    pub fn sync_count(&self) -> u64 {
+        self.shared.lock().map_or(0, |s| s.syncs)
+    }
+
+    /// The sequence number of the last appended entry.
+    pub fn last_seq(&self) -> u64 {
+        self.shared.lock().map_or(0, |s| s.seq)
+    }
+}
+
+impl Drop for ChainedLog {
+    fn drop(&mut self) {
+        // Best effort: a failure here was either reported to an appender already or leaves a
+        // valid, shorter chain.
+        let _ = self.shared.sync_to(None, false);
+    }
+}
+
+impl AuditSink for ChainedLog {
+    fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        self.append(event).map(|_| ())
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> Result<MutexGuard<'_, State>, AuditError> {
+        self.state
+            .lock()
+            .map_err(|_| AuditError::new(AuditErrorKind::Closed))
+    }
+
+    fn append(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
+        let mut st = self.lock()?;
+        if st.failed {
+            return Err(AuditError::new(AuditErrorKind::Closed));
+        }
+        let seq = st.seq + 1;
+        let prev = st.head;
+        st.head = self
+            .mac
+            .write_line_json(&mut st.pending, seq, &prev, entry_json);
+        st.seq = seq;
+        match self.durability {
+            Durability::Durable => {
+                drop(st);
+                self.sync_to(Some(seq), false)?;
+            }
+            Durability::Buffered => {
+                if st.pending.len() >= FLUSH_BYTES && !st.busy {
+                    self.lead(st, false, false)?;
+                }
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Waits until `target` (default: everything appended so far) is durable, leading a write
+    /// and sync when no one else is.
+    fn sync_to(&self, target: Option<u64>, force_checkpoint: bool) -> Result<(), AuditError> {
+        let mut st = self.lock()?;
+        let target = target.unwrap_or(st.seq);
+        loop {
+            if !force_checkpoint && st.durable_seq >= target {
+                return Ok(());
+            }
+            if st.failed {
+                return Err(AuditError::new(AuditErrorKind::Closed));
+            }
+            if !st.busy {
+                // The leader writes everything pending, so `target` is durable when it returns.
+                return self.lead(st, true, force_checkpoint);
+            }
+            st = self
+                .cond
+                .wait(st)
+                .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+        }
+    }
+
+    /// Becomes the leader: writes the pending batch (and syncs it) outside the lock.
+    fn lead(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        sync: bool,
+        force_checkpoint: bool,
+    ) -> Result<(), AuditError> {
+        let Some(mut io) = st.io.take() else {
+            return Err(AuditError::new(AuditErrorKind::Closed));
+        };
+        st.busy = true;
+        let batch = std::mem::replace(&mut st.pending, Vec::with_capacity(FLUSH_BYTES));
+        let (upto, head) = (st.seq, st.head);
+        drop(st);
+        let res = self.write_batch(&mut io, &batch, upto, head, sync, force_checkpoint);
+        let mut st = self.lock()?;
+        st.io = Some(io);
+        st.busy = false;
+        match &res {
+            Ok(()) if sync => {
+                st.durable_seq = upto;
+                st.syncs += 1;
+            }
+            Ok(()) => {}
+            Err(_) => st.failed = true,
+        }
+        drop(st);
+        self.cond.notify_all();
+        res.map_err(|e| AuditError::with_source(AuditErrorKind::Io, e))
+    }
+
+    fn write_batch(
+        &self,
+        io: &mut Io,
+        batch: &[u8],
+        upto: u64,
+        head: [u8; 32],
+        sync: bool,
+        force_checkpoint: bool,
+    ) -> std::io::Result<()> {
+        if !batch.is_empty() {
+            io.file.write_all(batch)?;
+            io.seg_len += batch.len() as u64;
+        }
+        let rotate = io.seg_len >= self.max_segment_bytes;
+        if sync || rotate {
+            io.file.sync_data()?;
+        }
+        if sync || rotate {
+            let due = upto > io.ckpt_seq
+                && (force_checkpoint
+                    || upto - io.ckpt_seq >= self.checkpoint_every
+                    || io.ckpt_at.elapsed() >= self.checkpoint_interval);
+            if due {
+                let c = Checkpoint::sign(&self.signer, upto, head, self.clock.now());
+                io.ckpt.write_all(&c.to_line())?;
+                io.ckpt.sync_data()?;
+                io.ckpt_seq = upto;
+                io.ckpt_at = Instant::now();
+            }
+        }
+        if rotate {
+            let next = io.seg_no + 1;
+            let path = segment_path(&io.dir, next);
+            let file = OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&path)?;
+            file.sync_all()?;
+            File::open(&io.dir)?.sync_all()?;
+            io.file = file;
+            io.seg_no = next;
+            io.seg_len = 0;
+        }
+        Ok(())
+    }
+}
+
+fn spawn_timer(shared: Weak<Shared>, interval: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("audit-sync".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let Some(s) = shared.upgrade() else { return };
+                if s.sync_to(None, false).is_err() {
+                    return;
+                }
+            }
+        });
+}
+
+fn io_err(e: std::io::Error) -> AuditError {
+    AuditError::with_source(AuditErrorKind::Io, e)
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("audit-{n:06}.log"))
+}
+
+fn segment_number(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("audit-")?.strip_suffix(".log")?;
+    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&n| n > 0)
+}
+
+/// Every segment in `dir`, in number order, with its contents.
+///
+/// # Errors
+/// [`AuditErrorKind::Io`] if the directory or a segment cannot be read.
+pub(crate) fn read_segments(dir: &Path) -> Result<Vec<(u64, PathBuf, Vec<u8>)>, AuditError> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        if let Some(n) = entry.file_name().to_str().and_then(segment_number) {
+            found.push((n, entry.path()));
+        }
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|(n, p)| std::fs::read(&p).map(|d| (n, p, d)).map_err(io_err))
+        .collect()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
+}
+
+fn create_file(dir: &Path, path: &Path) -> Result<(), AuditError> {
+    let f = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    sync_dir(dir)
+}
+
+/// Copies the torn tail `bytes` (at `offset` in `segment`) to a `.torn` file, then truncates.
+fn move_aside(
+    dir: &Path,
+    segment: &Path,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<PathBuf, AuditError> {
+    let base = segment.with_extension("log.torn");
+    let mut path = base.clone();
+    let mut n = 1;
+    let mut f = loop {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => break f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                path = PathBuf::from(format!("{}.{n}", base.display()));
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+    };
+    f.write_all(bytes).map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    let seg = OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .map_err(io_err)?;
+    seg.set_len(offset).map_err(io_err)?;
+    seg.sync_all().map_err(io_err)?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Opens the checkpoint file for appending; drops a torn last line (a checkpoint is written
+/// only after the entries it covers are durable, so losing one loses no entry).
+fn open_checkpoints(
+    path: &Path,
+    signer: &CheckpointSigningKey,
+) -> Result<(File, Option<Checkpoint>, u64), AuditError> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            create_file(dir, path)?;
+            Vec::new()
+        }
+        Err(e) => return Err(io_err(e)),
+    };
+    let public = signer.verifying_key();
+    let mut last = None;
+    let mut n = 0;
+    let mut keep = 0u64;
+    for l in split_lines(std::slice::from_ref(&data)) {
+        match Checkpoint::parse(l.bytes).filter(|c| c.verify(&public)) {
+            Some(c) if l.terminated => {
+                last = Some(c);
+                n += 1;
+                keep = (l.start + l.bytes.len() + 1) as u64;
+            }
+            _ if !l.terminated => {}
+            _ => return Err(AuditError::new(AuditErrorKind::Corrupt { seq: 0 })),
+        }
+    }
+    let file = OpenOptions::new().append(true).open(path).map_err(io_err)?;
+    if keep < data.len() as u64 {
+        file.set_len(keep).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+    }
+    Ok((file, last, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internal::testing::with_sample_event;
+
+    #[test]
+    fn a_failed_write_or_sync_closes_the_log_for_good() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for durability in [Durability::Durable, Durability::Buffered] {
+            let sub = dir.path().join(format!("{durability:?}"));
+            let (log, _) = ChainedLog::builder(&sub)
+                .key(AuditKey::from_bytes([1; 32]))
+                .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+                .durability(durability)
+                .open()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let append = |n| with_sample_event(n, None, |e| log.append(e));
+            assert_eq!(append(0).ok(), Some(1));
+            // Swap the segment for a read-only handle: the next write fails like a full disk
+            // or a failed fdatasync would.
+            {
+                let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+                let io = st.io.as_mut().unwrap_or_else(|| panic!("no io"));
+                io.file = File::open(segment_path(&sub, 1)).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let first = match durability {
+                Durability::Durable => append(1).map(|_| ()),
+                Durability::Buffered => append(1).and_then(|_| log.sync()),
+            };
+            assert_eq!(first.map_err(|e| e.kind()), Err(AuditErrorKind::Io));
+            for n in 2..5 {
+                let kind = append(n).err().map(|e| e.kind());
+                assert_eq!(kind, Some(AuditErrorKind::Closed), "{durability:?}");
+            }
+            assert_eq!(
+                log.sync().err().map(|e| e.kind()),
+                Some(AuditErrorKind::Closed)
+            );
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The owned, stored form of an audit event.
+
+use serde::ser::SerializeSeq as _;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::AuditEvent;
+use super::keys::{PseudonymKey, hex};
+
+/// One audit event as stored in a [`ChainedLog`](crate::ChainedLog) line (the `entry` object).
+///
+/// # Format
+/// Serialized with `serde_json` in exactly this field order, no whitespace, and parsed back
+/// strictly (unknown fields are rejected, and a line must re-serialize to the same bytes):
+///
+/// | field | JSON | meaning |
+/// |---|---|---|
+/// | `time` | integer | Unix seconds when the request was decided |
+/// | `principal` | string | who asked (staff or service identifier, not a data subject) |
+/// | `roles` | array of strings | roles presented |
+/// | `purpose` | string | purpose label |
+/// | `kind` | string | field kind label (`phone_number`, …) |
+/// | `action` | string | action label (`reveal`, `mask`, …) |
+/// | `outcome` | string | [`Outcome::label`](crate::Outcome::label) |
+/// | `subject` | string or null | 64 hex digits: HMAC-SHA256 under the log's pseudonym key of the context's `subject` part; `null` without one |
+/// | `context` | string | 32 hex digits: HMAC-SHA256 of the canonical context encoding under the pseudonym key, truncated to 16 bytes |
+/// | `site` | string | `file:line` of the call |
+/// | `key_version` | integer | key version of the sealed value |
+/// | `sealed_at` | integer | Unix seconds when the value was sealed |
+///
+/// Neither the raw subject identifier nor any other context value is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EventRecord {
+    /// Unix seconds when the request was decided.
+    pub time: u64,
+    /// Who asked.
+    pub principal: String,
+    /// Roles presented.
+    pub roles: Vec<String>,
+    /// Purpose label.
+    pub purpose: String,
+    /// Field kind label.
+    pub kind: String,
+    /// Action label.
+    pub action: String,
+    /// Outcome label.
+    pub outcome: String,
+    /// Subject pseudonym (hex), if the context had a `subject` part.
+    pub subject: Option<String>,
+    /// Keyed context digest (hex, 16 bytes).
+    pub context: String,
+    /// `file:line` of the call.
+    pub site: String,
+    /// Key version of the sealed value.
+    pub key_version: u32,
+    /// Unix seconds when the value was sealed.
+    pub sealed_at: u64,
+}
+
+impl EventRecord {
+    /// The stored form of `event`, pseudonymized under `key`.
+    pub fn from_event(event: &AuditEvent<'_>, key: &PseudonymKey) -> Self {
+        let ctx = event.context;
+        // The guard checks the context before it builds an event, so the fallback (digest of
+        // the empty encoding) is never used for a recorded reveal.
+        let encoded = ctx.encoded().unwrap_or(&[]);
+        Self {
+            time: event.time,
+            principal: event.accessor.principal().as_str().to_owned(),
+            roles: event
+                .accessor
+                .roles()
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            purpose: event.purpose.as_str().to_owned(),
+            kind: event.kind.label().to_owned(),
+            action: event.action.label().to_owned(),
+            outcome: event.outcome.label().to_owned(),
+            subject: ctx.part("subject").map(|s| hex(&key.subject(s))),
+            context: hex(&key.context(encoded)),
+            site: format!("{}:{}", event.call_site.file(), event.call_site.line()),
+            key_version: event.key_version.get(),
+            sealed_at: event.sealed_at,
+        }
+    }
+
+    /// The serde_json bytes of `from_event(event, key)`, without building the owned record
+    /// (the append hot path).
+    pub(crate) fn json_of(event: &AuditEvent<'_>, key: &PseudonymKey, out: &mut Vec<u8>) {
+        let ctx = event.context;
+        let encoded = ctx.encoded().unwrap_or(&[]);
+        let r = EventRef {
+            time: event.time,
+            principal: event.accessor.principal().as_str(),
+            roles: Roles(event.accessor.roles()),
+            purpose: event.purpose.as_str(),
+            kind: event.kind.label(),
+            action: event.action.label(),
+            outcome: event.outcome.label(),
+            subject: ctx.part("subject").map(|s| hex(&key.subject(s))),
+            context: hex(&key.context(encoded)),
+            site: Site(event.call_site),
+            key_version: event.key_version.get(),
+            sealed_at: event.sealed_at,
+        };
+        // Serializing strings and integers into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &r);
+    }
+
+    /// Whether this record is about subject `id` (pseudonym comparison in constant time).
+    pub(crate) fn is_subject(&self, pseudonym: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.subject
+            .as_deref()
+            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(pseudonym.as_bytes())))
+    }
+}
+
+/// Borrowed mirror of [`EventRecord`]: same fields, same order, same JSON.
+#[derive(Serialize)]
+struct EventRef<'a> {
+    time: u64,
+    principal: &'a str,
+    roles: Roles<'a>,
+    purpose: &'a str,
+    kind: &'static str,
+    action: &'static str,
+    outcome: &'static str,
+    subject: Option<String>,
+    context: String,
+    site: Site,
+    key_version: u32,
+    sealed_at: u64,
+}
+
+struct Roles<'a>(&'a [crate::policy::Role]);
+
+impl Serialize for Roles<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0 {
+            seq.serialize_element(r.as_str())?;
+        }
+        seq.end()
+    }
+}
+
+struct Site(&'static std::panic::Location<'static>);
+
+impl Serialize for Site {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}:{}", self.0.file(), self.0.line()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditKey;
+    use crate::internal::testing::with_sample_event;
+
+    #[test]
+    fn no_raw_subject_and_stable_order() {
+        let key = AuditKey::from_bytes([3; 32]).pseudonym_key();
+        let rec = with_sample_event(5, Some("CANARY-SUBJECT"), |e| {
+            EventRecord::from_event(e, &key)
+        });
+        let json = serde_json::to_string(&rec).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!json.contains("CANARY"), "{json}");
+        assert!(json.starts_with("{\"time\":"), "{json}");
+        let keys = [
+            "\"time\"",
+            "\"principal\"",
+            "\"roles\"",
+            "\"purpose\"",
+            "\"kind\"",
+            "\"action\"",
+            "\"outcome\"",
+            "\"subject\"",
+            "\"context\"",
+            "\"site\"",
+            "\"key_version\"",
+            "\"sealed_at\"",
+        ];
+        let pos: Vec<usize> = keys
+            .iter()
+            .map(|k| json.find(k).unwrap_or_else(|| panic!("{k}")))
+            .collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert_eq!(rec.subject.as_ref().map(String::len), Some(64));
+        assert_eq!(rec.context.len(), 32);
+        let back: EventRecord = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, rec);
+        for subject in [None, Some("x")] {
+            let (owned, fast) = with_sample_event(4, subject, |e| {
+                let mut v = Vec::new();
+                EventRecord::json_of(e, &key, &mut v);
+                (EventRecord::from_event(e, &key), v)
+            });
+            let owned = serde_json::to_vec(&owned).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(owned, fast);
+        }
+    }
+}

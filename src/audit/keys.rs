@@ -1,0 +1,255 @@
+//! Keys of the audit log: the secret audit key (chain MACs and subject pseudonyms) and the
+//! Ed25519 checkpoint key pair.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::kdf::{hkdf_sha256, push_lp};
+use crate::error::Error;
+use crate::random::{RandomSource, SystemRandom};
+
+const AUDIT_SALT: &[u8] = b"fieldseal/v1/audit-key";
+const MAC_INFO: &[u8] = b"fieldseal/v1/audit-mac";
+const PSEUDONYM_INFO: &[u8] = b"fieldseal/v1/audit-pseudonym";
+const SUBJECT_DOMAIN: &[u8] = b"fieldseal/v1/audit-subject";
+const CONTEXT_DOMAIN: &[u8] = b"fieldseal/v1/audit-context";
+
+/// The secret key of one audit log: 32 bytes from which the chain-MAC key and the pseudonym key
+/// are derived with HKDF-SHA256.
+///
+/// Zeroized on drop, redacted in `Debug`, not `Clone`.
+///
+/// ```
+/// let k = fieldseal::AuditKey::from_bytes([7; 32]);
+/// assert_eq!(format!("{k:?}"), "AuditKey([REDACTED])");
+/// ```
+pub struct AuditKey {
+    mac: Zeroizing<[u8; 32]>,
+    pseudonym: Zeroizing<[u8; 32]>,
+}
+
+impl AuditKey {
+    /// A key from 32 secret bytes (load them from your secret store).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let ikm = Zeroizing::new(bytes);
+        let mut mac = Zeroizing::new([0u8; 32]);
+        let mut pseudonym = Zeroizing::new([0u8; 32]);
+        let mut info = Vec::new();
+        push_lp(&mut info, MAC_INFO);
+        // 32 bytes is far below HKDF-SHA256's output limit.
+        let _ = hkdf_sha256(AUDIT_SALT, &ikm[..], &info, mac.as_mut());
+        info.clear();
+        push_lp(&mut info, PSEUDONYM_INFO);
+        let _ = hkdf_sha256(AUDIT_SALT, &ikm[..], &info, pseudonym.as_mut());
+        Self { mac, pseudonym }
+    }
+
+    /// A fresh random key.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the system random source fails.
+    pub fn generate() -> Result<Self, Error> {
+        let mut b = Zeroizing::new([0u8; 32]);
+        SystemRandom.fill(b.as_mut())?;
+        Ok(Self::from_bytes(*b))
+    }
+
+    /// The pseudonym key alone, for subject access reports by someone who must not be able to
+    /// forge log entries.
+    pub fn pseudonym_key(&self) -> PseudonymKey {
+        PseudonymKey::new(&self.pseudonym)
+    }
+
+    pub(crate) fn mac_key(&self) -> &[u8; 32] {
+        &self.mac
+    }
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey([REDACTED])")
+    }
+}
+
+/// The key that turns subject identifiers into log pseudonyms (HMAC-SHA256), derived from an
+/// [`AuditKey`]. Zeroized on drop, redacted in `Debug`, not `Clone`.
+pub struct PseudonymKey(hmac::Hmac<sha2::Sha256>);
+
+impl PseudonymKey {
+    fn new(key: &[u8; 32]) -> Self {
+        use hmac::KeyInit;
+        // The HMAC key schedule is kept (as for the chain MAC; `hmac` is built with its
+        // `zeroize` feature), so each pseudonym costs two compressions fewer.
+        Self(
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length")),
+        )
+    }
+
+    fn mac(&self, domain: &[u8], msg: &[u8]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut m = self.0.clone();
+        let mut lp = Vec::with_capacity(2 + domain.len());
+        push_lp(&mut lp, domain);
+        m.update(&lp);
+        m.update(msg);
+        m.finalize().into_bytes().into()
+    }
+
+    /// The pseudonym of subject `id`: HMAC-SHA256(key, lp("fieldseal/v1/audit-subject") ‖ id).
+    pub(crate) fn subject(&self, id: &[u8]) -> [u8; 32] {
+        self.mac(SUBJECT_DOMAIN, id)
+    }
+
+    /// The context digest: HMAC-SHA256(key, lp("fieldseal/v1/audit-context") ‖ encoding),
+    /// truncated to 16 bytes.
+    pub(crate) fn context(&self, encoded: &[u8]) -> [u8; 16] {
+        let full = self.mac(CONTEXT_DOMAIN, encoded);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+}
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey([REDACTED])")
+    }
+}
+
+/// The Ed25519 key that signs checkpoints. Zeroized on drop, redacted in `Debug`, not `Clone`.
+pub struct CheckpointSigningKey(ed25519_dalek::SigningKey);
+
+impl CheckpointSigningKey {
+    /// A key from its 32-byte secret seed.
+    pub fn from_bytes(seed: [u8; 32]) -> Self {
+        let seed = Zeroizing::new(seed);
+        Self(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// A fresh random key.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the system random source fails.
+    pub fn generate() -> Result<Self, Error> {
+        let mut b = Zeroizing::new([0u8; 32]);
+        SystemRandom.fill(b.as_mut())?;
+        Ok(Self::from_bytes(*b))
+    }
+
+    /// The public key reviewers verify checkpoints with.
+    pub fn verifying_key(&self) -> CheckpointVerifyingKey {
+        CheckpointVerifyingKey(self.0.verifying_key())
+    }
+
+    pub(crate) fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.0.sign(msg).to_bytes()
+    }
+}
+
+impl fmt::Debug for CheckpointSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CheckpointSigningKey([REDACTED])")
+    }
+}
+
+/// The public half of a [`CheckpointSigningKey`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointVerifyingKey(ed25519_dalek::VerifyingKey);
+
+impl CheckpointVerifyingKey {
+    /// The 32-byte encoding.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// A key from its 32-byte encoding.
+    ///
+    /// # Errors
+    /// [`Error::Key`] with [`KeyError::InvalidEncoding`](crate::KeyError::InvalidEncoding) if
+    /// the bytes are not a valid Ed25519 point.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
+        ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .map(Self)
+            .map_err(|_| Error::Key(crate::KeyError::InvalidEncoding))
+    }
+
+    pub(crate) fn verify(&self, msg: &[u8], sig: &[u8; 64]) -> bool {
+        let sig = ed25519_dalek::Signature::from_bytes(sig);
+        self.0.verify_strict(msg, &sig).is_ok()
+    }
+}
+
+impl fmt::Debug for CheckpointVerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CheckpointVerifyingKey({})", hex(&self.0.to_bytes()))
+    }
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut v = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        v.push(DIGITS[usize::from(b >> 4)]);
+        v.push(DIGITS[usize::from(b & 15)]);
+    }
+    // Only ASCII hex digits were pushed.
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// Strict lowercase hex into exactly `N` bytes.
+pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::kdf::hmac_sha256;
+
+    #[test]
+    fn subkeys_differ_and_debug_is_redacted() {
+        let k = AuditKey::from_bytes([1; 32]);
+        assert_ne!(k.mac_key(), &*k.pseudonym);
+        assert_eq!(
+            format!("{:?}", k.pseudonym_key()),
+            "PseudonymKey([REDACTED])"
+        );
+        let s = CheckpointSigningKey::from_bytes([2; 32]);
+        assert_eq!(format!("{s:?}"), "CheckpointSigningKey([REDACTED])");
+        let p = k.pseudonym_key();
+        assert_ne!(p.subject(b"a")[..16], p.context(b"a")[..]);
+        // Matches the plain HMAC definition.
+        let mut msg = Vec::new();
+        push_lp(&mut msg, SUBJECT_DOMAIN);
+        msg.extend_from_slice(b"a");
+        assert_eq!(p.subject(b"a"), hmac_sha256(&k.pseudonym[..], &msg));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let h = hex(&[0, 0xab, 0xff]);
+        assert_eq!(h, "00abff");
+        assert_eq!(unhex::<3>(&h), Some([0, 0xab, 0xff]));
+        assert_eq!(unhex::<3>("00ABff"), None);
+        assert_eq!(unhex::<2>(&h), None);
+    }
+}
