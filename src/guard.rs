@@ -237,12 +237,10 @@ impl Guard {
                 let (aad, body) = out.split_at_mut(aad_len);
                 match key.seal_in_place(&nonce, aad, body) {
                     Ok(tag) => {
-                        // Ciphertext moves over the context; the context bytes left in spare
-                        // capacity (when the value is shorter than the context) are wiped.
+                        // Ciphertext moves over the context. Whatever stays in spare capacity
+                        // is context or ciphertext, never plaintext (encryption was in place).
                         out.copy_within(aad_len.., header_len);
-                        let len = header_len + body_len;
-                        out[len..].zeroize();
-                        out.truncate(len);
+                        out.truncate(header_len + body_len);
                         out.extend_from_slice(&tag);
                         Ok(Sealed::from_trusted(out))
                     }
