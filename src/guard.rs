@@ -378,12 +378,13 @@ impl Guard {
         let ctx = context.encoded()?;
         let env = sealed.parsed();
         let purpose = PurposeId::of::<P>();
-        let (mut decision, rules) = self.policy.decide_with_rules(&AccessRequest {
+        let verdict = self.policy.verdict(&AccessRequest {
             accessor,
             purpose: P::LABEL,
             kind: F::KIND,
             action,
         });
+        let (mut decision, rules) = (verdict.decision, verdict.rules);
         if let (Decision::Allow, Some(rules)) = (decision, rules) {
             if let Err((reason, _)) =
                 self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
@@ -404,6 +405,7 @@ impl Guard {
             call_site: site,
             key_version: env.key_version,
             sealed_at: env.sealed_at,
+            policy_version: verdict.policy_version,
             context,
         };
         // Fail closed: nothing is decrypted unless the sink accepted the record.

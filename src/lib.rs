@@ -50,7 +50,7 @@ pub use policy::{
     AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentRecord,
     ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, Explanation,
     GrantRef, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ManifestPolicy,
-    MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec,
+    MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
 };
 pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
 pub use random::{RandomSource, SystemRandom};

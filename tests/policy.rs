@@ -676,6 +676,9 @@ fn hot_reload_takes_effect_and_clears_cache() {
     assert!(f.policy.reload_toml("version = 1\n").is_err());
     assert_eq!(f.policy.version(), 2);
     assert!(f.guard.reveal(&agent, &sealed, &ctx()).is_err());
+    // Every audit record names the policy version that decided it.
+    let versions: Vec<u64> = f.sink.records().iter().map(|r| r.policy_version).collect();
+    assert_eq!(versions, [1, 2, 2]);
 }
 
 #[test]

@@ -26,6 +26,7 @@ use super::keys::{PseudonymKey, hex};
 /// | `site` | string | `file:line` of the call |
 /// | `key_version` | integer | key version of the sealed value |
 /// | `sealed_at` | integer | Unix seconds when the value was sealed |
+/// | `policy_version` | integer | version of the access policy that decided (0: unversioned) |
 ///
 /// Neither the raw subject identifier nor any other context value is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +57,8 @@ pub struct EventRecord {
     pub key_version: u32,
     /// Unix seconds when the value was sealed.
     pub sealed_at: u64,
+    /// Version of the access policy that decided.
+    pub policy_version: u64,
 }
 
 impl EventRecord {
@@ -83,6 +86,7 @@ impl EventRecord {
             site: format!("{}:{}", event.call_site.file(), event.call_site.line()),
             key_version: event.key_version.get(),
             sealed_at: event.sealed_at,
+            policy_version: event.policy_version,
         }
     }
 
@@ -104,6 +108,7 @@ impl EventRecord {
             site: Site(event.call_site),
             key_version: event.key_version.get(),
             sealed_at: event.sealed_at,
+            policy_version: event.policy_version,
         };
         // Serializing strings and integers into a Vec cannot fail.
         let _ = serde_json::to_writer(out, &r);
@@ -133,6 +138,7 @@ struct EventRef<'a> {
     site: Site,
     key_version: u32,
     sealed_at: u64,
+    policy_version: u64,
 }
 
 struct Roles<'a>(&'a [crate::policy::Role]);
@@ -183,6 +189,7 @@ mod tests {
             "\"site\"",
             "\"key_version\"",
             "\"sealed_at\"",
+            "\"policy_version\"",
         ];
         let pos: Vec<usize> = keys
             .iter()

@@ -90,6 +90,7 @@ pub struct AuditEvent<'a> {
     pub(crate) call_site: &'static Location<'static>,
     pub(crate) key_version: KeyVersion,
     pub(crate) sealed_at: u64,
+    pub(crate) policy_version: u64,
     pub(crate) context: &'a Context,
 }
 
@@ -129,6 +130,10 @@ impl<'a> AuditEvent<'a> {
     /// When the value was sealed.
     pub fn sealed_at(&self) -> u64 {
         self.sealed_at
+    }
+    /// Version of the access policy that decided (0 for unversioned policies).
+    pub fn policy_version(&self) -> u64 {
+        self.policy_version
     }
     /// The caller's context, for keyed digesting. Do not store it.
     pub fn context(&self) -> &'a Context {
@@ -180,6 +185,8 @@ pub struct AuditRecord {
     pub call_site: &'static Location<'static>,
     /// Key version of the sealed value.
     pub key_version: KeyVersion,
+    /// Version of the access policy that decided.
+    pub policy_version: u64,
 }
 
 impl AuditRecord {
@@ -194,6 +201,7 @@ impl AuditRecord {
             outcome: e.outcome,
             call_site: e.call_site,
             key_version: e.key_version,
+            policy_version: e.policy_version,
         }
     }
 }

@@ -37,6 +37,7 @@ pub fn with_sample_event<R>(
         call_site: Location::caller(),
         key_version: KeyVersion::new(1).unwrap_or_else(|| unreachable!("1 is non-zero")),
         sealed_at: 1_600_000_000,
+        policy_version: 1 + n % 3,
         context: &ctx,
     };
     f(&event)

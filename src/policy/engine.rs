@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 
 use crate::field::FieldKind;
 use crate::policy::manifest::{Manifest, PurposeRules};
-use crate::policy::{AccessPolicy, AccessRequest, Action, Decision, DenyReason, Role};
+use crate::policy::{AccessPolicy, AccessRequest, Action, Decision, DenyReason, Role, Verdict};
 
 /// Role sets larger than this bypass the cache (they are decided directly, which is correct,
 /// just slower); typical accessors hold one to three roles.
@@ -306,6 +306,8 @@ struct Snapshot {
 struct Cached {
     decision: Decision,
     rules: Option<PurposeRules>,
+    /// Version of the snapshot that decided, so the audit record names the policy that applied.
+    version: u64,
 }
 
 impl Snapshot {
@@ -313,6 +315,7 @@ impl Snapshot {
         Cached {
             decision: self.decide_uncached(req),
             rules: self.manifest.purpose(req.purpose).copied(),
+            version: self.version,
         }
     }
 
@@ -608,6 +611,19 @@ impl AccessPolicy for ManifestPolicy {
     fn decide_with_rules(&self, req: &AccessRequest<'_>) -> (Decision, Option<PurposeRules>) {
         let c = self.lookup(req);
         (c.decision, c.rules)
+    }
+
+    fn verdict(&self, req: &AccessRequest<'_>) -> Verdict {
+        let c = self.lookup(req);
+        Verdict {
+            decision: c.decision,
+            rules: c.rules,
+            policy_version: c.version,
+        }
+    }
+
+    fn policy_version(&self) -> u64 {
+        self.version()
     }
 
     fn purpose_rules(&self, purpose: &str) -> Option<PurposeRules> {

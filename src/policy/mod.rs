@@ -273,6 +273,19 @@ pub enum Decision {
     Deny(DenyReason),
 }
 
+/// What a policy says about one request: the decision, the purpose's rules and the policy
+/// version that produced both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Verdict {
+    /// Allow or deny.
+    pub decision: Decision,
+    /// Consent, retention and residency rules of the purpose, if the policy defines them.
+    pub rules: Option<PurposeRules>,
+    /// Version of the policy that decided (0: unversioned).
+    pub policy_version: u64,
+}
+
 /// Decides whether a request may proceed. Implementations must be cheap: the guard asks on every
 /// reveal.
 pub trait AccessPolicy: Send + Sync + fmt::Debug {
@@ -290,6 +303,24 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     /// path; implementations may answer both from one cache lookup).
     fn decide_with_rules(&self, request: &AccessRequest<'_>) -> (Decision, Option<PurposeRules>) {
         (self.decide(request), self.purpose_rules(request.purpose))
+    }
+
+    /// The version of the policy in force, recorded in audit events (0: unversioned). A policy
+    /// that can be reloaded should change it on every reload.
+    fn policy_version(&self) -> u64 {
+        0
+    }
+
+    /// Decision, purpose rules and the version of the policy that produced them, taken
+    /// together (the guard's hot path). Reloadable policies should override it so that the
+    /// version is the one that decided, even when a reload races the request.
+    fn verdict(&self, request: &AccessRequest<'_>) -> Verdict {
+        let (decision, rules) = self.decide_with_rules(request);
+        Verdict {
+            decision,
+            rules,
+            policy_version: self.policy_version(),
+        }
     }
 
     /// Why `request` is allowed or denied. The default reports the decision without a rule.
