@@ -70,6 +70,8 @@ impl fmt::Display for Fault {
     }
 }
 
+impl std::error::Error for Fault {}
+
 /// A line of a segment.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawLine<'a> {

@@ -1,0 +1,214 @@
+//! The reference privacy policy, end to end: a company website collects inquiries, activity
+//! registrations and visit logs; staff open them under the policy manifest in
+//! `examples/reference-policy.toml`; consent, retention and residency are enforced; every access
+//! lands in a MAC-chained, checkpointed audit log that is verified at the end, and a single
+//! edited byte is caught.
+//!
+//! Run: `cargo run --example website` (writes its audit log under the system temp directory and
+//! removes it afterwards).
+
+use std::sync::Arc;
+
+use fieldseal::builtin::{Marketing, Security, Service};
+use fieldseal::*;
+
+const DAY: u64 = 86_400;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // ------------------------------------------------------------------ set-up
+    let policy = Arc::new(ManifestPolicy::from_toml(include_str!(
+        "reference-policy.toml"
+    ))?);
+    let consent = Arc::new(MemoryConsent::new());
+    let clock = Arc::new(FixedClock::new(1_764_000_000));
+    let dir = std::env::temp_dir().join(format!("fieldseal-website-{}", std::process::id()));
+    // The verifier needs the audit key too; production loads both from a key provider.
+    let mut audit_key_bytes = [0u8; 32];
+    SystemRandom.fill(&mut audit_key_bytes)?;
+    let audit_key = AuditKey::from_bytes(audit_key_bytes);
+    let checkpoint_key = CheckpointSigningKey::generate()?;
+    let public = checkpoint_key.verifying_key();
+    let pseudonyms = audit_key.pseudonym_key();
+    let (log, _) = ChainedLog::builder(&dir)
+        .key(AuditKey::from_bytes(audit_key_bytes))
+        .checkpoint_key(checkpoint_key)
+        .durability(Durability::Durable)
+        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .open()?;
+    let log = Arc::new(log);
+    let guard = Guard::builder()
+        .keyring(Keyring::generate()?)
+        .shared_policy(Arc::clone(&policy) as Arc<dyn AccessPolicy>)
+        .consent(Arc::clone(&consent))
+        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .audit(Arc::clone(&log))
+        .build()?;
+    println!("policy: reference manifest, version {}", policy.version());
+
+    // ------------------------------------------------------------------ collection
+    // An inquiry through the contact form (name, phone, email) and a raffle registration
+    // (ID number, address), all for the `service` purpose; the visit log for `security`.
+    let visitor = SubjectId::new("visitor-1001");
+    let row = |column: &str| {
+        Context::new()
+            .table("inquiries")
+            .column(column)
+            .row("1001")
+            .subject(&visitor)
+    };
+    let name: Sealed<PersonName, Service> =
+        guard.seal(&PersonName::parse("张三")?, &row("name"))?;
+    let phone: Sealed<PhoneNumber, Service> =
+        guard.seal(&PhoneNumber::parse("138 0013 8000")?, &row("phone"))?;
+    let email: Sealed<Email, Service> =
+        guard.seal(&Email::parse("zhang.san@example.com")?, &row("email"))?;
+    let id: Sealed<IdNumber, Service> =
+        guard.seal(&IdNumber::parse("11010519491231002X")?, &row("id_number"))?;
+    let ip: Sealed<IpAddress, Security> =
+        guard.seal(&IpAddress::parse("203.0.113.77")?, &row("ip"))?;
+    println!("stored phone: {}…", &phone.to_text()[..40]);
+
+    // ------------------------------------------------------------------ service
+    let agent = Accessor::new("alice", [Role::new("support_agent")]);
+    let lead = Accessor::new("li", [Role::new("support_lead")]);
+    println!("\n[service] support agent answers the inquiry");
+    println!(
+        "  name {} / phone {} / email {}",
+        guard
+            .reveal(&agent, &name, &row("name"))?
+            .expose_secret()
+            .as_str(),
+        guard
+            .reveal(&agent, &phone, &row("phone"))?
+            .expose_secret()
+            .as_str(),
+        guard
+            .reveal(&agent, &email, &row("email"))?
+            .expose_secret()
+            .as_str(),
+    );
+    println!(
+        "  ID number (mask only): {}",
+        guard.mask(&agent, &id, &row("id_number"))?
+    );
+    report(
+        "  agent reveals the ID number",
+        guard.reveal(&agent, &id, &row("id_number")),
+    );
+    println!(
+        "  support lead (inherits agent, may reveal IDs for prize claims): {}",
+        guard
+            .reveal(&lead, &id, &row("id_number"))?
+            .expose_secret()
+            .as_str()
+    );
+    println!(
+        "  why: {}",
+        guard.explain(&lead, &id, &row("id_number"), Action::Reveal)?
+    );
+
+    // ------------------------------------------------------------------ residency
+    println!("\n[residency] data stays in CN; access from elsewhere needs consent");
+    let abroad = Accessor::new("sam", [Role::new("support_agent")]).in_region("SG");
+    report(
+        "  agent in SG reveals the phone",
+        guard.reveal(&abroad, &phone, &row("phone")),
+    );
+
+    // ------------------------------------------------------------------ marketing
+    println!("\n[marketing] consent-based, withdrawable");
+    let marketer = Accessor::new("mia", [Role::new("marketing")]);
+    let promo_ctx = Context::new()
+        .table("newsletter")
+        .column("email")
+        .row("1001")
+        .subject(&visitor);
+    let promo: Sealed<Email, Marketing> =
+        guard.seal(&Email::parse("zhang.san@example.com")?, &promo_ctx)?;
+    report(
+        "  without consent",
+        guard.reveal(&marketer, &promo, &promo_ctx),
+    );
+    consent.grant(&visitor, ConsentScope::Purpose("marketing"), clock.now());
+    println!(
+        "  after consent: {}",
+        guard
+            .reveal(&marketer, &promo, &promo_ctx)?
+            .expose_secret()
+            .as_str()
+    );
+    clock.advance(3 * DAY);
+    consent.withdraw(&visitor, ConsentScope::Purpose("marketing"), clock.now());
+    report(
+        "  after withdrawal",
+        guard.reveal(&marketer, &promo, &promo_ctx),
+    );
+    report(
+        "  marketing masks the service email",
+        guard.mask(&marketer, &email, &row("email")),
+    );
+
+    // ------------------------------------------------------------------ security
+    println!("\n[security] fraud review of the visit log");
+    let analyst = Accessor::new("sec-bot", [Role::new("security_analyst")]);
+    println!(
+        "  IP {} (masked for reports: {})",
+        guard
+            .reveal(&analyst, &ip, &row("ip"))?
+            .expose_secret()
+            .addr(),
+        guard.reveal(&analyst, &ip, &row("ip"))?.mask()
+    );
+
+    // ------------------------------------------------------------------ retention
+    println!("\n[retention] one year later");
+    clock.advance(365 * DAY);
+    consent.grant(&visitor, ConsentScope::Purpose("marketing"), clock.now());
+    report(
+        "  newsletter email (365-day retention)",
+        guard.reveal(&marketer, &promo, &promo_ctx),
+    );
+
+    // ------------------------------------------------------------------ audit
+    log.checkpoint()?;
+    let verified = verify_log(&dir, None, &audit_key, &public)?;
+    println!(
+        "\n[audit] {} entries, verification: {}",
+        verified.entries,
+        verified
+            .fault
+            .map_or_else(|| "intact".to_owned(), |f| f.to_string())
+    );
+    println!("  subject access report for visitor-1001 (who read their data):");
+    for a in verified.subject_access(&pseudonyms, &visitor)? {
+        println!(
+            "    #{:<3} {:<8} {:<12} {:<13} {}",
+            a.seq, a.principal, a.purpose, a.kind, a.action
+        );
+    }
+    // Edit one byte of the log, as an insider covering their tracks would.
+    let segment = dir.join("audit-000001.log");
+    let mut bytes = std::fs::read(&segment)?;
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&segment, &bytes)?;
+    let tampered = verify_log(&dir, None, &audit_key, &public)?;
+    println!(
+        "  after editing one byte: {}",
+        tampered
+            .fault
+            .map_or_else(|| "not detected".to_owned(), |f| f.to_string())
+    );
+
+    drop(guard);
+    drop(log);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn report<T>(what: &str, r: Result<T, Error>) {
+    match r {
+        Ok(_) => println!("{what}: allowed"),
+        Err(e) => println!("{what}: refused ({e})"),
+    }
+}
