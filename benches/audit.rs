@@ -97,5 +97,53 @@ fn durable(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, buffered, durable);
+/// The same comparison on a modelled 2.5 ms disk (the latency the durability target assumes):
+/// every `fdatasync`, in the log and in the baseline, is followed by a 2.5 ms sleep.
+fn durable_slow_disk(c: &mut Criterion) {
+    const LATENCY: Duration = Duration::from_micros(2500);
+    let mut g = c.benchmark_group("audit_durable_2_5ms_disk");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(3));
+    for threads in [1u64, 8, 64] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .durability(Durability::Durable)
+            .max_segment_bytes(256 * 1024 * 1024)
+            .simulated_sync_latency(LATENCY)
+            .open()
+            .map(|(l, _)| l)
+            .unwrap_or_else(|e| panic!("{e}"));
+        g.bench_function(format!("group_commit_{threads}"), |b| {
+            b.iter_custom(|iters| concurrent(threads, iters, &|t, n| append_prepared(&log, t, n)));
+        });
+        drop(log);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("baseline.log"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let file = Arc::new(Mutex::new(file));
+        let line = [b'x'; 400];
+        g.bench_function(format!("fsync_per_event_{threads}"), |b| {
+            b.iter_custom(|iters| {
+                concurrent(threads, iters, &|_, count| {
+                    for _ in 0..count {
+                        if let Ok(mut f) = file.lock() {
+                            let _ = f.write_all(&line);
+                            let _ = f.sync_data();
+                            std::thread::sleep(LATENCY);
+                        }
+                    }
+                })
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, buffered, durable, durable_slow_disk);
 criterion_main!(benches);
