@@ -53,7 +53,7 @@ pub use policy::{
     MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
 };
 pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
-pub use random::{RandomSource, SystemRandom};
+pub use random::{RandomSource, SystemRandom, after_fork};
 pub use sealed::Sealed;
 pub use secret::Revealed;
 

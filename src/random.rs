@@ -19,7 +19,12 @@ pub trait RandomSource: Send + Sync + fmt::Debug {
     fn fill(&self, dest: &mut [u8]) -> Result<(), crate::Error>;
 }
 
-/// The default random source: `rand::rng()`, a thread-local CSPRNG seeded from the OS.
+/// The default random source: `rand::rng()`, a thread-local CSPRNG (ChaCha12) seeded from the OS.
+///
+/// # Security
+/// Like every user-space generator, its state is copied by `fork(2)`: a child that seals without
+/// calling [`after_fork`](crate::after_fork) first would repeat its parent's nonces under the
+/// parent's epoch keys.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemRandom;
 
@@ -28,6 +33,25 @@ impl RandomSource for SystemRandom {
         rand::rng().fill_bytes(dest);
         Ok(())
     }
+}
+
+/// Makes a child process safe to seal in after `fork(2)`.
+///
+/// A forked child inherits its parent's memory: the thread-local random generator and the
+/// thread's sealing epochs (epoch key and salt). Sealing in both processes without this call
+/// would reuse AES-GCM nonces under the same key, which breaks confidentiality and integrity of
+/// those values. Call it in the child, right after `fork` returns and before any seal; it reseeds
+/// the calling thread's generator from the operating system and drops the thread's epochs, so the
+/// next seal derives a fresh epoch key. (After `fork` the child has only the calling thread.)
+/// Processes that are spawned (`exec`) rather than forked need nothing.
+///
+/// # Errors
+/// [`Error::Random`](crate::Error::Random) if the operating system's generator fails; the child
+/// must not seal then.
+pub fn after_fork() -> Result<(), crate::Error> {
+    rand::rng().reseed().map_err(|_| crate::Error::Random)?;
+    crate::keys::forget_thread_epochs();
+    Ok(())
 }
 
 /// A deterministic generator for known-answer tests: HMAC-SHA256(seed, counter) blocks.

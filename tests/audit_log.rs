@@ -170,3 +170,44 @@ fn secret_types_are_redacted() {
     let s = CheckpointSigningKey::from_bytes([0xAB; 32]);
     assert_eq!(format!("{s:?}"), "CheckpointSigningKey([REDACTED])");
 }
+
+/// A line the verifier would refuse (over 64 KiB: an enormous principal) is refused at append,
+/// so the reveal fails closed and the log stays verifiable.
+#[test]
+fn oversized_entries_are_refused_not_written() {
+    use fieldseal::builtin::Service;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (log, _) = open_log(dir.path(), Durability::Durable, 1000);
+    let log = std::sync::Arc::new(log);
+    let guard = Guard::builder()
+        .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+        .policy(allow_all(&["service"]))
+        .audit(std::sync::Arc::clone(&log))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ctx = Context::new().table("t").row("1");
+    let sealed: Sealed<Text, Service> = guard
+        .seal(
+            &Text::parse("secret").unwrap_or_else(|e| panic!("{e}")),
+            &ctx,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(guard.reveal(&tester(), &sealed, &ctx).is_ok());
+    let huge = Accessor::new(&"p".repeat(70 * 1024), [Role::new(ROLE)]);
+    match guard.reveal(&huge, &sealed, &ctx) {
+        Err(Error::Audit(e)) => assert_eq!(e.kind(), AuditErrorKind::Rejected),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("revealed without an accepted record"),
+    }
+    let many_roles = Accessor::new("x", (0..8000).map(|i| Role::new(&format!("role_{i:05}"))));
+    assert!(matches!(
+        guard.reveal(&many_roles, &sealed, &ctx),
+        Err(Error::Audit(_))
+    ));
+    assert!(guard.reveal(&tester(), &sealed, &ctx).is_ok());
+    drop(guard);
+    let log = std::sync::Arc::try_unwrap(log).unwrap_or_else(|_| panic!("shared"));
+    drop(log);
+    let r = verify_dir(dir.path());
+    assert_eq!((r.entries, r.fault), (2, None));
+}

@@ -44,3 +44,23 @@ fn no_repeated_salt_nonce_pairs_in_2_pow_20_seals() {
     assert_eq!(repeats, 0);
     assert_eq!(salts.len(), 16);
 }
+
+/// `after_fork` drops the thread's sealing epoch: the next seal uses a fresh epoch salt (and a
+/// reseeded generator), so a forked child cannot continue its parent's nonce sequence.
+#[test]
+fn after_fork_starts_a_new_epoch() {
+    let g = guard();
+    let value = Text::parse("v").unwrap_or_else(|e| panic!("{e}"));
+    let ctx = Context::new();
+    let salt = |s: &Sealed<Text, Service>| s.as_bytes()[23..39].to_vec();
+    let a: Sealed<Text, Service> = g.seal(&value, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    let b: Sealed<Text, Service> = g.seal(&value, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(salt(&a), salt(&b), "same thread, same epoch");
+    fieldseal::after_fork().unwrap_or_else(|e| panic!("{e}"));
+    let c: Sealed<Text, Service> = g.seal(&value, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(salt(&b), salt(&c), "a new epoch after fork");
+    // Values from both epochs still open.
+    for s in [&a, &b, &c] {
+        assert!(g.reveal(&tester(), s, &ctx).is_ok());
+    }
+}

@@ -374,6 +374,11 @@ impl ChainedLog {
         // Serialized outside the lock; only the chaining happens under it.
         let mut entry = Vec::with_capacity(384);
         EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
+        // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they are
+        // refused here (the operation fails closed) rather than written.
+        if entry.len() + 256 > super::line::MAX_LINE {
+            return Err(AuditError::new(AuditErrorKind::Rejected));
+        }
         self.shared.append(&entry)
     }
 

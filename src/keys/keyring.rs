@@ -86,6 +86,15 @@ thread_local! {
         RefCell::new(FxHashMap::default());
 }
 
+/// Forgets the calling thread's sealing epochs, so its next seal draws a fresh epoch salt.
+pub(crate) fn forget_thread_epochs() {
+    let _ = LOCAL_SLOTS.try_with(|cell| {
+        if let Ok(mut slots) = cell.try_borrow_mut() {
+            slots.clear();
+        }
+    });
+}
+
 /// Source of unique keyring ids, so thread-local slots never outlive or cross keyrings.
 static NEXT_KEYRING_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -2,6 +2,8 @@
 
 mod keyring;
 
+pub(crate) use keyring::forget_thread_epochs;
+
 pub use keyring::{Keyring, KeyringBuilder};
 
 use std::fmt;
@@ -12,7 +14,6 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
-use crate::random::{RandomSource, SystemRandom};
 
 /// The version of a root key, stored in every envelope. Never 0.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,7 +63,10 @@ impl RootKey {
     /// [`Error::Random`](crate::Error::Random) if the random source fails.
     pub fn generate() -> Result<Self, crate::Error> {
         let mut k = Zeroizing::new([0u8; 32]);
-        SystemRandom.fill(k.as_mut())?;
+        // Straight from the operating system (getrandom), not a user-space generator: long-lived
+        // keys must not depend on a generator state that fork or snapshots could duplicate.
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, k.as_mut())
+            .map_err(|_| crate::Error::Random)?;
         Ok(Self(k))
     }
 

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::RwLock;
 
-use sha2::{Digest, Sha256};
-
 use crate::context::SubjectId;
 
 /// What a subject consents to.
@@ -51,8 +49,8 @@ impl From<ConsentScope<'_>> for ScopeKey {
 
 /// An in-memory [`ConsentRegistry`], for tests, demos and single-process services.
 ///
-/// Subjects are stored as SHA-256 digests of their identifiers, never raw; `Debug` shows only a
-/// count.
+/// Subjects are stored as HMAC-SHA256 of their identifiers under a random per-registry key, never
+/// raw and not guessable from a dump; `Debug` shows only a count.
 ///
 /// ```
 /// use fieldseal::{ConsentRegistry, ConsentScope, MemoryConsent, SubjectId};
@@ -63,9 +61,22 @@ impl From<ConsentScope<'_>> for ScopeKey {
 /// consent.withdraw(&s, ConsentScope::Purpose("marketing"), 1_700_000_100);
 /// assert!(!consent.is_granted(&s, ConsentScope::Purpose("marketing")));
 /// ```
-#[derive(Default)]
 pub struct MemoryConsent {
     records: RwLock<HashMap<([u8; 32], ScopeKey), ConsentRecord>>,
+    /// Random per-registry key: records are keyed by HMAC-SHA256(key, subject id), so a dump of
+    /// the registry does not reveal (or allow guessing) low-entropy subject identifiers.
+    key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl Default for MemoryConsent {
+    fn default() -> Self {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        rand::Rng::fill_bytes(&mut rand::rng(), key.as_mut());
+        Self {
+            records: RwLock::default(),
+            key,
+        }
+    }
 }
 
 impl fmt::Debug for MemoryConsent {
@@ -77,8 +88,8 @@ impl fmt::Debug for MemoryConsent {
     }
 }
 
-fn digest(subject: &SubjectId) -> [u8; 32] {
-    Sha256::digest(subject.expose_secret().as_bytes()).into()
+fn digest(key: &[u8; 32], subject: &SubjectId) -> [u8; 32] {
+    crate::crypto::kdf::hmac_sha256(key, subject.expose_secret().as_bytes())
 }
 
 impl MemoryConsent {
@@ -91,7 +102,7 @@ impl MemoryConsent {
     pub fn grant(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
         if let Ok(mut r) = self.records.write() {
             r.insert(
-                (digest(subject), scope.into()),
+                (digest(&self.key, subject), scope.into()),
                 ConsentRecord {
                     granted_at: at,
                     withdrawn_at: None,
@@ -104,7 +115,7 @@ impl MemoryConsent {
     /// lookup. Withdrawing what was never granted is a no-op.
     pub fn withdraw(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
         if let Ok(mut r) = self.records.write() {
-            if let Some(rec) = r.get_mut(&(digest(subject), scope.into())) {
+            if let Some(rec) = r.get_mut(&(digest(&self.key, subject), scope.into())) {
                 rec.withdrawn_at = Some(at);
             }
         }
@@ -115,7 +126,7 @@ impl MemoryConsent {
         self.records
             .read()
             .ok()
-            .and_then(|r| r.get(&(digest(subject), scope.into())).copied())
+            .and_then(|r| r.get(&(digest(&self.key, subject), scope.into())).copied())
     }
 }
 
