@@ -311,6 +311,10 @@ pub enum AuditErrorKind {
         /// The first bad sequence number.
         seq: u64,
     },
+    /// A stored audit log has entries but its checkpoint file is missing; it is not opened (a
+    /// truncation could otherwise go unnoticed). An operator who knows the file was lost can
+    /// create an empty one to accept the log as it is.
+    CheckpointsMissing,
 }
 
 /// An audit sink did not accept a record.
@@ -350,6 +354,9 @@ impl fmt::Display for AuditError {
             AuditErrorKind::Io => f.write_str("audit storage failed"),
             AuditErrorKind::Closed => f.write_str("audit sink closed"),
             AuditErrorKind::Corrupt { seq } => write!(f, "audit log corrupt at seq {seq}"),
+            AuditErrorKind::CheckpointsMissing => {
+                f.write_str("audit log has entries but no checkpoint file")
+            }
         }
     }
 }

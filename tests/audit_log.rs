@@ -211,3 +211,93 @@ fn oversized_entries_are_refused_not_written() {
     let r = verify_dir(dir.path());
     assert_eq!((r.entries, r.fault), (2, None));
 }
+
+fn try_open(dir: &std::path::Path) -> Result<ChainedLog, AuditErrorKind> {
+    ChainedLog::builder(dir)
+        .key(AuditKey::from_bytes(AUDIT_KEY))
+        .checkpoint_key(CheckpointSigningKey::from_bytes(CKPT_KEY))
+        .open()
+        .map(|(l, _)| l)
+        .map_err(|e| e.kind())
+}
+
+/// Deleting the checkpoint file must not hide a truncation: open refuses, the verifier reports.
+#[test]
+fn a_missing_checkpoint_file_is_reported() {
+    let dir = tempdir();
+    let (log, _) = open_log(dir.path(), Durability::Durable, 10);
+    append_n(&log, 0, 30);
+    drop(log);
+    let ckpt = dir.path().join("checkpoints.log");
+    std::fs::remove_file(&ckpt).unwrap_or_else(|e| panic!("{e}"));
+    // Cut the last 10 entries too: without checkpoints this would look like a complete log.
+    let seg = dir.path().join("audit-000001.log");
+    let text = std::fs::read(&seg).unwrap_or_else(|e| panic!("{e}"));
+    let cut: usize = text
+        .split_inclusive(|&b| b == b'\n')
+        .take(20)
+        .map(<[u8]>::len)
+        .sum();
+    std::fs::write(&seg, &text[..cut]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        try_open(dir.path()).err(),
+        Some(AuditErrorKind::CheckpointsMissing)
+    );
+    assert!(!ckpt.exists(), "a refused open must not recreate the file");
+    let r = verify_dir(dir.path());
+    assert_eq!(
+        r.fault.map(|f| f.class),
+        Some(FaultClass::CheckpointsMissing)
+    );
+    // An operator who knows the file was lost accepts the log by creating an empty one.
+    std::fs::write(&ckpt, b"").unwrap_or_else(|e| panic!("{e}"));
+    assert!(try_open(dir.path()).is_ok());
+}
+
+/// A checkpoint naming another chain's head (a rebuilt or replayed log under the same keys)
+/// stops the log from being opened for appending.
+#[test]
+fn open_refuses_a_chain_that_does_not_match_its_checkpoint() {
+    let (a, b) = (tempdir(), tempdir());
+    for (dir, first) in [(&a, 0), (&b, 1000)] {
+        let (log, _) = open_log(dir.path(), Durability::Durable, 10);
+        append_n(&log, first, first + 30);
+        drop(log);
+    }
+    // Log A's segment replaced by log B's (same keys, same length, other events).
+    std::fs::copy(
+        b.path().join("audit-000001.log"),
+        a.path().join("audit-000001.log"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        try_open(a.path()).err(),
+        Some(AuditErrorKind::Corrupt { .. })
+    ));
+    let r = verify_dir(a.path());
+    assert!(r.fault.is_some());
+}
+
+/// A complete, validly signed checkpoint whose newline was lost in a crash is kept (terminated),
+/// not dropped.
+#[test]
+fn an_unterminated_valid_checkpoint_is_kept() {
+    let dir = tempdir();
+    let (log, _) = open_log(dir.path(), Durability::Durable, 10);
+    append_n(&log, 0, 20);
+    drop(log);
+    let ckpt = dir.path().join("checkpoints.log");
+    let before = std::fs::read(&ckpt).unwrap_or_else(|e| panic!("{e}"));
+    let n = before.iter().filter(|&&b| b == b'\n').count();
+    assert!(n >= 2);
+    std::fs::write(&ckpt, &before[..before.len() - 1]).unwrap_or_else(|e| panic!("{e}"));
+    let log = try_open(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    drop(log);
+    let after = std::fs::read(&ckpt).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        after.starts_with(&before),
+        "the last checkpoint was dropped"
+    );
+    let r = verify_dir(dir.path());
+    assert_eq!(r.fault, None);
+}

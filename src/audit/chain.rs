@@ -194,14 +194,26 @@ impl ChainedLogBuilder {
         let ckpt_path = self
             .checkpoint_path
             .unwrap_or_else(|| self.dir.join(CHECKPOINT_FILE));
-        let (ckpt_file, last_ckpt, n_ckpt) = open_checkpoints(&ckpt_path, &signer)?;
+        let scan = scan_checkpoints(&ckpt_path, &signer)?;
+        if !scan.existed && w.last_seq() > 0 {
+            return Err(AuditError::new(AuditErrorKind::CheckpointsMissing));
+        }
+        let last_ckpt = scan.tail_valid.or(scan.last);
+        let n_ckpt = scan.count + u64::from(scan.tail_valid.is_some());
         if let Some(c) = last_ckpt {
             if c.seq > w.last_seq() {
                 return Err(AuditError::new(AuditErrorKind::Corrupt {
                     seq: w.last_seq() + 1,
                 }));
             }
+            // The checkpoint must name this chain's head at its seq (not a rebuilt or replayed
+            // chain's).
+            let at = usize::try_from(c.seq).ok().and_then(|s| s.checked_sub(1));
+            if at.is_some_and(|i| w.macs.get(i) != Some(&c.head)) {
+                return Err(AuditError::new(AuditErrorKind::Corrupt { seq: c.seq }));
+            }
         }
+        let ckpt_file = open_checkpoints(&ckpt_path, &scan)?;
         let mut torn = None;
         if let Some((fault, at)) = w.fault {
             let line = lines.get(at).copied();
@@ -680,43 +692,74 @@ fn move_aside(
 
 /// Opens the checkpoint file for appending; drops a torn last line (a checkpoint is written
 /// only after the entries it covers are durable, so losing one loses no entry).
-fn open_checkpoints(
+/// The checkpoint file as found on open: nothing is changed until the log is known to be sound.
+struct CheckpointScan {
+    existed: bool,
+    last: Option<Checkpoint>,
+    count: u64,
+    /// Bytes of complete, valid checkpoint lines.
+    keep: u64,
+    len: u64,
+    /// The unterminated last line is a complete, validly signed checkpoint (a crash between the
+    /// line and its newline): it is kept and terminated, not dropped.
+    tail_valid: Option<Checkpoint>,
+}
+
+fn scan_checkpoints(
     path: &Path,
     signer: &CheckpointSigningKey,
-) -> Result<(File, Option<Checkpoint>, u64), AuditError> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            create_file(dir, path)?;
-            Vec::new()
-        }
+) -> Result<CheckpointScan, AuditError> {
+    let (data, existed) = match std::fs::read(path) {
+        Ok(d) => (d, true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), false),
         Err(e) => return Err(io_err(e)),
     };
     let public = signer.verifying_key();
-    let mut last = None;
-    let mut n = 0;
-    let mut keep = 0u64;
+    let mut scan = CheckpointScan {
+        existed,
+        last: None,
+        count: 0,
+        keep: 0,
+        len: data.len() as u64,
+        tail_valid: None,
+    };
     for l in split_lines(std::slice::from_ref(&data)) {
         match Checkpoint::parse(l.bytes).filter(|c| c.verify(&public)) {
             Some(c) if l.terminated => {
-                last = Some(c);
-                n += 1;
-                keep = (l.start + l.bytes.len() + 1) as u64;
+                if scan.last.is_some_and(|p| p.seq >= c.seq) {
+                    return Err(AuditError::new(AuditErrorKind::Corrupt { seq: c.seq }));
+                }
+                scan.last = Some(c);
+                scan.count += 1;
+                scan.keep = (l.start + l.bytes.len() + 1) as u64;
             }
+            Some(c) if scan.last.is_none_or(|p| p.seq < c.seq) => scan.tail_valid = Some(c),
             _ if !l.terminated => {}
             _ => return Err(AuditError::new(AuditErrorKind::Corrupt { seq: 0 })),
         }
     }
-    let file = OpenOptions::new().append(true).open(path).map_err(io_err)?;
-    if keep < data.len() as u64 {
-        file.set_len(keep).map_err(io_err)?;
+    Ok(scan)
+}
+
+/// Opens the checkpoint file for appending after the log was found sound: creates it for a new
+/// log, terminates a valid unterminated last checkpoint, drops an invalid partial one.
+fn open_checkpoints(path: &Path, scan: &CheckpointScan) -> Result<File, AuditError> {
+    if !scan.existed {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        create_file(dir, path)?;
+    }
+    let mut file = OpenOptions::new().append(true).open(path).map_err(io_err)?;
+    if scan.tail_valid.is_some() {
+        file.write_all(b"\n").map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+    } else if scan.keep < scan.len {
+        file.set_len(scan.keep).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
     }
-    Ok((file, last, n))
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub enum FaultClass {
     /// A validly signed checkpoint names a head the log does not have at that seq (the chain
     /// was rebuilt or an old chain was replayed).
     CheckpointMismatch,
+    /// The log has entries but its checkpoint file is gone, so a cut of the log could not be
+    /// detected. (A log with no checkpoint yet has an empty file, created when the log was.)
+    CheckpointsMissing,
 }
 
 impl FaultClass {
@@ -50,6 +53,7 @@ impl FaultClass {
             FaultClass::TornTail => "torn_tail",
             FaultClass::BadCheckpointSignature => "bad_checkpoint_signature",
             FaultClass::CheckpointMismatch => "checkpoint_mismatch",
+            FaultClass::CheckpointsMissing => "checkpoints_missing",
         }
     }
 }
@@ -442,10 +446,18 @@ pub fn verify_log(
     let data: Vec<Vec<u8>> = segments.into_iter().map(|(_, _, d)| d).collect();
     let default = dir.join(CHECKPOINT_FILE);
     let path = checkpoints.unwrap_or(&default);
-    let ckpt = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+    let (ckpt, missing) = match std::fs::read(path) {
+        Ok(b) => (b, false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), true),
         Err(e) => return Err(AuditError::with_source(AuditErrorKind::Io, e)),
     };
-    Ok(verify_bytes(&data, &ckpt, key, public))
+    let mut report = verify_bytes(&data, &ckpt, key, public);
+    // Without its checkpoint file, a log cut at a line boundary would look complete.
+    if missing && report.fault.is_none() && data.iter().any(|d| !d.is_empty()) {
+        report.fault = Some(Fault {
+            seq: 1,
+            class: FaultClass::CheckpointsMissing,
+        });
+    }
+    Ok(report)
 }
