@@ -11,12 +11,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fieldseal::internal::testing::with_sample_event;
 use fieldseal::{AuditKey, ChainedLog, CheckpointSigningKey, Durability};
 
-fn open(dir: &std::path::Path, durability: Durability) -> ChainedLog {
+/// A log in `dir`; `sync_latency` is added after every `fdatasync` to model a slower disk.
+fn open(dir: &std::path::Path, durability: Durability, sync_latency: Duration) -> ChainedLog {
     ChainedLog::builder(dir)
         .key(AuditKey::from_bytes([1; 32]))
         .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
         .durability(durability)
         .max_segment_bytes(256 * 1024 * 1024)
+        .simulated_sync_latency(sync_latency)
         .open()
         .map(|(l, _)| l)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -46,7 +48,7 @@ fn append_prepared(log: &ChainedLog, thread: u64, count: u64) {
 
 fn buffered(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let log = open(dir.path(), Durability::Buffered);
+    let log = open(dir.path(), Durability::Buffered, Duration::ZERO);
     let mut g = c.benchmark_group("audit_buffered");
     g.throughput(Throughput::Elements(1));
     with_sample_event(1, Some("subject-1"), |e| {
@@ -60,15 +62,17 @@ fn buffered(c: &mut Criterion) {
     g.finish();
 }
 
-fn durable(c: &mut Criterion) {
-    let mut g = c.benchmark_group("audit_durable");
+/// Group commit at 1, 8 and 64 appenders against one write + `fdatasync` per event, with
+/// `latency` added after every `fdatasync` on both sides (zero: the disk at hand).
+fn durable_group(c: &mut Criterion, group: &str, latency: Duration) {
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
     for threads in [1u64, 8, 64] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let log = open(dir.path(), Durability::Durable);
+        let log = open(dir.path(), Durability::Durable, latency);
         g.bench_function(format!("group_commit_{threads}"), |b| {
             b.iter_custom(|iters| concurrent(threads, iters, &|t, n| append_prepared(&log, t, n)));
         });
@@ -88,6 +92,9 @@ fn durable(c: &mut Criterion) {
                         if let Ok(mut f) = file.lock() {
                             let _ = f.write_all(&line);
                             let _ = f.sync_data();
+                            if !latency.is_zero() {
+                                std::thread::sleep(latency);
+                            }
                         }
                     }
                 })
@@ -97,52 +104,13 @@ fn durable(c: &mut Criterion) {
     g.finish();
 }
 
-/// The same comparison on a modelled 2.5 ms disk (the latency the durability target assumes):
-/// every `fdatasync`, in the log and in the baseline, is followed by a 2.5 ms sleep.
+fn durable(c: &mut Criterion) {
+    durable_group(c, "audit_durable", Duration::ZERO);
+}
+
+/// The same comparison on a modelled 2.5 ms disk, the latency the durability target assumes.
 fn durable_slow_disk(c: &mut Criterion) {
-    const LATENCY: Duration = Duration::from_micros(2500);
-    let mut g = c.benchmark_group("audit_durable_2_5ms_disk");
-    g.throughput(Throughput::Elements(1));
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(500));
-    g.measurement_time(Duration::from_secs(3));
-    for threads in [1u64, 8, 64] {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let log = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .durability(Durability::Durable)
-            .max_segment_bytes(256 * 1024 * 1024)
-            .simulated_sync_latency(LATENCY)
-            .open()
-            .map(|(l, _)| l)
-            .unwrap_or_else(|e| panic!("{e}"));
-        g.bench_function(format!("group_commit_{threads}"), |b| {
-            b.iter_custom(|iters| concurrent(threads, iters, &|t, n| append_prepared(&log, t, n)));
-        });
-        drop(log);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path().join("baseline.log"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let file = Arc::new(Mutex::new(file));
-        let line = [b'x'; 400];
-        g.bench_function(format!("fsync_per_event_{threads}"), |b| {
-            b.iter_custom(|iters| {
-                concurrent(threads, iters, &|_, count| {
-                    for _ in 0..count {
-                        if let Ok(mut f) = file.lock() {
-                            let _ = f.write_all(&line);
-                            let _ = f.sync_data();
-                            std::thread::sleep(LATENCY);
-                        }
-                    }
-                })
-            });
-        });
-    }
-    g.finish();
+    durable_group(c, "audit_durable_2_5ms_disk", Duration::from_micros(2500));
 }
 
 criterion_group!(benches, buffered, durable, durable_slow_disk);
