@@ -477,45 +477,49 @@ impl Shared {
     /// Waits until `target` (default: everything appended so far) is durable, leading a write
     /// and sync when no one else is.
     fn sync_to(&self, target: Option<u64>, force_checkpoint: bool) -> Result<(), AuditError> {
-        let mut st = self.lock()?;
+        let st = self.lock()?;
         let target = target.unwrap_or(st.seq);
-        loop {
-            if !force_checkpoint && st.durable_seq >= target {
-                return Ok(());
-            }
-            if st.failed {
-                return Err(AuditError::new(AuditErrorKind::Closed));
-            }
-            if !st.busy {
-                // The leader writes everything pending, so `target` is durable when it returns.
-                return self.lead(st, true, force_checkpoint);
-            }
-            st = self
-                .cond
-                .wait(st)
-                .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
-        }
+        // A forced checkpoint leads once even when everything is already durable.
+        self.wait_until(st, true, force_checkpoint, |st| {
+            !force_checkpoint && st.durable_seq >= target
+        })
     }
 
     /// Waits until `target` has been written to the file, leading a write (without a sync) when
     /// no one else is.
     fn write_to(&self, target: u64) -> Result<(), AuditError> {
-        let mut st = self.lock()?;
+        let st = self.lock()?;
+        self.wait_until(st, false, false, |st| st.written_seq >= target)
+    }
+
+    /// Group commit: returns once `done` holds, becoming the leader (write, and `fdatasync` if
+    /// `sync`) whenever no one else is; a leader covers everything pending, so `done` holds when
+    /// it returns.
+    fn wait_until<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        sync: bool,
+        force_checkpoint: bool,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), AuditError> {
         loop {
-            if st.written_seq >= target {
+            if done(&st) {
                 return Ok(());
             }
             if st.failed {
                 return Err(AuditError::new(AuditErrorKind::Closed));
             }
             if !st.busy {
-                return self.lead(st, false, false);
+                return self.lead(st, sync, force_checkpoint);
             }
-            st = self
-                .cond
-                .wait(st)
-                .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+            st = self.wait(st)?;
         }
+    }
+
+    fn wait<'a>(&'a self, st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>, AuditError> {
+        self.cond
+            .wait(st)
+            .map_err(|_| AuditError::new(AuditErrorKind::Closed))
     }
 
     /// Becomes the leader: writes the pending batch (and syncs it) outside the lock.
