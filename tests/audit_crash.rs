@@ -55,16 +55,6 @@ fn crash_child() {
     }
 }
 
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn durable_log_survives_sigkill() {
     if std::env::var_os(CHILD_ENV).is_some() {

@@ -29,16 +29,6 @@ impl AuditSink for FailingSink {
     }
 }
 
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn guard(sink: Arc<FailingSink>, best_effort_denials: bool) -> Guard {
     Guard::builder()
         .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))

@@ -8,13 +8,7 @@ use fieldseal::*;
 
 /// A 200-entry log with checkpoints at 50, 100, 150 and, if `final_checkpoint`, 200.
 fn build(dir: &std::path::Path, final_checkpoint: bool) -> (Vec<u8>, Vec<u8>) {
-    let (log, _) = ChainedLog::builder(dir)
-        .key(AuditKey::from_bytes(AUDIT_KEY))
-        .checkpoint_key(CheckpointSigningKey::from_bytes(CKPT_KEY))
-        .durability(Durability::Buffered)
-        .checkpoint_every(u64::MAX, std::time::Duration::from_secs(3600))
-        .open()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (log, _) = open_log(dir, Durability::Buffered, u64::MAX);
     for chunk in 0..4 {
         append_n(&log, chunk * 50, chunk * 50 + 50);
         if chunk < 3 || final_checkpoint {

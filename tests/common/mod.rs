@@ -92,3 +92,14 @@ pub fn verify_dir(dir: &std::path::Path) -> VerifyReport {
     verify_log(dir, None, &AuditKey::from_bytes(AUDIT_KEY), &ckpt_public())
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A small deterministic generator for randomized trials (reproducible from its seed).
+pub struct XorShift(pub u64);
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
