@@ -317,15 +317,13 @@ impl Guard {
             kind: F::KIND,
             action,
         });
-        if ex.decision == Decision::Allow {
-            if let Some(rules) = self.policy.purpose_rules(P::LABEL) {
-                if let Err((reason, check)) =
-                    self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
-                {
-                    ex.decision = Decision::Deny(reason);
-                    ex.failed = Some(check);
-                }
-            }
+        if ex.decision == Decision::Allow
+            && let Some(rules) = self.policy.purpose_rules(P::LABEL)
+            && let Err((reason, check)) =
+                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+        {
+            ex.decision = Decision::Deny(reason);
+            ex.failed = Some(check);
         }
         Ok(ex)
     }
@@ -352,16 +350,16 @@ impl Guard {
         if self.clock.now() >= sealed_at.saturating_add(rules.retention_secs) {
             return Err((DenyReason::Expired, Check::Retention));
         }
-        if let Some(region) = accessor.region() {
-            if region != rules.home_region.as_str() {
-                let ok = match rules.cross_border {
-                    CrossBorderRule::Allow => true,
-                    CrossBorderRule::Deny => false,
-                    CrossBorderRule::Consent => self.consents(context, ConsentScope::CrossBorder),
-                };
-                if !ok {
-                    return Err((DenyReason::CrossBorder, Check::Residency));
-                }
+        if let Some(region) = accessor.region()
+            && region != rules.home_region.as_str()
+        {
+            let ok = match rules.cross_border {
+                CrossBorderRule::Allow => true,
+                CrossBorderRule::Deny => false,
+                CrossBorderRule::Consent => self.consents(context, ConsentScope::CrossBorder),
+            };
+            if !ok {
+                return Err((DenyReason::CrossBorder, Check::Residency));
             }
         }
         Ok(())
@@ -385,12 +383,11 @@ impl Guard {
             action,
         });
         let (mut decision, rules) = (verdict.decision, verdict.rules);
-        if let (Decision::Allow, Some(rules)) = (decision, rules) {
-            if let Err((reason, _)) =
+        if let (Decision::Allow, Some(rules)) = (decision, rules)
+            && let Err((reason, _)) =
                 self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
-            {
-                decision = Decision::Deny(reason);
-            }
+        {
+            decision = Decision::Deny(reason);
         }
         let mut event = AuditEvent {
             time: self.clock.now(),

@@ -213,10 +213,10 @@ impl Field for PhoneNumber {
         } else {
             national.split_at(cc_len)
         };
-        if cc == b"86" {
-            if let Some(stripped) = nsn.strip_prefix(b"0") {
-                nsn = stripped;
-            }
+        if cc == b"86"
+            && let Some(stripped) = nsn.strip_prefix(b"0")
+        {
+            nsn = stripped;
         }
         if nsn.len() < MIN_NSN || cc.len() + nsn.len() > MAX_DIGITS {
             return Err(FieldError::PhoneLength);

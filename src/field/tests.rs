@@ -27,7 +27,7 @@ fn reference_check_char(first17: &str) -> char {
 }
 
 fn reference_days_in_month(y: u32, m: u32) -> u32 {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     [
         31,
         if leap { 29 } else { 28 },

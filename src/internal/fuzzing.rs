@@ -68,15 +68,15 @@ pub fn envelope_binary(data: &[u8]) {
 /// parse -> canonical -> from_canonical gives the same value, and the canonical decoder accepts
 /// only encodings it would produce itself.
 pub fn field<F: Field>(data: &[u8]) {
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(v) = F::parse(s) {
-            let bytes = v.canonical_bytes();
-            assert_eq!(bytes.len(), v.canonical_len());
-            assert!(bytes.len() <= F::MAX_CANONICAL_LEN);
-            let back = F::from_canonical(&bytes);
-            assert!(back.as_ref().is_ok_and(|b| b.canonical_bytes() == bytes));
-            let _ = v.mask();
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(v) = F::parse(s)
+    {
+        let bytes = v.canonical_bytes();
+        assert_eq!(bytes.len(), v.canonical_len());
+        assert!(bytes.len() <= F::MAX_CANONICAL_LEN);
+        let back = F::from_canonical(&bytes);
+        assert!(back.as_ref().is_ok_and(|b| b.canonical_bytes() == bytes));
+        let _ = v.mask();
     }
     if let Ok(v) = F::from_canonical(data) {
         assert_eq!(

@@ -347,13 +347,13 @@ impl Keyring {
             subject: None,
             salt: *env.salt,
         };
-        if let Ok(cache) = self.open_cache.read() {
-            if let Some(key) = cache.get(&ok) {
-                if !key.commits_to(env.commitment) {
-                    return Err(Error::Integrity);
-                }
-                return Ok(f(key));
+        if let Ok(cache) = self.open_cache.read()
+            && let Some(key) = cache.get(&ok)
+        {
+            if !key.commits_to(env.commitment) {
+                return Err(Error::Integrity);
             }
+            return Ok(f(key));
         }
         let pk = root.purpose_key(env.purpose, env.kind, None);
         let key = EpochKey::derive(&pk, *env.salt);

@@ -114,10 +114,10 @@ impl MemoryConsent {
     /// Records that `subject` withdraws consent to `scope` at time `at`. Takes effect on the next
     /// lookup. Withdrawing what was never granted is a no-op.
     pub fn withdraw(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
-        if let Ok(mut r) = self.records.write() {
-            if let Some(rec) = r.get_mut(&(digest(&self.key, subject), scope.into())) {
-                rec.withdrawn_at = Some(at);
-            }
+        if let Ok(mut r) = self.records.write()
+            && let Some(rec) = r.get_mut(&(digest(&self.key, subject), scope.into()))
+        {
+            rec.withdrawn_at = Some(at);
         }
     }
 

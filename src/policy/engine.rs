@@ -580,13 +580,13 @@ impl ManifestPolicy {
             kind: req.kind,
             action: req.action,
         };
-        if shared.is_none() {
-            if let Ok(mut cache) = snap.cache.write() {
-                if cache.len() >= MAX_CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(owned(), d);
+        if shared.is_none()
+            && let Ok(mut cache) = snap.cache.write()
+        {
+            if cache.len() >= MAX_CACHE_ENTRIES {
+                cache.clear();
             }
+            cache.insert(owned(), d);
         }
         // Tagged with the generation read before the snapshot: if a reload raced in between,
         // the entry carries the old tag and is dropped on the next lookup.
