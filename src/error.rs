@@ -311,10 +311,14 @@ pub enum AuditErrorKind {
         /// The first bad sequence number.
         seq: u64,
     },
-    /// A stored audit log has entries but its checkpoint file is missing; it is not opened (a
-    /// truncation could otherwise go unnoticed). An operator who knows the file was lost can
-    /// create an empty one to accept the log as it is.
+    /// A stored audit log has entries but its checkpoint file is missing or holds no valid
+    /// checkpoint; it is not opened (a truncation could otherwise go unnoticed). An operator
+    /// who knows the file was lost can accept the log as it is with
+    /// `ChainedLogBuilder::dangerous_accept_missing_checkpoints`.
     CheckpointsMissing,
+    /// Another writer (in this process or another) has the audit log's directory open: two
+    /// writers would interleave appends and break the chain.
+    Locked,
 }
 
 /// An audit sink did not accept a record.
@@ -355,7 +359,10 @@ impl fmt::Display for AuditError {
             AuditErrorKind::Closed => f.write_str("audit sink closed"),
             AuditErrorKind::Corrupt { seq } => write!(f, "audit log corrupt at seq {seq}"),
             AuditErrorKind::CheckpointsMissing => {
-                f.write_str("audit log has entries but no checkpoint file")
+                f.write_str("audit log has entries but no valid checkpoint on record")
+            }
+            AuditErrorKind::Locked => {
+                f.write_str("audit log directory is locked by another writer")
             }
         }
     }

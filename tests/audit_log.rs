@@ -249,9 +249,23 @@ fn a_missing_checkpoint_file_is_reported() {
         r.fault.map(|f| f.class),
         Some(FaultClass::CheckpointsMissing)
     );
-    // An operator who knows the file was lost accepts the log by creating an empty one.
+    // An empty file is no better: a checkpoint file always starts with its genesis checkpoint.
     std::fs::write(&ckpt, b"").unwrap_or_else(|e| panic!("{e}"));
-    assert!(try_open(dir.path()).is_ok());
+    assert_eq!(
+        try_open(dir.path()).err(),
+        Some(AuditErrorKind::CheckpointsMissing)
+    );
+    // An operator who knows the file was lost accepts the log explicitly: it is re-anchored.
+    let (log, report) = ChainedLog::builder(dir.path())
+        .key(AuditKey::from_bytes(AUDIT_KEY))
+        .checkpoint_key(CheckpointSigningKey::from_bytes(CKPT_KEY))
+        .dangerous_accept_missing_checkpoints()
+        .open()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.last_seq, report.checkpoints), (20, 2));
+    drop(log);
+    let r = verify_dir(dir.path());
+    assert_eq!((r.entries, r.checkpoints, r.fault), (20, 1, None));
 }
 
 /// A checkpoint naming another chain's head (a rebuilt or replayed log under the same keys)

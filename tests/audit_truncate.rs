@@ -8,15 +8,20 @@ use fieldseal::*;
 
 /// A 200-entry log with checkpoints at 50, 100, 150 and, if `final_checkpoint`, 200.
 fn build(dir: &std::path::Path, final_checkpoint: bool) -> (Vec<u8>, Vec<u8>) {
-    let (log, _) = open_log(dir, Durability::Buffered, u64::MAX);
-    for chunk in 0..4 {
-        append_n(&log, chunk * 50, chunk * 50 + 50);
-        if chunk < 3 || final_checkpoint {
-            log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-    drop(log);
     let read = |n: &str| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{e}"));
+    let (log, _) = open_log(dir, Durability::Buffered, u64::MAX);
+    for chunk in 0..3 {
+        append_n(&log, chunk * 50, chunk * 50 + 50);
+        log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let before_last = read("checkpoints.log");
+    append_n(&log, 150, 200);
+    log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+    drop(log);
+    if !final_checkpoint {
+        // The state a crash leaves before the last checkpoint (a clean drop writes one).
+        std::fs::write(dir.join("checkpoints.log"), &before_last).unwrap_or_else(|e| panic!("{e}"));
+    }
     (read("audit-000001.log"), read("checkpoints.log"))
 }
 

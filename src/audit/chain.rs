@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use super::ckpt_file::{self, io_err, sync_dir};
 use super::event::EventRecord;
 use super::keys::{AuditKey, CheckpointSigningKey, PseudonymKey};
-use super::line::{ChainMac, Checkpoint};
+use super::line::{ChainMac, Checkpoint, GENESIS};
 use super::verify::{split_lines, walk};
 use super::{AuditEvent, AuditSink};
 use crate::clock::{Clock, SystemClock};
@@ -27,8 +28,12 @@ use crate::error::{AuditError, AuditErrorKind};
 
 /// Default checkpoint file name inside the log directory.
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoints.log";
+/// The writer's lock file inside the log directory.
+const LOCK_FILE: &str = "audit.lock";
 /// Initial capacity of the pending-lines buffer.
-const FLUSH_BYTES: usize = 256 * 1024;
+const FLUSH_BYTES: usize = 64 * 1024;
+/// A written batch's buffer is reused for the next one unless a burst grew it beyond this.
+const MAX_SPARE_BATCH: usize = 1024 * 1024;
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +61,11 @@ pub struct OpenReport {
     pub segments: u64,
     /// A torn last line that was moved aside, if there was one.
     pub torn: Option<TornLine>,
-    /// Number of checkpoints in the checkpoint file.
+    /// Number of valid checkpoints in the checkpoint file (the genesis checkpoint included).
     pub checkpoints: u64,
+    /// Length in bytes of an invalid, unterminated last checkpoint line that was dropped (a
+    /// crash while it was written; the entries it would have covered stay in the log).
+    pub dropped_checkpoint: Option<u64>,
 }
 
 /// A torn last line moved aside on open.
@@ -85,6 +93,7 @@ pub struct ChainedLogBuilder {
     sync_interval: Duration,
     clock: Arc<dyn Clock>,
     sync_latency: Duration,
+    accept_missing_checkpoints: bool,
 }
 
 impl std::fmt::Debug for ChainedLogBuilder {
@@ -133,10 +142,13 @@ impl ChainedLogBuilder {
         self
     }
 
-    /// A checkpoint after every `entries` durable entries or `interval`, whichever first
-    /// (default 1,000 entries, 10 s). Checkpoints are written only for synced entries, right
-    /// after the sync: in [`Durability::Buffered`] mode that means at most one per sync (timer,
-    /// [`ChainedLog::sync`] or rotation).
+    /// A checkpoint once `entries` entries are uncovered or the oldest uncovered entry is
+    /// `interval` old, whichever comes first (default 1,000 entries, 10 s). The time bound is
+    /// read on the log's [clock](ChainedLogBuilder::clock) in whole seconds (at least 1 s) and
+    /// holds for an idle log too: the background timer (every
+    /// [`sync_interval`](ChainedLogBuilder::sync_interval)) writes a checkpoint when one is due.
+    /// [`ChainedLog::sync`] and a clean drop write one whenever entries are uncovered.
+    /// Checkpoints are written only for synced entries, right after the sync.
     #[must_use]
     pub fn checkpoint_every(mut self, entries: u64, interval: Duration) -> Self {
         self.checkpoint_every = entries.max(1);
@@ -144,7 +156,9 @@ impl ChainedLogBuilder {
         self
     }
 
-    /// How often the background timer syncs a buffered log (default 1 s).
+    /// How often the background timer runs (default 1 s): it syncs a buffered log and, in both
+    /// modes, writes a checkpoint when the time bound of
+    /// [`checkpoint_every`](ChainedLogBuilder::checkpoint_every) is due.
     #[must_use]
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         self.sync_interval = interval;
@@ -160,26 +174,47 @@ impl ChainedLogBuilder {
         self
     }
 
-    /// The clock for checkpoint times (default the system clock).
+    /// The clock for checkpoint times and the checkpoint time bound (default the system clock).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Opens a log with entries whose checkpoint file is missing or holds no valid checkpoint,
+    /// re-anchoring it with a new checkpoint of the current head.
+    ///
+    /// # Security
+    /// Only for an operator who knows the checkpoint file was lost: a cut of the log made
+    /// before this call can no longer be detected. Verify the log against a copy of the old
+    /// checkpoints first, if one exists.
+    #[must_use]
+    pub fn dangerous_accept_missing_checkpoints(mut self) -> Self {
+        self.accept_missing_checkpoints = true;
+        self
+    }
+
     /// Opens (or creates) the log, recovering from a crash: a torn last line is moved aside and
-    /// reported.
+    /// reported, and so is a torn last checkpoint line.
+    ///
+    /// The log's directory is locked (an exclusive `flock` on `audit.lock`) for the life of the
+    /// returned log, so a second writer cannot interleave appends and break the chain.
     ///
     /// # Errors
-    /// [`AuditErrorKind::Rejected`] without a key or checkpoint key, [`AuditErrorKind::Io`] on
-    /// I/O failure, [`AuditErrorKind::Corrupt`] naming the first bad seq if a line before the
-    /// last is bad or the log ends before its latest checkpoint.
+    /// [`AuditErrorKind::Rejected`] without a key or checkpoint key,
+    /// [`AuditErrorKind::Locked`] if another `ChainedLog` (in this process or another) has the
+    /// directory open, [`AuditErrorKind::Io`] on I/O failure,
+    /// [`AuditErrorKind::CheckpointsMissing`] if the log has entries but no valid checkpoint
+    /// on record, [`AuditErrorKind::Corrupt`] naming the first bad seq if a line before the
+    /// last is bad, a checkpoint line before the last is bad, or the log ends before its
+    /// latest checkpoint.
     pub fn open(self) -> Result<(ChainedLog, OpenReport), AuditError> {
         let key = self.key.ok_or(AuditError::new(AuditErrorKind::Rejected))?;
         let signer = self
             .signer
             .ok_or(AuditError::new(AuditErrorKind::Rejected))?;
         std::fs::create_dir_all(&self.dir).map_err(io_err)?;
+        let lock = lock_dir(&self.dir)?;
         let mac = ChainMac::new(key.mac_key());
         let mut segments = read_segments(&self.dir)?;
         let mut created = false;
@@ -194,12 +229,14 @@ impl ChainedLogBuilder {
         let ckpt_path = self
             .checkpoint_path
             .unwrap_or_else(|| self.dir.join(CHECKPOINT_FILE));
-        let scan = scan_checkpoints(&ckpt_path, &signer)?;
-        if !scan.existed && w.last_seq() > 0 {
+        let scan = ckpt_file::scan(&ckpt_path, &signer)?;
+        // A checkpoint file is created with its genesis checkpoint, so a log with entries and
+        // no valid checkpoint has lost its file (or had it emptied): a cut could go unseen.
+        let missing = scan.valid() == 0 && w.last_seq() > 0;
+        if missing && !self.accept_missing_checkpoints {
             return Err(AuditError::new(AuditErrorKind::CheckpointsMissing));
         }
-        let last_ckpt = scan.tail_valid.or(scan.last);
-        let n_ckpt = scan.count + u64::from(scan.tail_valid.is_some());
+        let last_ckpt = scan.latest();
         if let Some(c) = last_ckpt {
             if c.seq > w.last_seq() {
                 return Err(AuditError::new(AuditErrorKind::Corrupt {
@@ -208,12 +245,18 @@ impl ChainedLogBuilder {
             }
             // The checkpoint must name this chain's head at its seq (not a rebuilt or replayed
             // chain's).
-            let at = usize::try_from(c.seq).ok().and_then(|s| s.checked_sub(1));
-            if at.is_some_and(|i| w.macs.get(i) != Some(&c.head)) {
-                return Err(AuditError::new(AuditErrorKind::Corrupt { seq: c.seq }));
+            let expected = match usize::try_from(c.seq).ok().and_then(|s| s.checked_sub(1)) {
+                Some(i) => w.macs.get(i),
+                None => Some(&GENESIS),
+            };
+            if expected != Some(&c.head) {
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: c.seq.max(1),
+                }));
             }
         }
-        let ckpt_file = open_checkpoints(&ckpt_path, &scan)?;
+        let now = self.clock.now();
+        let mut ckpt_file = ckpt_file::open(&ckpt_path, &scan, &signer, now)?;
         let mut torn = None;
         if let Some((fault, at)) = w.fault {
             let line = lines.get(at).copied();
@@ -242,11 +285,20 @@ impl ChainedLogBuilder {
         if created {
             sync_dir(&self.dir)?;
         }
+        let mut ckpt_seq = last_ckpt.map_or(0, |c| c.seq);
+        if missing {
+            // Re-anchored on the operator's word (see `dangerous_accept_missing_checkpoints`).
+            let c = Checkpoint::sign(&signer, w.last_seq(), w.head(), now);
+            ckpt_file.write_all(&c.to_line()).map_err(io_err)?;
+            ckpt_file.sync_data().map_err(io_err)?;
+            ckpt_seq = w.last_seq();
+        }
         let report = OpenReport {
             last_seq: w.last_seq(),
             segments: segments.len() as u64,
             torn,
-            checkpoints: n_ckpt,
+            checkpoints: scan.valid().max(1) + u64::from(missing),
+            dropped_checkpoint: scan.dropped(),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -260,14 +312,15 @@ impl ChainedLogBuilder {
                 last_batch: 0,
                 gather: Duration::ZERO,
                 failed: false,
+                ckpt_seq,
+                // Entries left uncovered by an earlier run count from now.
+                uncovered_since: (ckpt_seq < w.last_seq()).then_some(now),
                 io: Some(Io {
                     dir: self.dir.clone(),
                     file,
                     seg_no: *seg_no,
                     seg_len,
                     ckpt: ckpt_file,
-                    ckpt_seq: last_ckpt.map_or(0, |c| c.seq),
-                    ckpt_at: Instant::now(),
                 }),
             }),
             cond: Condvar::new(),
@@ -280,10 +333,11 @@ impl ChainedLogBuilder {
             checkpoint_interval: self.checkpoint_interval,
             clock: self.clock,
             sync_latency: self.sync_latency,
+            _lock: lock,
         });
-        if self.durability == Durability::Buffered {
-            spawn_timer(Arc::downgrade(&shared), self.sync_interval);
-        }
+        // Both modes: a buffered log is synced, and an idle log of either mode gets its
+        // checkpoint when the time bound is due.
+        spawn_timer(Arc::downgrade(&shared), self.sync_interval);
         Ok((ChainedLog { shared }, report))
     }
 }
@@ -331,6 +385,19 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// Added after every `fdatasync` (see [`ChainedLogBuilder::simulated_sync_latency`]).
     sync_latency: Duration,
+    /// The exclusive lock on the directory, released when the last handle is gone.
+    _lock: File,
+}
+
+/// Whether a sync should also write a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ckpt {
+    /// When the entry count or the time bound says so.
+    IfDue,
+    /// Whenever entries are uncovered ([`ChainedLog::sync`], drop).
+    IfUncovered,
+    /// For the current head unless one exists for it ([`ChainedLog::checkpoint`]).
+    Force,
 }
 
 struct State {
@@ -352,6 +419,10 @@ struct State {
     last_batch: u64,
     gather: Duration,
     failed: bool,
+    /// Last sequence number covered by a checkpoint.
+    ckpt_seq: u64,
+    /// Clock time (seconds) from which the oldest entry not covered by a checkpoint counts.
+    uncovered_since: Option<u64>,
     io: Option<Io>,
 }
 
@@ -361,8 +432,6 @@ struct Io {
     seg_no: u64,
     seg_len: u64,
     ckpt: File,
-    ckpt_seq: u64,
-    ckpt_at: Instant,
 }
 
 impl ChainedLog {
@@ -380,6 +449,7 @@ impl ChainedLog {
             sync_interval: Duration::from_secs(1),
             sync_latency: Duration::ZERO,
             clock: Arc::new(SystemClock),
+            accept_missing_checkpoints: false,
         }
     }
 
@@ -400,13 +470,13 @@ impl ChainedLog {
         self.shared.append(&entry)
     }
 
-    /// Writes and `fdatasync`s everything appended so far, then writes a checkpoint if one is
-    /// due.
+    /// Writes and `fdatasync`s everything appended so far, then writes a checkpoint if any
+    /// entry is not yet covered by one.
     ///
     /// # Errors
     /// As [`ChainedLog::append`].
     pub fn sync(&self) -> Result<(), AuditError> {
-        self.shared.sync_to(None, false)
+        self.shared.sync_to(None, Ckpt::IfUncovered)
     }
 
     /// Syncs, then writes a checkpoint for the current head (unless one exists for it).
@@ -414,7 +484,7 @@ impl ChainedLog {
     /// # Errors
     /// As [`ChainedLog::append`].
     pub fn checkpoint(&self) -> Result<(), AuditError> {
-        self.shared.sync_to(None, true)
+        self.shared.sync_to(None, Ckpt::Force)
     }
 
     /// How many `fdatasync` batches this handle has completed (group commit makes it much
@@ -433,7 +503,7 @@ impl Drop for ChainedLog {
     fn drop(&mut self) {
         // Best effort: a failure here was either reported to an appender already or leaves a
         // valid, shorter chain.
-        let _ = self.shared.sync_to(None, false);
+        let _ = self.shared.sync_to(None, Ckpt::IfUncovered);
     }
 }
 
@@ -461,10 +531,13 @@ impl Shared {
             .mac
             .write_line_json(&mut st.pending, seq, &prev, entry_json);
         st.seq = seq;
+        if st.uncovered_since.is_none() {
+            st.uncovered_since = Some(self.clock.now());
+        }
         match self.durability {
             Durability::Durable => {
                 drop(st);
-                self.sync_to(Some(seq), false)?;
+                self.sync_to(Some(seq), Ckpt::IfDue)?;
             }
             Durability::Buffered => {
                 drop(st);
@@ -474,14 +547,30 @@ impl Shared {
         Ok(seq)
     }
 
-    /// Waits until `target` (default: everything appended so far) is durable, leading a write
-    /// and sync when no one else is.
-    fn sync_to(&self, target: Option<u64>, force_checkpoint: bool) -> Result<(), AuditError> {
+    /// Whether a checkpoint is wanted now for the entries up to `upto`.
+    fn wants_checkpoint(&self, st: &State, upto: u64, mode: Ckpt) -> bool {
+        if upto <= st.ckpt_seq {
+            return false;
+        }
+        match mode {
+            Ckpt::Force | Ckpt::IfUncovered => true,
+            Ckpt::IfDue => {
+                let interval = self.checkpoint_interval.as_secs().max(1);
+                upto - st.ckpt_seq >= self.checkpoint_every
+                    || st
+                        .uncovered_since
+                        .is_some_and(|t| self.clock.now().saturating_sub(t) >= interval)
+            }
+        }
+    }
+
+    /// Waits until `target` (default: everything appended so far) is durable and, as `mode`
+    /// asks, checkpointed, leading a write and sync when no one else is.
+    fn sync_to(&self, target: Option<u64>, mode: Ckpt) -> Result<(), AuditError> {
         let st = self.lock()?;
         let target = target.unwrap_or(st.seq);
-        // A forced checkpoint leads once even when everything is already durable.
-        self.wait_until(st, true, force_checkpoint, |st| {
-            !force_checkpoint && st.durable_seq >= target
+        self.wait_until(st, true, mode, |st| {
+            st.durable_seq >= target && !self.wants_checkpoint(st, st.durable_seq, mode)
         })
     }
 
@@ -489,7 +578,7 @@ impl Shared {
     /// no one else is.
     fn write_to(&self, target: u64) -> Result<(), AuditError> {
         let st = self.lock()?;
-        self.wait_until(st, false, false, |st| st.written_seq >= target)
+        self.wait_until(st, false, Ckpt::IfDue, |st| st.written_seq >= target)
     }
 
     /// Group commit: returns once `done` holds, becoming the leader (write, and `fdatasync` if
@@ -499,7 +588,7 @@ impl Shared {
         &'a self,
         mut st: MutexGuard<'a, State>,
         sync: bool,
-        force_checkpoint: bool,
+        mode: Ckpt,
         done: impl Fn(&State) -> bool,
     ) -> Result<(), AuditError> {
         loop {
@@ -510,7 +599,7 @@ impl Shared {
                 return Err(AuditError::new(AuditErrorKind::Closed));
             }
             if !st.busy {
-                return self.lead(st, sync, force_checkpoint);
+                return self.lead(st, sync, mode);
             }
             st = self.wait(st)?;
         }
@@ -527,7 +616,7 @@ impl Shared {
         &'a self,
         mut st: MutexGuard<'a, State>,
         sync: bool,
-        force_checkpoint: bool,
+        mode: Ckpt,
     ) -> Result<(), AuditError> {
         let Some(mut io) = st.io.take() else {
             return Err(AuditError::new(AuditErrorKind::Closed));
@@ -547,23 +636,42 @@ impl Shared {
             st = self.lock()?;
         }
         let first = st.durable_seq;
-        let batch = std::mem::replace(&mut st.pending, Vec::with_capacity(FLUSH_BYTES));
+        let batch = std::mem::take(&mut st.pending);
         let (upto, head) = (st.seq, st.head);
+        let rotate = io.seg_len + batch.len() as u64 >= self.max_segment_bytes;
+        // Checkpoints cover synced entries only: a batch is synced when asked or on rotation.
+        let checkpoint = (sync || rotate) && self.wants_checkpoint(&st, upto, mode);
+        let taken_at = self.clock.now();
         drop(st);
         let started = Instant::now();
-        let res = self.write_batch(&mut io, &batch, upto, head, sync, force_checkpoint);
+        let res = self.write_batch(&mut io, &batch, upto, head, sync || rotate, checkpoint);
         let took = started.elapsed();
         let mut st = self.lock()?;
+        // The batch's allocation is kept for the next one (nothing secret: lines hold no
+        // plaintext), unless a burst made it large.
+        if st.pending.is_empty() && batch.capacity() <= MAX_SPARE_BATCH {
+            let mut batch = batch;
+            batch.clear();
+            st.pending = batch;
+        }
         st.io = Some(io);
         st.busy = false;
         match &res {
             Ok(()) => {
                 st.written_seq = upto;
-                if sync {
+                if sync || rotate {
                     st.durable_seq = upto;
+                }
+                if sync {
                     st.syncs += 1;
                     st.last_batch = upto - first;
                     st.gather = (took / 8).min(Duration::from_micros(500));
+                }
+                if checkpoint {
+                    st.ckpt_seq = upto;
+                    // Entries appended while this batch was written count from when it was
+                    // taken.
+                    st.uncovered_since = (st.seq > upto).then_some(taken_at);
                 }
             }
             Err(_) => st.failed = true,
@@ -580,33 +688,24 @@ impl Shared {
         upto: u64,
         head: [u8; 32],
         sync: bool,
-        force_checkpoint: bool,
+        checkpoint: bool,
     ) -> std::io::Result<()> {
         if !batch.is_empty() {
             io.file.write_all(batch)?;
             io.seg_len += batch.len() as u64;
         }
-        let rotate = io.seg_len >= self.max_segment_bytes;
-        if sync || rotate {
+        if sync {
             io.file.sync_data()?;
             if !self.sync_latency.is_zero() {
                 std::thread::sleep(self.sync_latency);
             }
         }
-        if sync || rotate {
-            let due = upto > io.ckpt_seq
-                && (force_checkpoint
-                    || upto - io.ckpt_seq >= self.checkpoint_every
-                    || io.ckpt_at.elapsed() >= self.checkpoint_interval);
-            if due {
-                let c = Checkpoint::sign(&self.signer, upto, head, self.clock.now());
-                io.ckpt.write_all(&c.to_line())?;
-                io.ckpt.sync_data()?;
-                io.ckpt_seq = upto;
-                io.ckpt_at = Instant::now();
-            }
+        if checkpoint {
+            let c = Checkpoint::sign(&self.signer, upto, head, self.clock.now());
+            io.ckpt.write_all(&c.to_line())?;
+            io.ckpt.sync_data()?;
         }
-        if rotate {
+        if io.seg_len >= self.max_segment_bytes {
             let next = io.seg_no + 1;
             let path = segment_path(&io.dir, next);
             let file = OpenOptions::new()
@@ -623,6 +722,8 @@ impl Shared {
     }
 }
 
+/// The background timer: syncs a buffered log and writes checkpoints that the time bound makes
+/// due, until the log is dropped or closed.
 fn spawn_timer(shared: Weak<Shared>, interval: Duration) {
     let _ = std::thread::Builder::new()
         .name("audit-sync".into())
@@ -630,15 +731,26 @@ fn spawn_timer(shared: Weak<Shared>, interval: Duration) {
             loop {
                 std::thread::sleep(interval);
                 let Some(s) = shared.upgrade() else { return };
-                if s.sync_to(None, false).is_err() {
+                if s.sync_to(None, Ckpt::IfDue).is_err() {
                     return;
                 }
             }
         });
 }
 
-fn io_err(e: std::io::Error) -> AuditError {
-    AuditError::with_source(AuditErrorKind::Io, e)
+/// Takes the exclusive lock on the log directory (non-blocking).
+fn lock_dir(dir: &Path) -> Result<File, AuditError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io_err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::new(AuditErrorKind::Locked)),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(e)),
+    }
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -670,10 +782,6 @@ pub(crate) fn read_segments(dir: &Path) -> Result<Vec<(u64, PathBuf, Vec<u8>)>, 
         .into_iter()
         .map(|(n, p)| std::fs::read(&p).map(|d| (n, p, d)).map_err(io_err))
         .collect()
-}
-
-fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
 }
 
 fn create_file(dir: &Path, path: &Path) -> Result<(), AuditError> {
@@ -716,78 +824,6 @@ fn move_aside(
     seg.sync_all().map_err(io_err)?;
     sync_dir(dir)?;
     Ok(path)
-}
-
-/// Opens the checkpoint file for appending; drops a torn last line (a checkpoint is written
-/// only after the entries it covers are durable, so losing one loses no entry).
-/// The checkpoint file as found on open: nothing is changed until the log is known to be sound.
-struct CheckpointScan {
-    existed: bool,
-    last: Option<Checkpoint>,
-    count: u64,
-    /// Bytes of complete, valid checkpoint lines.
-    keep: u64,
-    len: u64,
-    /// The unterminated last line is a complete, validly signed checkpoint (a crash between the
-    /// line and its newline): it is kept and terminated, not dropped.
-    tail_valid: Option<Checkpoint>,
-}
-
-fn scan_checkpoints(
-    path: &Path,
-    signer: &CheckpointSigningKey,
-) -> Result<CheckpointScan, AuditError> {
-    let (data, existed) = match std::fs::read(path) {
-        Ok(d) => (d, true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), false),
-        Err(e) => return Err(io_err(e)),
-    };
-    let public = signer.verifying_key();
-    let mut scan = CheckpointScan {
-        existed,
-        last: None,
-        count: 0,
-        keep: 0,
-        len: data.len() as u64,
-        tail_valid: None,
-    };
-    for l in split_lines(std::slice::from_ref(&data)) {
-        match Checkpoint::parse(l.bytes).filter(|c| c.verify(&public)) {
-            Some(c) if l.terminated => {
-                if scan.last.is_some_and(|p| p.seq >= c.seq) {
-                    return Err(AuditError::new(AuditErrorKind::Corrupt { seq: c.seq }));
-                }
-                scan.last = Some(c);
-                scan.count += 1;
-                scan.keep = (l.start + l.bytes.len() + 1) as u64;
-            }
-            Some(c) if scan.last.is_none_or(|p| p.seq < c.seq) => scan.tail_valid = Some(c),
-            _ if !l.terminated => {}
-            _ => return Err(AuditError::new(AuditErrorKind::Corrupt { seq: 0 })),
-        }
-    }
-    Ok(scan)
-}
-
-/// Opens the checkpoint file for appending after the log was found sound: creates it for a new
-/// log, terminates a valid unterminated last checkpoint, drops an invalid partial one.
-fn open_checkpoints(path: &Path, scan: &CheckpointScan) -> Result<File, AuditError> {
-    if !scan.existed {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        create_file(dir, path)?;
-    }
-    let mut file = OpenOptions::new().append(true).open(path).map_err(io_err)?;
-    if scan.tail_valid.is_some() {
-        file.write_all(b"\n").map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-    } else if scan.keep < scan.len {
-        file.set_len(scan.keep).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-    }
-    Ok(file)
 }
 
 #[cfg(test)]
@@ -855,6 +891,22 @@ mod tests {
             log.sync_count(),
             0,
             "no fdatasync was needed to acknowledge"
+        );
+    }
+
+    #[test]
+    fn a_genesis_checkpoint_must_name_the_genesis_head() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let signer = CheckpointSigningKey::from_bytes([2; 32]);
+        let forged = Checkpoint::sign(&signer, 0, [7; 32], 1).to_line();
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), forged).unwrap_or_else(|e| panic!("{e}"));
+        let opened = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .open();
+        assert_eq!(
+            opened.err().map(|e| e.kind()),
+            Some(AuditErrorKind::Corrupt { seq: 1 })
         );
     }
 }

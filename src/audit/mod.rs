@@ -5,6 +5,7 @@
 //! sink returns an error, the operation fails closed.
 
 mod chain;
+mod ckpt_file;
 mod event;
 mod keys;
 mod line;

@@ -35,8 +35,9 @@ pub enum FaultClass {
     /// A validly signed checkpoint names a head the log does not have at that seq (the chain
     /// was rebuilt or an old chain was replayed).
     CheckpointMismatch,
-    /// The log has entries but its checkpoint file is gone, so a cut of the log could not be
-    /// detected. (A log with no checkpoint yet has an empty file, created when the log was.)
+    /// The log has entries but its checkpoint file is gone or holds no valid checkpoint, so a
+    /// cut of the log could not be detected. (A checkpoint file is created holding a signed
+    /// genesis checkpoint for seq 0, so it is never legitimately empty.)
     CheckpointsMissing,
 }
 
@@ -61,8 +62,11 @@ impl FaultClass {
 /// The first place where a log departs from a valid chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
-    /// The sequence number expected at the first bad position (for checkpoint faults, the
-    /// checkpoint's seq; for truncation, the first seq missing).
+    /// The sequence number expected at the first bad position. For truncation, the first seq
+    /// missing; for a malformed or badly signed checkpoint line, one past the last valid
+    /// checkpoint before it (the first entry no longer covered by a trusted checkpoint); for a
+    /// validly signed checkpoint out of order or naming another head, its own seq (at least 1);
+    /// for missing checkpoints, 1.
     pub seq: u64,
     /// The diagnosis.
     pub class: FaultClass,
@@ -245,7 +249,8 @@ fn classify(
 pub struct VerifyReport {
     /// Entries verified (the valid prefix, up to the first fault).
     pub entries: u64,
-    /// Checkpoints whose signature verified and which match the log.
+    /// Checkpoints covering entries (seq 1 or more) whose signature verified and which match
+    /// the log; the genesis checkpoint (seq 0) is not counted.
     pub checkpoints: usize,
     /// The first fault, or `None` if the whole log and every checkpoint verified.
     pub fault: Option<Fault>,
@@ -353,23 +358,24 @@ pub fn verify_bytes(
     let log_fault = w.fault.map(|(f, _)| f);
     let mut ckpt_fault = None;
     let mut good = 0;
+    let mut valid = 0;
     let mut last_ckpt: Option<u64> = None;
     for raw in split_lines(&[checkpoints.to_vec()]) {
-        let prev_seq = last_ckpt.unwrap_or(0);
+        // A checkpoint that cannot be trusted (malformed, badly signed) is reported at the first
+        // entry no longer covered by a trusted one.
+        let prev_seq = last_ckpt.map_or(0, |p| p + 1).max(1);
         if log_fault.is_some_and(|f| f.class != FaultClass::TornTail && prev_seq >= f.seq) {
             // Every fault from here on lies after the log's own fault, which is reported.
             break;
         }
-        let Some(c) = Checkpoint::parse(raw.bytes) else {
+        let Some(c) = Checkpoint::parse(raw.bytes).filter(|c| c.verify(public)) else {
             ckpt_fault = Some(Fault {
-                seq: prev_seq + 1,
+                seq: prev_seq,
                 class: FaultClass::BadCheckpointSignature,
             });
             break;
         };
-        let class = if !c.verify(public) {
-            Some(FaultClass::BadCheckpointSignature)
-        } else if last_ckpt.is_some_and(|p| c.seq <= p) {
+        let class = if last_ckpt.is_some_and(|p| c.seq <= p) {
             Some(FaultClass::Reordered)
         } else if c.seq > w.last_seq() {
             if log_fault.is_some_and(|f| f.class != FaultClass::TornTail) {
@@ -382,24 +388,35 @@ pub fn verify_bytes(
                 });
                 break;
             }
-        } else if usize::try_from(c.seq)
-            .ok()
-            .and_then(|s| s.checked_sub(1))
-            .and_then(|i| w.macs.get(i))
-            != Some(&c.head)
+        } else if match usize::try_from(c.seq).ok().and_then(|s| s.checked_sub(1)) {
+            Some(i) => w.macs.get(i),
+            None => Some(&GENESIS),
+        } != Some(&c.head)
         {
             Some(FaultClass::CheckpointMismatch)
         } else {
             None
         };
         if let Some(class) = class {
-            ckpt_fault = Some(Fault { seq: c.seq, class });
+            ckpt_fault = Some(Fault {
+                seq: c.seq.max(1),
+                class,
+            });
             break;
         }
-        if c.seq <= w.last_seq() {
+        valid += 1;
+        if c.seq <= w.last_seq() && c.seq > 0 {
             good += 1;
         }
         last_ckpt = Some(c.seq);
+    }
+    // A checkpoint file starts with its genesis checkpoint, so entries with no valid checkpoint
+    // on record mean the file was lost or emptied: a cut of the log could not be seen.
+    if valid == 0 && ckpt_fault.is_none() && w.last_seq() > 0 {
+        ckpt_fault = Some(Fault {
+            seq: 1,
+            class: FaultClass::CheckpointsMissing,
+        });
     }
     let fault = match (log_fault, ckpt_fault) {
         (Some(l), Some(c)) if c.class == FaultClass::TruncatedBehindCheckpoint => Some(c.min(l)),
