@@ -94,27 +94,34 @@ fn bench_reveal(c: &mut Criterion) {
         let sealed: Sealed<Text, Service> = guard
             .seal(&Text::parse(&msg).expect("valid"), &ctx)
             .expect("seal");
-        g.bench_with_input(BenchmarkId::new("raw-aes-gcm-0.10", size), &size, |b, _| {
-            use aes_gcm::aead::{Aead, KeyInit, Payload};
-            let cipher = aes_gcm::Aes256Gcm::new(&[5u8; 32].into());
-            let nonce = [1u8; 12];
-            let ct = cipher
-                .encrypt(
-                    &nonce.into(),
-                    Payload {
-                        msg: msg.as_bytes(),
-                        aad: &aad,
-                    },
-                )
-                .expect("encrypt");
-            b.iter(|| {
-                let p = Payload {
-                    msg: &ct,
-                    aad: &aad,
-                };
-                black_box(cipher.decrypt(&nonce.into(), p).expect("decrypt"))
-            })
-        });
+        // The same decryption under both crate versions, each labelled with the one it uses.
+        macro_rules! raw_decrypt {
+            ($label:literal, $krate:ident) => {
+                g.bench_with_input(BenchmarkId::new($label, size), &size, |b, _| {
+                    use $krate::aead::{Aead, KeyInit, Payload};
+                    let cipher = $krate::Aes256Gcm::new(&[5u8; 32].into());
+                    let nonce = [1u8; 12];
+                    let ct = cipher
+                        .encrypt(
+                            &nonce.into(),
+                            Payload {
+                                msg: msg.as_bytes(),
+                                aad: &aad,
+                            },
+                        )
+                        .expect("encrypt");
+                    b.iter(|| {
+                        let p = Payload {
+                            msg: &ct,
+                            aad: &aad,
+                        };
+                        black_box(cipher.decrypt(&nonce.into(), p).expect("decrypt"))
+                    })
+                });
+            };
+        }
+        raw_decrypt!("raw-aes-gcm-0.10", aes_gcm_010);
+        raw_decrypt!("raw-aes-gcm-0.11", aes_gcm);
         g.bench_with_input(BenchmarkId::new("fieldseal", size), &size, |b, _| {
             b.iter_custom(|iters| {
                 sink.clear();

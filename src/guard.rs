@@ -18,7 +18,7 @@ use crate::policy::{
     AccessPolicy, AccessRequest, Accessor, Action, Check, ConsentRegistry, ConsentScope,
     CrossBorderRule, Decision, DenyReason, Explanation, PurposeRules,
 };
-use crate::purpose::{Purpose, PurposeId};
+use crate::purpose::{Purpose, PurposeId, is_valid_label};
 use crate::random::{RandomSource, SystemRandom};
 use crate::sealed::Sealed;
 use crate::secret::Revealed;
@@ -196,12 +196,18 @@ impl Guard {
     /// Sealing needs no accessor: any code that holds plaintext may protect it.
     ///
     /// # Errors
-    /// [`Error::Context`] for an invalid context, [`Error::Random`] if the random source fails.
+    /// [`Error::Context`] for an invalid context, [`Error::Random`] if the random source fails,
+    /// [`FormatError::InvalidPurposeLabel`] for a `Purpose` implemented by hand (not through
+    /// [`purposes!`](crate::purposes)) with an invalid label.
     pub fn seal<F: Field, P: Purpose>(
         &self,
         value: &F,
         context: &Context,
     ) -> Result<Sealed<F, P>, Error> {
+        // `purposes!` checks labels at compile time; a hand-made `Purpose` gets a typed error.
+        if !is_valid_label(P::LABEL) {
+            return Err(FormatError::InvalidPurposeLabel.into());
+        }
         let ctx = context.encoded()?;
         let sealed_at = self.clock.now();
         self.keyring
@@ -266,7 +272,9 @@ impl Guard {
     /// [`Error::Denied`] if the policy or a consent, retention or residency check refuses, [`Error::Audit`] if the sink does not accept the
     /// record (no plaintext is produced), [`Error::Integrity`] if the value does not
     /// authenticate in `context`, [`Error::Key`] if its key is unavailable or retired,
-    /// [`Error::Context`] for an invalid context.
+    /// [`Error::Context`] for an invalid context, [`Error::Field`] if the value authenticates
+    /// but no longer parses as its kind. Every attempt leaves an audit record: the decision,
+    /// and for an allowed attempt that then fails, a `failed:*` record.
     #[track_caller]
     pub fn reveal<F: Field, P: Purpose>(
         &self,
@@ -275,8 +283,13 @@ impl Guard {
         context: &Context,
     ) -> Result<Revealed<F>, Error> {
         let site = Location::caller();
-        let plain = self.open(accessor, sealed, context, Action::Reveal, site)?;
-        Ok(Revealed::new(F::from_canonical(plain.bytes())?))
+        Ok(Revealed::new(self.open(
+            accessor,
+            sealed,
+            context,
+            Action::Reveal,
+            site,
+        )?))
     }
 
     /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
@@ -293,8 +306,9 @@ impl Guard {
         context: &Context,
     ) -> Result<String, Error> {
         let site = Location::caller();
-        let plain = self.open(accessor, sealed, context, Action::Mask, site)?;
-        Ok(F::from_canonical(plain.bytes())?.mask())
+        Ok(self
+            .open(accessor, sealed, context, Action::Mask, site)?
+            .mask())
     }
 
     /// Why `accessor` may or may not perform `action` on `sealed` now: the policy's matching rule
@@ -372,8 +386,9 @@ impl Guard {
         context: &Context,
         action: Action,
         site: &'static Location<'static>,
-    ) -> Result<Opened, Error> {
-        let ctx = context.encoded()?;
+    ) -> Result<F, Error> {
+        // An invalid context is recorded as a failed attempt, not returned unrecorded.
+        let ctx = context.encoded();
         let env = sealed.parsed();
         let purpose = PurposeId::of::<P>();
         let verdict = self.policy.verdict(&AccessRequest {
@@ -395,9 +410,10 @@ impl Guard {
             purpose: &purpose,
             kind: F::KIND,
             action,
-            outcome: match decision {
-                Decision::Allow => Outcome::Allowed,
-                Decision::Deny(r) => Outcome::Denied(r),
+            outcome: match (decision, &ctx) {
+                (Decision::Deny(r), _) => Outcome::Denied(r),
+                (Decision::Allow, Err(_)) => Outcome::Failed(FailureKind::Context),
+                (Decision::Allow, Ok(_)) => Outcome::Allowed,
             },
             call_site: site,
             key_version: env.key_version,
@@ -413,6 +429,15 @@ impl Guard {
             }
             return Err(Error::Denied { reason });
         }
+        // Nothing is opened under an invalid context: the caller gets the context error, which
+        // the record above names (a sink failure is reported instead, as for any record).
+        let ctx = match ctx {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                recorded?;
+                return Err(e.into());
+            }
+        };
         recorded?;
         let opened = self.keyring.with_opening_key(&env, |key| {
             // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
@@ -427,11 +452,16 @@ impl Guard {
                 .map(|()| Opened { buf, at: aad_len })
                 .map_err(|()| Error::Integrity)
         });
-        let result = opened.and_then(|r| r);
+        // A value that authenticates but does not parse (a kind's rules tightened after it was
+        // sealed) is a failure of its own, recorded like the others.
+        let result = opened
+            .and_then(|r| r)
+            .and_then(|plain| F::from_canonical(plain.bytes()).map_err(Error::from));
         if let Err(e) = &result {
             event.outcome = Outcome::Failed(match e {
                 Error::Key(_) => FailureKind::Key,
                 Error::Context(_) => FailureKind::Context,
+                Error::Field(_) => FailureKind::Field,
                 _ => FailureKind::Integrity,
             });
             // Best effort: the caller gets the failure either way, and no plaintext exists.

@@ -12,7 +12,7 @@ use crate::crypto::envelope::{self, EnvelopeInfo, Parsed};
 use crate::error::FormatError;
 use crate::field::Field;
 use crate::keys::KeyVersion;
-use crate::purpose::Purpose;
+use crate::purpose::{Purpose, PurposeId};
 
 /// An encrypted value of field kind `F`, sealed for purpose `P`.
 ///
@@ -96,7 +96,7 @@ impl<F: Field, P: Purpose> Sealed<F, P> {
 
     /// The public header.
     pub fn info(&self) -> EnvelopeInfo {
-        EnvelopeInfo::of(&self.parsed())
+        EnvelopeInfo::of(&self.parsed(), PurposeId::of::<P>())
     }
 
     /// The root key version it was sealed under.

@@ -442,3 +442,37 @@ fn multi_key_ciphertext_with_a_free_middle_block_is_rejected() {
         );
     }
 }
+
+/// A value that authenticates but whose plaintext does not parse as its kind (as when a kind's
+/// rules tighten after values were sealed) is refused with `Error::Field` and leaves a
+/// `failed:field` record after the allowed one.
+#[test]
+fn an_authentic_value_that_does_not_parse_is_recorded() {
+    let (g, sink) = guard(ROOT_1);
+    let sealed = seal::<Text>(&g, "sixteen bytes!!!");
+    let bytes = sealed.as_bytes();
+    let header = &bytes[..HEADER_LEN];
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&header[NONCE_AT..HEADER_LEN]);
+    let (key, _) = epoch_key(
+        &ROOT_1,
+        "service",
+        FieldKind::Text,
+        &header[SALT_AT..COMMITMENT_AT],
+    );
+    let mut aad = header.to_vec();
+    aad.extend_from_slice(&encode_context(&CONTEXT));
+    // Not UTF-8: no `Text` parses from it, yet it is sealed under the right key and context.
+    let body = aes256gcm_encrypt(&key, &nonce, &aad, &[0xff; 16]);
+    let mut envelope = header.to_vec();
+    envelope.extend_from_slice(&body);
+    let forged: Sealed<Text, Service> =
+        Sealed::from_bytes(&envelope).unwrap_or_else(|e| panic!("{e}"));
+    let got = g.reveal(&tester(), &forged, &context());
+    assert!(matches!(got, Err(Error::Field(_))), "{got:?}");
+    assert_eq!(
+        outcomes(&sink),
+        [Outcome::Allowed, Outcome::Failed(FailureKind::Field)]
+    );
+    assert_eq!(sink.records()[1].outcome.label(), "failed:field");
+}

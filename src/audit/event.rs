@@ -65,8 +65,8 @@ impl EventRecord {
     /// The stored form of `event`, pseudonymized under `key`.
     pub fn from_event(event: &AuditEvent<'_>, key: &PseudonymKey) -> Self {
         let ctx = event.context;
-        // The guard checks the context before it builds an event, so the fallback (digest of
-        // the empty encoding) is never used for a recorded reveal.
+        // An invalid context is recorded only as a failed attempt (`failed:context`), with the
+        // digest of the empty encoding; nothing is opened under it.
         let encoded = ctx.encoded().unwrap_or(&[]);
         Self {
             time: event.time,

@@ -57,6 +57,9 @@ pub enum FailureKind {
     Key,
     /// The context was invalid.
     Context,
+    /// The value authenticated but its plaintext did not parse as its kind (for example a
+    /// kind's validation rules tightened after the value was sealed).
+    Field,
 }
 
 impl Outcome {
@@ -71,6 +74,7 @@ impl Outcome {
             Outcome::Failed(FailureKind::Integrity) => "failed:integrity",
             Outcome::Failed(FailureKind::Key) => "failed:key",
             Outcome::Failed(FailureKind::Context) => "failed:context",
+            Outcome::Failed(FailureKind::Field) => "failed:field",
         }
     }
 }

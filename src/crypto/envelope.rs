@@ -278,7 +278,13 @@ impl EnvelopeInfo {
     /// # Errors
     /// [`FormatError`] if the envelope is malformed.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::Error> {
-        Ok(Self::of(&parse(bytes)?))
+        let p = parse(bytes)?;
+        // The same per-kind cap as `Sealed` applies, so the two never disagree.
+        if p.ciphertext.len() > p.kind.max_canonical_len() {
+            return Err(FormatError::CiphertextLength.into());
+        }
+        let purpose = PurposeId::new(p.purpose)?;
+        Ok(Self::of(&p, purpose))
     }
 
     /// Describes a text envelope.
@@ -289,13 +295,12 @@ impl EnvelopeInfo {
         Self::from_bytes(&from_text(text)?)
     }
 
-    pub(crate) fn of(p: &Parsed<'_>) -> Self {
+    /// Describes a parsed envelope whose purpose label is `purpose`.
+    pub(crate) fn of(p: &Parsed<'_>, purpose: PurposeId) -> Self {
         Self {
             version: VERSION_1,
             kind: p.kind,
-            // Labels in parsed envelopes are validated.
-            purpose: PurposeId::new(p.purpose)
-                .unwrap_or_else(|_| unreachable!("parsed labels are valid")),
+            purpose,
             key_version: p.key_version,
             sealed_at: p.sealed_at,
             subject_key: p.subject_key_id.is_some(),

@@ -92,6 +92,21 @@ impl FieldKind {
         }
     }
 
+    /// The longest canonical encoding of this kind ([`Field::MAX_CANONICAL_LEN`] of its type):
+    /// the per-kind cap on an envelope's ciphertext.
+    pub const fn max_canonical_len(self) -> usize {
+        match self {
+            FieldKind::IdNumber => IdNumber::MAX_CANONICAL_LEN,
+            FieldKind::PhoneNumber => PhoneNumber::MAX_CANONICAL_LEN,
+            FieldKind::Email => Email::MAX_CANONICAL_LEN,
+            FieldKind::PersonName => PersonName::MAX_CANONICAL_LEN,
+            FieldKind::PostalAddress => PostalAddress::MAX_CANONICAL_LEN,
+            FieldKind::IpAddress => IpAddress::MAX_CANONICAL_LEN,
+            FieldKind::DeviceInfo => DeviceInfo::MAX_CANONICAL_LEN,
+            FieldKind::Text => Text::MAX_CANONICAL_LEN,
+        }
+    }
+
     /// The stable snake_case label of this kind, e.g. `"phone_number"`.
     pub const fn label(self) -> &'static str {
         match self {

@@ -54,7 +54,12 @@ pub fn envelope_text(data: &[u8]) {
 /// (nobody but the key holder can make an envelope authenticate).
 pub fn envelope_binary(data: &[u8]) {
     if let Ok(p) = envelope::parse(data) {
-        let _ = crate::EnvelopeInfo::of(&p);
+        // Whatever parses is described, unless its ciphertext is over its kind's cap.
+        let info = crate::EnvelopeInfo::from_bytes(data);
+        assert_eq!(
+            info.is_ok(),
+            p.ciphertext.len() <= p.kind.max_canonical_len()
+        );
         let text = envelope::to_text(data);
         assert_eq!(envelope::from_text(&text).as_deref(), Ok(data));
     }
