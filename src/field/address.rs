@@ -46,8 +46,12 @@ const COUNTRIES: [&str; 249] = [
 /// and stored upper-case), optional `region`, `city` and `district`, 1 to 3
 /// street lines (required) and an optional postal code (3 to 10 ASCII
 /// letters, digits, spaces or hyphens). Text parts are trimmed,
-/// NFC-normalized, at most 128 characters and free of control characters;
-/// an empty optional part counts as absent.
+/// NFC-normalized and at most 128 characters; they must be free of control
+/// characters and line or paragraph separators
+/// ([`FieldError::InvalidCharacter`]) and of invisible formatting characters
+/// such as bidirectional overrides, zero-width characters or the byte order
+/// mark ([`FieldError::FormatCharacter`]), which could otherwise disguise the
+/// mask. An empty optional part counts as absent.
 ///
 /// Build with [`PostalAddress::builder`] or [`Field::parse`] on `key=value`
 /// lines (keys `country`, `region`, `city`, `district`, `street`
