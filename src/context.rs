@@ -184,9 +184,24 @@ impl Context {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// Length of the canonical encoding of the current parts.
+    fn encoded_len(&self) -> usize {
+        1 + self
+            .parts
+            .iter()
+            .map(|(name, value)| 1 + name.len() + 2 + value.len())
+            .sum::<usize>()
+    }
+
     fn encode(&mut self) {
+        // The buffer must never grow while it holds part values: a growing `Vec` frees its old
+        // block unwiped. So the old contents are wiped, and a buffer too small for the new
+        // encoding is replaced (its wiped block freed) by one of the exact size before writing.
         self.encoded.zeroize();
-        self.encoded.clear();
+        let needed = self.encoded_len();
+        if self.encoded.capacity() < needed {
+            self.encoded = Vec::with_capacity(needed);
+        }
         // Lengths are bounded above (16 parts, 32-byte names, 1,024-byte values), so the casts
         // below cannot truncate.
         self.encoded.push(self.parts.len() as u8);
@@ -197,6 +212,7 @@ impl Context {
                 .extend_from_slice(&(value.len() as u16).to_be_bytes());
             self.encoded.extend_from_slice(value);
         }
+        debug_assert_eq!(self.encoded.len(), needed);
     }
 }
 

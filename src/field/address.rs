@@ -194,12 +194,15 @@ fn normalize_country(raw: &str) -> Result<String, FieldError> {
     if t.len() != 2 {
         return Err(FieldError::AddressCountry);
     }
-    let upper = t.to_ascii_uppercase();
-    if COUNTRIES.contains(&upper.as_str()) {
-        Ok(upper)
-    } else {
-        Err(FieldError::AddressCountry)
-    }
+    // Upper-cased on the stack, so a rejected value leaves no heap copy behind.
+    let mut upper = [0u8; 2];
+    upper.copy_from_slice(t.as_bytes());
+    upper.make_ascii_uppercase();
+    COUNTRIES
+        .iter()
+        .find(|c| c.as_bytes() == upper)
+        .map(|c| String::from(*c))
+        .ok_or(FieldError::AddressCountry)
 }
 
 fn normalize_postal_code(raw: &str) -> Result<String, FieldError> {
