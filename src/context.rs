@@ -65,6 +65,17 @@ impl fmt::Debug for SubjectId {
 /// let with_subject = a.subject(&SubjectId::new("u-42"));
 /// assert!(with_subject.check().is_ok());
 /// ```
+///
+/// # Security
+/// Part values may identify a person (the `subject` part always does), so they are treated as
+/// secrets: `Debug` shows part names only, every part value and the canonical encoding are
+/// wiped when the context is dropped, and the encoding is never left behind in memory freed by
+/// a growing buffer. The context is `Clone` so that one context can serve many seals and
+/// reveals and be kept beside a row; a clone is a full, independent copy whose buffers are
+/// allocated at their exact size and wiped on drop exactly like the original's. Each clone is
+/// one more copy of the subject identifier in memory: clone only what you need, and drop
+/// clones promptly. Comparison (`==`) is not constant-time; do not compare contexts built
+/// from secret values an attacker can choose against each other.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Context {
     /// Sorted by name; `(name, value)`.
