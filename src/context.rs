@@ -65,6 +65,17 @@ impl fmt::Debug for SubjectId {
 /// let with_subject = a.subject(&SubjectId::new("u-42"));
 /// assert!(with_subject.check().is_ok());
 /// ```
+///
+/// # Security
+/// Part values may identify a person (the `subject` part always does), so they are treated as
+/// secrets: `Debug` shows part names only, every part value and the canonical encoding are
+/// wiped when the context is dropped, and the encoding is never left behind in memory freed by
+/// a growing buffer. The context is `Clone` so that one context can serve many seals and
+/// reveals and be kept beside a row; a clone is a full, independent copy whose buffers are
+/// allocated at their exact size and wiped on drop exactly like the original's. Each clone is
+/// one more copy of the subject identifier in memory: clone only what you need, and drop
+/// clones promptly. Comparison (`==`) is not constant-time; do not compare contexts built
+/// from secret values an attacker can choose against each other.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Context {
     /// Sorted by name; `(name, value)`.
@@ -184,9 +195,24 @@ impl Context {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// Length of the canonical encoding of the current parts.
+    fn encoded_len(&self) -> usize {
+        1 + self
+            .parts
+            .iter()
+            .map(|(name, value)| 1 + name.len() + 2 + value.len())
+            .sum::<usize>()
+    }
+
     fn encode(&mut self) {
+        // The buffer must never grow while it holds part values: a growing `Vec` frees its old
+        // block unwiped. So the old contents are wiped, and a buffer too small for the new
+        // encoding is replaced (its wiped block freed) by one of the exact size before writing.
         self.encoded.zeroize();
-        self.encoded.clear();
+        let needed = self.encoded_len();
+        if self.encoded.capacity() < needed {
+            self.encoded = Vec::with_capacity(needed);
+        }
         // Lengths are bounded above (16 parts, 32-byte names, 1,024-byte values), so the casts
         // below cannot truncate.
         self.encoded.push(self.parts.len() as u8);
@@ -197,6 +223,7 @@ impl Context {
                 .extend_from_slice(&(value.len() as u16).to_be_bytes());
             self.encoded.extend_from_slice(value);
         }
+        debug_assert_eq!(self.encoded.len(), needed);
     }
 }
 

@@ -243,9 +243,15 @@ impl Guard {
                 let (aad, body) = out.split_at_mut(aad_len);
                 match key.seal_in_place(&nonce, aad, body) {
                     Ok(tag) => {
-                        // Ciphertext moves over the context. Whatever stays in spare capacity
-                        // is context or ciphertext, never plaintext (encryption was in place).
+                        // Ciphertext moves over the context. The bytes left behind after it
+                        // (the end of the context or a copy of the ciphertext; never plaintext,
+                        // encryption was in place) are wiped: the context may name the subject,
+                        // and the envelope's spare capacity goes to the caller and is freed
+                        // unwiped.
                         out.copy_within(aad_len.., header_len);
+                        if let Some(stale) = out.get_mut(header_len + body_len..) {
+                            stale.zeroize();
+                        }
                         out.truncate(header_len + body_len);
                         out.extend_from_slice(&tag);
                         Ok(Sealed::from_trusted(out))

@@ -46,8 +46,12 @@ const COUNTRIES: [&str; 249] = [
 /// and stored upper-case), optional `region`, `city` and `district`, 1 to 3
 /// street lines (required) and an optional postal code (3 to 10 ASCII
 /// letters, digits, spaces or hyphens). Text parts are trimmed,
-/// NFC-normalized, at most 128 characters and free of control characters;
-/// an empty optional part counts as absent.
+/// NFC-normalized and at most 128 characters; they must be free of control
+/// characters and line or paragraph separators
+/// ([`FieldError::InvalidCharacter`]) and of invisible formatting characters
+/// such as bidirectional overrides, zero-width characters or the byte order
+/// mark ([`FieldError::FormatCharacter`]), which could otherwise disguise the
+/// mask. An empty optional part counts as absent.
 ///
 /// Build with [`PostalAddress::builder`] or [`Field::parse`] on `key=value`
 /// lines (keys `country`, `region`, `city`, `district`, `street`
@@ -190,12 +194,15 @@ fn normalize_country(raw: &str) -> Result<String, FieldError> {
     if t.len() != 2 {
         return Err(FieldError::AddressCountry);
     }
-    let upper = t.to_ascii_uppercase();
-    if COUNTRIES.contains(&upper.as_str()) {
-        Ok(upper)
-    } else {
-        Err(FieldError::AddressCountry)
-    }
+    // Upper-cased on the stack, so a rejected value leaves no heap copy behind.
+    let mut upper = [0u8; 2];
+    upper.copy_from_slice(t.as_bytes());
+    upper.make_ascii_uppercase();
+    COUNTRIES
+        .iter()
+        .find(|c| c.as_bytes() == upper)
+        .map(|c| String::from(*c))
+        .ok_or(FieldError::AddressCountry)
 }
 
 fn normalize_postal_code(raw: &str) -> Result<String, FieldError> {

@@ -22,8 +22,11 @@ const MAX_TEXT_INPUT_BYTES: usize = 8 * 1024;
 /// A description of a user's device: user agent, operating system and model.
 ///
 /// All three parts are optional but at least one is required. Each part is
-/// trimmed, NFC-normalized and free of control characters; the user agent
-/// is at most 512 characters, OS and model at most 64.
+/// trimmed and NFC-normalized; it must be free of control characters and line
+/// or paragraph separators ([`FieldError::InvalidCharacter`]) and of invisible
+/// formatting characters such as bidirectional overrides, zero-width
+/// characters or the byte order mark ([`FieldError::FormatCharacter`]). The
+/// user agent is at most 512 characters, OS and model at most 64.
 ///
 /// Build with [`DeviceInfo::builder`] or [`Field::parse`] on `key=value`
 /// lines (keys `user_agent`, `os`, `model`; blank lines ignored). The text

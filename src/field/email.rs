@@ -1,8 +1,11 @@
 //! E-mail addresses.
 
+use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::{Field, FieldError, FieldKind, field_common_impls, from_canonical_text};
+use super::{
+    Field, FieldError, FieldKind, field_common_impls, from_canonical_text, has_format_char,
+};
 
 /// Maximum length of a whole address in bytes.
 const MAX_LEN: usize = 254;
@@ -18,16 +21,28 @@ const MAX_INPUT_BYTES: usize = 1024;
 /// An e-mail address `local@domain`.
 ///
 /// Surrounding whitespace is trimmed and the address is split at the last
-/// `@`. The local part (1 to 64 bytes) must be a dot-atom: RFC 5322 `atext`
-/// characters or non-ASCII characters (RFC 6532), separated by single dots,
-/// with no leading or trailing dot; quoted strings are not accepted. The
-/// domain (at most 255 bytes) is lower-cased and must have at least two
-/// labels of 1 to 63 bytes made of letters (any script), digits and
-/// hyphens, not starting or ending with a hyphen. The whole address is at
-/// most 254 bytes. The local part keeps its case.
+/// `@`. No part may contain an invisible formatting character (bidirectional
+/// controls, zero-width characters, the byte order mark, the soft hyphen:
+/// [`FieldError::FormatCharacter`]). The local part (1 to 64 bytes) must be a
+/// dot-atom: RFC 5322 `atext` characters or non-ASCII characters (RFC 6532),
+/// separated by single dots, with no leading or trailing dot; quoted strings
+/// are not accepted. The local part keeps its case and is not normalized.
+///
+/// The domain is mapped as in UTS #46 (the IDNA compatibility mapping, without
+/// its Punycode step): NFKC-normalized, so full-width and other compatibility
+/// forms become their plain forms (`ｅｘａｍｐｌｅ．ｃｏｍ` is `example.com`),
+/// lower-cased character by character (so a final capital sigma becomes `σ`),
+/// and the ideographic full stop `。` becomes a dot. The mapped domain (at most
+/// 255 bytes) must have at least two labels of 1 to 63 bytes made of letters
+/// (any script), digits and hyphens, not starting or ending with a hyphen, and
+/// its last label must not be all digits, so `a@1.2.3.4` is rejected
+/// ([`FieldError::EmailDomain`]). Address literals (`a@[192.0.2.1]`,
+/// `a@[IPv6:2001:db8::1]`) are rejected with
+/// [`FieldError::EmailAddressLiteral`]. The whole address is at most 254
+/// bytes.
 ///
 /// **Canonical encoding** (stable storage format): `local@domain` as UTF-8,
-/// with the domain lower-cased.
+/// with the domain mapped as above (lower-cased, NFKC).
 ///
 /// **Mask**: first character of the local part, `***@`, then the domain:
 /// `a***@example.com`.
@@ -87,6 +102,7 @@ fn valid_local(local: &str) -> bool {
 
 fn valid_domain(domain: &str) -> bool {
     let mut labels = 0usize;
+    let mut last = "";
     for label in domain.split('.') {
         labels += 1;
         if label.is_empty()
@@ -97,8 +113,32 @@ fn valid_domain(domain: &str) -> bool {
         {
             return false;
         }
+        last = label;
     }
-    labels >= 2
+    // An all-numeric top-level label makes the domain look like an IPv4 address (`1.2.3.4`) or
+    // part of one; no top-level domain is numeric (RFC 3696 section 2).
+    labels >= 2 && !last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The domain mapping: NFKC (full-width and other compatibility forms to their plain forms),
+/// then the per-character lower-case mapping, with the ideographic full stop (U+3002) as a dot.
+fn map_domain_chars(raw: &str) -> impl Iterator<Item = char> + '_ {
+    raw.nfkc()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '\u{3002}' { '.' } else { c })
+}
+
+/// Maps `raw` with [`map_domain_chars`] into a wiped buffer of exactly the mapped length, so no
+/// partial copy is left behind by a growing buffer. `None` if the mapped form is longer than
+/// [`MAX_DOMAIN`].
+fn map_domain(raw: &str) -> Option<Zeroizing<String>> {
+    let len: usize = map_domain_chars(raw).map(char::len_utf8).sum();
+    if len > MAX_DOMAIN {
+        return None;
+    }
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    out.extend(map_domain_chars(raw));
+    Some(out)
 }
 
 impl Field for Email {
@@ -113,6 +153,9 @@ impl Field for Email {
         if s.is_empty() {
             return Err(FieldError::Empty { kind: Self::KIND });
         }
+        if has_format_char(s) {
+            return Err(FieldError::FormatCharacter { kind: Self::KIND });
+        }
         let at = s.rfind('@').ok_or(FieldError::EmailMissingAt)?;
         let (local, domain_raw) = (&s[..at], &s[at + 1..]);
         if local.is_empty() {
@@ -121,10 +164,10 @@ impl Field for Email {
         if local.len() > MAX_LOCAL {
             return Err(FieldError::EmailLocalTooLong);
         }
-        let domain = Zeroizing::new(domain_raw.to_lowercase());
-        if domain.len() > MAX_DOMAIN {
-            return Err(FieldError::EmailDomainTooLong);
+        if domain_raw.starts_with('[') {
+            return Err(FieldError::EmailAddressLiteral);
         }
+        let domain = map_domain(domain_raw).ok_or(FieldError::EmailDomainTooLong)?;
         let total = local.len() + 1 + domain.len();
         if total > MAX_LEN {
             return Err(FieldError::EmailTooLong);
@@ -132,7 +175,8 @@ impl Field for Email {
         if !valid_local(local) {
             return Err(FieldError::EmailLocalPart);
         }
-        if !valid_domain(&domain) {
+        // The mapping must be a fixed point, or the stored form would not parse back to itself.
+        if !valid_domain(&domain) || !map_domain_chars(&domain).eq(domain.chars()) {
             return Err(FieldError::EmailDomain);
         }
         let mut value = String::with_capacity(total);

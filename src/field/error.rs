@@ -38,6 +38,18 @@ pub enum FieldError {
         /// Kind being parsed.
         kind: FieldKind,
     },
+    /// The input contains an invisible formatting character (Unicode general
+    /// category Cf): a bidirectional mark, embedding, override or isolate
+    /// (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069, U+061C), a zero-width
+    /// character (U+200B-U+200D, U+2060), the byte order mark (U+FEFF), the
+    /// soft hyphen (U+00AD), the Mongolian vowel separator (U+180E), a tag
+    /// character or another Cf character. Rejected in every text-bearing kind
+    /// (person name, e-mail, postal address parts, device parts, text; text
+    /// allows U+200C and U+200D, see [`Text`](crate::Text)).
+    FormatCharacter {
+        /// Kind being parsed.
+        kind: FieldKind,
+    },
     /// Canonical bytes are not valid UTF-8.
     InvalidUtf8 {
         /// Kind being decoded.
@@ -73,7 +85,8 @@ pub enum FieldError {
     IdLength,
     /// Identity number has a character other than a digit (or a final `X`).
     IdCharacter,
-    /// Identity number starts with an unknown province-level region code.
+    /// Identity number's region (first six digits) is not in use: see
+    /// [`IdNumber`](crate::IdNumber) for the accepted codes.
     IdRegion,
     /// Identity number has an impossible, pre-1900 or future birth date.
     IdBirthDate,
@@ -99,10 +112,14 @@ pub enum FieldError {
     EmailLocalPart,
     /// E-mail local part is longer than 64 bytes.
     EmailLocalTooLong,
-    /// E-mail domain is not a valid host name with at least two labels.
+    /// E-mail domain is not a valid host name with at least two labels and a
+    /// top-level label that is not all digits.
     EmailDomain,
     /// E-mail domain is longer than 255 bytes.
     EmailDomainTooLong,
+    /// E-mail domain is an address literal in brackets (`[192.0.2.1]`,
+    /// `[IPv6:2001:db8::1]`); only host names are accepted.
+    EmailAddressLiteral,
     /// E-mail address is longer than 254 bytes.
     EmailTooLong,
 
@@ -145,6 +162,7 @@ impl FieldError {
             | FieldError::TooLong { kind, .. }
             | FieldError::PartTooLong { kind, .. }
             | FieldError::InvalidCharacter { kind }
+            | FieldError::FormatCharacter { kind }
             | FieldError::InvalidUtf8 { kind }
             | FieldError::NonCanonical { kind }
             | FieldError::CanonicalTruncated { kind }
@@ -167,6 +185,7 @@ impl FieldError {
             | FieldError::EmailLocalTooLong
             | FieldError::EmailDomain
             | FieldError::EmailDomainTooLong
+            | FieldError::EmailAddressLiteral
             | FieldError::EmailTooLong => FieldKind::Email,
             FieldError::IpSyntax => FieldKind::IpAddress,
             FieldError::AddressMissingPart { .. }
@@ -197,6 +216,10 @@ impl fmt::Display for FieldError {
             FieldError::InvalidCharacter { kind } => {
                 write!(f, "{kind}: value contains a character that is not allowed")
             }
+            FieldError::FormatCharacter { kind } => write!(
+                f,
+                "{kind}: value contains an invisible or bidirectional formatting character"
+            ),
             FieldError::InvalidUtf8 { kind } => {
                 write!(f, "{kind}: canonical bytes are not valid UTF-8")
             }
@@ -219,7 +242,7 @@ impl fmt::Display for FieldError {
             FieldError::IdCharacter => {
                 f.write_str("id_number: must be 17 digits followed by a digit or X")
             }
-            FieldError::IdRegion => f.write_str("id_number: unknown province-level region code"),
+            FieldError::IdRegion => f.write_str("id_number: region code is not in use"),
             FieldError::IdBirthDate => {
                 f.write_str("id_number: birth date is not a real date between 1900 and today")
             }
@@ -251,6 +274,9 @@ impl fmt::Display for FieldError {
             }
             FieldError::EmailDomain => f.write_str("email: domain is not a valid host name"),
             FieldError::EmailDomainTooLong => f.write_str("email: domain is longer than 255 bytes"),
+            FieldError::EmailAddressLiteral => {
+                f.write_str("email: address literals in brackets are not accepted")
+            }
             FieldError::EmailTooLong => f.write_str("email: address is longer than 254 bytes"),
             FieldError::IpSyntax => f.write_str("ip_address: not a valid IPv4 or IPv6 address"),
             FieldError::AddressMissingPart { part } => {

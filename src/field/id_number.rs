@@ -16,9 +16,27 @@ const CHECK_CHARS: &[u8; 11] = b"10X98765432";
 ///
 /// Parsing trims surrounding whitespace, accepts a lower-case final `x`, and
 /// checks in order: length (exactly 18 characters), characters (17 ASCII
-/// digits then a digit or `X`), province-level region code, birth date
-/// (a real `YYYYMMDD` date from 1900 up to today, UTC) and the ISO 7064
-/// MOD 11-2 check digit.
+/// digits then a digit or `X`), region, birth date and the ISO 7064 MOD 11-2
+/// check digit.
+///
+/// **Region** (first six digits): a mainland province-level code (11-15,
+/// 21-23, 31-37, 41-46, 50-54, 61-65) with any further digits; or exactly
+/// `710000` (Taiwan), `810000` (Hong Kong), `820000` (Macao) or `830000`
+/// (residence permits for Taiwan residents; those for Hong Kong and Macao
+/// residents use `810000` and `820000`); or `9` followed by a mainland province code, the foreigners' permanent
+/// residence identity card issued since 2023, which has the same 18-character
+/// layout (digits 2-3 the province of issue, 4-6 a nationality code, then
+/// birth date, sequence and check digit) and is accepted as this kind (see
+/// [`IdNumber::is_foreign_permanent_resident`]). The older 15-character
+/// foreigners' card is not an identity number of this kind and fails the
+/// length check.
+///
+/// **Birth date**: a real `YYYYMMDD` date from 1900 on, and not after the
+/// latest calendar date anywhere on Earth (the date in UTC+14) when parsed, so
+/// a person born today in any time zone (China is UTC+8) is accepted at any
+/// hour, and a date that is still in the future everywhere is rejected. The
+/// check reads the system clock on every parse, including when a stored value
+/// is opened.
 ///
 /// **Canonical encoding** (stable storage format): the 18 ASCII characters,
 /// with the check character `X` in upper case.
@@ -67,8 +85,18 @@ impl IdNumber {
     }
 
     /// The 6-digit administrative division code (first six digits).
+    ///
+    /// For a foreigners' permanent residence card
+    /// ([`IdNumber::is_foreign_permanent_resident`]) these are `9`, the province of issue and
+    /// the nationality code instead.
     pub fn region_code(&self) -> &str {
         core::str::from_utf8(&self.bytes[..6]).unwrap_or_default()
+    }
+
+    /// Whether this is the number of a foreigners' permanent residence identity card (2023
+    /// format, starting with `9`) rather than of a resident identity card or residence permit.
+    pub fn is_foreign_permanent_resident(&self) -> bool {
+        self.bytes[0] == b'9'
     }
 }
 
@@ -77,12 +105,35 @@ fn digits_value(d: &[u8]) -> u32 {
         .fold(0u32, |acc, &c| acc * 10 + u32::from(c.wrapping_sub(b'0')))
 }
 
-/// Province-level codes in use (first two digits).
-fn valid_region(code: u32) -> bool {
+/// Mainland province-level codes (GB/T 2260): the first two digits of a resident identity
+/// number issued on the mainland.
+const fn is_mainland_province(code: u32) -> bool {
     matches!(
         code,
-        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81 | 82 | 91
+        11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65
     )
+}
+
+/// Whether the first six digits are a valid region for this number.
+///
+/// - Mainland provinces (11-15, 21-23, 31-37, 41-46, 50-54, 61-65): any prefecture and county
+///   digits.
+/// - `710000` Taiwan, `810000` Hong Kong and `820000` Macao (GB/T 2260, which lists no
+///   subdivisions for them), and `830000`, used with `810000` and `820000` by the residence
+///   permits for Taiwan, Hong Kong and Macao residents (since 2018).
+/// - `9` followed by a mainland province code: the foreigners' permanent residence identity card
+///   of 2023 (`9`, the province of issue, a three-digit nationality code, then birth date,
+///   sequence and check digit like a resident number).
+fn valid_region(first6: &[u8]) -> bool {
+    let code = digits_value(&first6[..2]);
+    if is_mainland_province(code) {
+        return true;
+    }
+    match code {
+        71 | 81 | 82 | 83 => &first6[2..] == b"0000",
+        90..=99 => is_mainland_province(digits_value(&first6[1..3])),
+        _ => false,
+    }
 }
 
 /// The check character for the first 17 digits.
@@ -125,26 +176,41 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m as u32, d as u32)
 }
 
-/// Today's UTC date as a `YYYYMMDD` number, or `None` if the clock is before 1970.
-fn today_yyyymmdd() -> Option<i64> {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    let days = i64::try_from(secs / 86_400).ok()?;
+/// The offset of the earliest time zone in use (UTC+14, Line Islands), in seconds.
+const LATEST_UTC_OFFSET_SECS: u64 = 14 * 3600;
+
+/// The latest calendar date anywhere on Earth at `unix_secs` (the date in UTC+14), as a
+/// `YYYYMMDD` number.
+fn latest_date_yyyymmdd(unix_secs: u64) -> i64 {
+    // At most u64::MAX / 86_400, which fits in i64.
+    let days = i64::try_from(unix_secs.saturating_add(LATEST_UTC_OFFSET_SECS) / 86_400)
+        .unwrap_or(i64::MAX / 2);
     let (y, m, d) = civil_from_days(days);
-    Some(y * 10_000 + i64::from(m) * 100 + i64::from(d))
+    y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 
-fn valid_birth_date(date: &[u8]) -> bool {
+/// Whether `date` (`YYYYMMDD`) is a real date from 1900 that is not after the latest calendar
+/// date anywhere on Earth at `now` (Unix seconds; `None` for a clock before 1970, which cannot
+/// tell what is in the future).
+fn valid_birth_date_at(date: &[u8], now: Option<u64>) -> bool {
     let year = digits_value(&date[0..4]);
     let month = digits_value(&date[4..6]);
     let day = digits_value(&date[6..8]);
     if year < 1900 || day == 0 || day > days_in_month(year, month) {
         return false;
     }
-    match today_yyyymmdd() {
-        Some(today) => i64::from(digits_value(date)) <= today,
-        // A clock before 1970 cannot tell what is in the future.
+    match now {
+        Some(secs) => i64::from(digits_value(date)) <= latest_date_yyyymmdd(secs),
         None => true,
     }
+}
+
+fn valid_birth_date(date: &[u8]) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs());
+    valid_birth_date_at(date, now)
 }
 
 impl Field for IdNumber {
@@ -178,7 +244,7 @@ impl Field for IdNumber {
             b'x' => b[17] = b'X',
             _ => return Err(FieldError::IdCharacter),
         }
-        if !valid_region(digits_value(&b[..2])) {
+        if !valid_region(&b[..6]) {
             return Err(FieldError::IdRegion);
         }
         if !valid_birth_date(&b[6..14]) {
@@ -289,8 +355,30 @@ mod unit_tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(civil_from_days(-25_567), (1900, 1, 1));
-        let today = today_yyyymmdd().unwrap();
-        assert!(today > 20_240_101);
+        // 2024-02-29 09:59:59 UTC is 23:59:59 in UTC+14; a second later it is 1 March there.
+        assert_eq!(latest_date_yyyymmdd(1_709_200_799), 20_240_229);
+        assert_eq!(latest_date_yyyymmdd(1_709_200_800), 20_240_301);
+        assert_eq!(latest_date_yyyymmdd(0), 19_700_101);
+        assert_eq!(latest_date_yyyymmdd(36_000), 19_700_102);
+    }
+
+    #[test]
+    fn birth_date_is_judged_by_the_latest_date_on_earth() {
+        // 2024-03-01 01:00 in China (UTC+8) is 2024-02-29 17:00 UTC: someone born that morning
+        // was rejected while the check used the UTC date.
+        let china_early_morning = Some(1_709_226_000);
+        assert!(valid_birth_date_at(b"20240301", china_early_morning));
+        assert!(valid_birth_date_at(b"20240229", china_early_morning));
+        assert!(!valid_birth_date_at(b"20240302", china_early_morning));
+        // The boundary is midnight in UTC+14 (10:00 UTC).
+        assert!(!valid_birth_date_at(b"20240301", Some(1_709_200_799)));
+        assert!(valid_birth_date_at(b"20240301", Some(1_709_200_800)));
+        // Without a usable clock only the calendar is checked.
+        assert!(valid_birth_date_at(b"20991231", None));
+        assert!(!valid_birth_date_at(b"20990230", None));
+        assert!(!valid_birth_date_at(b"18991231", None));
+        // No overflow at the end of time.
+        assert!(valid_birth_date_at(b"20240301", Some(u64::MAX)));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use super::{Field, FieldError, FieldKind, field_common_impls};
 const KIND: FieldKind = FieldKind::IpAddress;
 /// Longest raw input (surrounding whitespace included) looked at before rejecting.
 const MAX_INPUT_BYTES: usize = 128;
+/// Longest mask: a full-length IPv6 address and `/48`.
+const MAX_MASK_LEN: usize = 39 + 3;
 
 /// An IPv4 or IPv6 address.
 ///
@@ -124,16 +126,21 @@ impl Field for IpAddress {
     }
 
     fn mask(&self) -> String {
-        match self.addr() {
+        use core::fmt::Write as _;
+        // Allocated once: an IPv6 address is at most 39 characters, then `/48`.
+        let mut m = String::with_capacity(MAX_MASK_LEN);
+        // Writing to a `String` cannot fail.
+        let _ = match self.addr() {
             IpAddr::V4(a) => {
                 let [x, y, z, _] = a.octets();
-                format!("{}/24", Ipv4Addr::new(x, y, z, 0))
+                write!(m, "{}/24", Ipv4Addr::new(x, y, z, 0))
             }
             IpAddr::V6(a) => {
                 let s = a.segments();
-                format!("{}/48", Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+                write!(m, "{}/48", Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
             }
-        }
+        };
+        m
     }
 }
 

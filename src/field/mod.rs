@@ -220,6 +220,51 @@ pub(crate) fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Whether `c` is an invisible formatting character: Unicode general category Cf (the table is
+/// checked against the Unicode tables of proptest's regex engine in the tests). That covers the bidirectional marks, embeddings, overrides and isolates (U+061C,
+/// U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), the zero-width space, non-joiner and joiner
+/// (U+200B-U+200D), the word joiner and invisible operators (U+2060-U+2064), the byte order mark
+/// (U+FEFF), the soft hyphen (U+00AD), the Mongolian vowel separator (U+180E), interlinear
+/// annotation controls and tag characters. They let two values that render the same differ, or
+/// reorder how a value (or a mask next to other text) is displayed.
+pub(crate) const fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Whether `s` has an invisible formatting character (see [`is_format_char`]).
+pub(crate) fn has_format_char(s: &str) -> bool {
+    s.chars().any(is_format_char)
+}
+
+/// Whether `c` breaks a line: a control character or U+2028/U+2029 (line and paragraph
+/// separator), which one-line parts reject like a newline.
+pub(crate) fn is_line_breaking_or_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// NFC-normalizes `s` into a string with exact capacity; the intermediate
 /// buffer is wiped.
 pub(crate) fn nfc(s: &str) -> String {
@@ -326,8 +371,10 @@ pub(crate) fn require_same_encoding<F: Field>(value: &F, bytes: &[u8]) -> Result
 pub(crate) const MAX_PART_INPUT_BYTES: usize = 1024;
 
 /// Validates and normalizes one text part of a structured value: bounded raw
-/// length, trimmed, no control characters, NFC, at most `max_chars`
-/// characters. Returns an empty string for an empty (absent) part.
+/// length, trimmed, no control characters or line separators
+/// ([`FieldError::InvalidCharacter`]), no invisible formatting characters
+/// ([`FieldError::FormatCharacter`]), NFC, at most `max_chars` characters.
+/// Returns an empty string for an empty (absent) part.
 pub(crate) fn normalize_part(
     kind: FieldKind,
     part: &'static str,
@@ -343,8 +390,11 @@ pub(crate) fn normalize_part(
         return Err(too_long);
     }
     let trimmed = raw.trim();
-    if has_control(trimmed) {
+    if trimmed.chars().any(is_line_breaking_or_control) {
         return Err(FieldError::InvalidCharacter { kind });
+    }
+    if has_format_char(trimmed) {
+        return Err(FieldError::FormatCharacter { kind });
     }
     let normalized = Zeroizing::new(nfc(trimmed));
     let value = normalized.trim();

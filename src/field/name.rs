@@ -4,7 +4,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::{
     Field, FieldError, FieldKind, collapse_whitespace, field_common_impls, from_canonical_text,
-    has_control, nfc,
+    has_control, has_format_char, nfc,
 };
 
 /// Maximum name length in characters, after normalization.
@@ -14,9 +14,14 @@ const MAX_INPUT_BYTES: usize = 1024;
 
 /// A person's name in any script.
 ///
-/// Input (at most 1024 bytes) must not contain control characters; it is
-/// NFC-normalized, trimmed, and every internal whitespace run becomes a
-/// single space. The result must be 1 to 128 characters.
+/// Input (at most 1024 bytes) must not contain control characters
+/// ([`FieldError::InvalidCharacter`]) or invisible formatting characters such
+/// as bidirectional overrides, zero-width characters, the byte order mark or
+/// the soft hyphen ([`FieldError::FormatCharacter`]; this includes the
+/// zero-width non-joiner and joiner, so names written with them must have
+/// them removed first). It is NFC-normalized, trimmed, and every internal
+/// whitespace run (line separators included) becomes a single space. The
+/// result must be 1 to 128 characters.
 ///
 /// **Canonical encoding** (stable storage format): the normalized name as
 /// UTF-8 (NFC, single spaces, no surrounding whitespace).
@@ -62,6 +67,9 @@ impl Field for PersonName {
         }
         if has_control(input.trim()) {
             return Err(FieldError::InvalidCharacter { kind });
+        }
+        if has_format_char(input) {
+            return Err(FieldError::FormatCharacter { kind });
         }
         let normalized = Zeroizing::new(nfc(input));
         let value = collapse_whitespace(&normalized);

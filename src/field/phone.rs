@@ -53,10 +53,21 @@ pub(crate) const COUNTRY_CODES: &[u16] = &[
 /// or `00` marks an international number; without either, only an 11-digit
 /// number starting with `1` is accepted, as a mainland China mobile number
 /// (+86). The country calling code must be ITU-T assigned, the whole number
-/// at most 15 digits and the national number at least 4. For +86, a trunk
-/// `0` after the country code is dropped; mobile numbers must be 11 digits
-/// starting `13`–`19`; Beijing landlines are 10 digits starting `10`; other
-/// landlines 9 to 11 digits starting `2`–`9`.
+/// at most 15 digits and the national (significant) number at least 4.
+/// Country codes with their own rules:
+///
+/// - +86: a trunk `0` after the country code is dropped; mobile numbers must
+///   be 11 digits starting `13`–`19`; Beijing landlines are 10 digits
+///   starting `10`; other landlines 9 to 11 digits starting `2`–`9`.
+/// - +1 (North American Numbering Plan): exactly 10 digits, area code and
+///   exchange code each starting `2`–`9` (`+1 0000` and `+1 555 0100` are
+///   rejected).
+/// - +7 (Russia, Kazakhstan): exactly 10 digits; +33 (France): exactly 9
+///   digits, a trunk `0` after the country code (`+33 (0)1 …`) is dropped.
+///   Neither may start with `0`.
+///
+/// Too few or too many digits fail with [`FieldError::PhoneLength`], a
+/// forbidden leading digit with [`FieldError::PhoneNationalNumber`].
 ///
 /// **Canonical encoding** (stable storage format): the ASCII E.164 string,
 /// e.g. `+8613800138000`.
@@ -162,6 +173,49 @@ fn check_cn(nsn: &[u8]) -> Result<(), FieldError> {
     }
 }
 
+/// Checks the national significant number of a North American Numbering Plan (+1) number:
+/// 10 digits, `NXX NXX XXXX`, where neither the area code nor the exchange code starts with `0`
+/// or `1`.
+fn check_nanp(nsn: &[u8]) -> Result<(), FieldError> {
+    if nsn.len() != NANP_NSN_LEN {
+        return Err(FieldError::PhoneLength);
+    }
+    match (nsn[0], nsn[3]) {
+        (b'2'..=b'9', b'2'..=b'9') => Ok(()),
+        _ => Err(FieldError::PhoneNationalNumber),
+    }
+}
+
+/// Length of a NANP national significant number (area code, exchange, line).
+const NANP_NSN_LEN: usize = 10;
+
+/// Closed numbering plans with one national significant number length, and no national number
+/// starting with `0`: +7 (Russia, Kazakhstan) 10 digits, +33 (France) 9 digits.
+const FIXED_NSN_LEN: &[(&[u8], usize)] = &[(b"7", 10), (b"33", 9)];
+
+/// Country codes after which a trunk prefix `0` written in the number is dropped.
+const TRUNK_ZERO: &[&[u8]] = &[b"86", b"33"];
+
+/// Checks the national significant number against the rules of its country code, where there are
+/// any.
+fn check_country_rules(cc: &[u8], nsn: &[u8]) -> Result<(), FieldError> {
+    if cc == b"86" {
+        return check_cn(nsn);
+    }
+    if cc == b"1" {
+        return check_nanp(nsn);
+    }
+    if let Some(&(_, len)) = FIXED_NSN_LEN.iter().find(|(c, _)| *c == cc) {
+        if nsn.len() != len {
+            return Err(FieldError::PhoneLength);
+        }
+        if nsn.first() == Some(&b'0') {
+            return Err(FieldError::PhoneNationalNumber);
+        }
+    }
+    Ok(())
+}
+
 impl Field for PhoneNumber {
     const KIND: FieldKind = FieldKind::PhoneNumber;
     const MAX_CANONICAL_LEN: usize = MAX_E164;
@@ -213,7 +267,7 @@ impl Field for PhoneNumber {
         } else {
             national.split_at(cc_len)
         };
-        if cc == b"86"
+        if TRUNK_ZERO.contains(&cc)
             && let Some(stripped) = nsn.strip_prefix(b"0")
         {
             nsn = stripped;
@@ -221,9 +275,7 @@ impl Field for PhoneNumber {
         if nsn.len() < MIN_NSN || cc.len() + nsn.len() > MAX_DIGITS {
             return Err(FieldError::PhoneLength);
         }
-        if cc == b"86" {
-            check_cn(nsn)?;
-        }
+        check_country_rules(cc, nsn)?;
         let mut out = PhoneNumber {
             buf: [0; MAX_E164],
             len: 0,

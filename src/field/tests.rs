@@ -136,7 +136,7 @@ fn error_kind_mapping() {
 // IdNumber tables
 // ---------------------------------------------------------------------------
 
-const VALID_IDS: [&str; 24] = [
+const VALID_IDS: [&str; 31] = [
     "11010519491231002X",
     "110105194912313319",
     "110101200002299709",
@@ -160,7 +160,17 @@ const VALID_IDS: [&str; 24] = [
     "440305202303014289",
     "450102199507210713",
     "460105200712252468",
-    "91000019491231003X",
+    "540102198808080016",
+    "650102199912310010",
+    // Taiwan, Hong Kong, Macao (GB/T 2260 lists no subdivisions).
+    "710000198001010010",
+    "810000199001010035",
+    "820000199001010045",
+    // Residence permit for Taiwan residents.
+    "830000199001010020",
+    // Foreigners' permanent residence cards (2023): 9, province, nationality code.
+    "911840194912310035",
+    "944392198001011232",
 ];
 
 #[test]
@@ -193,6 +203,53 @@ fn id_valid_table() {
     }
     let (y, m, d) = IdNumber::parse("120101199602291547").unwrap().birth_date();
     assert_eq!((y, m, d), (1996, 2, 29));
+    for (id, foreign) in [
+        ("11010519491231002X", false),
+        ("830000199001010020", false),
+        ("911840194912310035", true),
+    ] {
+        assert_eq!(
+            IdNumber::parse(id).unwrap().is_foreign_permanent_resident(),
+            foreign,
+            "{id}"
+        );
+    }
+}
+
+/// An identity number with the given first six digits and birth date, sequence `123` and a
+/// valid check character.
+fn id_with(region: &str, yyyymmdd: i64) -> String {
+    let first17 = format!("{region}{yyyymmdd:08}123");
+    let check = reference_check_char(&first17);
+    format!("{first17}{check}")
+}
+
+/// The date `days_ahead` days after the current date in UTC+14, as `YYYYMMDD`.
+fn date_in_utc_plus_14(days_ahead: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let days = i64::try_from((now + 14 * 3600) / 86_400).unwrap() + days_ahead;
+    let (y, m, d) = id_number::civil_from_days(days);
+    y * 10_000 + i64::from(m) * 100 + i64::from(d)
+}
+
+#[test]
+fn id_born_today_anywhere_is_accepted() {
+    // Today in UTC+14 is the latest calendar date on Earth: someone born on that date (in
+    // China at 00:00-08:00 local time, while UTC is still on the day before) is accepted.
+    let today = date_in_utc_plus_14(0);
+    let born_today = id_with("110105", today);
+    assert!(IdNumber::parse(&born_today).is_ok(), "{born_today}");
+    let yesterday = id_with("110105", date_in_utc_plus_14(-1));
+    assert!(IdNumber::parse(&yesterday).is_ok(), "{yesterday}");
+    // Two days ahead is in the future everywhere, however long the test took.
+    let future = id_with("110105", date_in_utc_plus_14(2));
+    assert_eq!(
+        IdNumber::parse(&future).err(),
+        Some(FieldError::IdBirthDate)
+    );
 }
 
 #[test]
@@ -236,8 +293,21 @@ fn id_invalid_table() {
         ("550105194912310020", IdRegion),
         ("660105194912310020", IdRegion),
         ("720105194912310020", IdRegion),
+        // 71, 81, 82 and 83 have no subdivisions.
         ("830105194912310020", IdRegion),
+        ("830100199001010020", IdRegion),
+        ("810001199001010035", IdRegion),
+        ("820100199001010045", IdRegion),
+        ("711000198001010010", IdRegion),
+        ("840000199001010020", IdRegion),
+        ("800000199001010020", IdRegion),
+        // 9 must be followed by a mainland province code.
         ("990105194912310020", IdRegion),
+        ("910000194912310030", IdRegion),
+        ("916840194912310030", IdRegion),
+        ("971840194912310030", IdRegion),
+        ("981840194912310030", IdRegion),
+        ("900000194912310030", IdRegion),
         // empty
         (
             "  ",
@@ -285,6 +355,11 @@ fn phone_valid_table() {
         ("+55 11 91234-5678", "+5511912345678", 55, false),
         ("+380 44 123 4567", "+380441234567", 380, false),
         ("+800 1234 5678", "+80012345678", 800, false),
+        ("+1 415 555 2671", "+14155552671", 1, false),
+        ("001 (907) 200-1234", "+19072001234", 1, false),
+        ("+7 701 123 4567", "+77011234567", 7, false),
+        ("+33 (0)1 09 75 83 51", "+33109758351", 33, false),
+        ("+33 6 12 34 56 78", "+33612345678", 33, false),
     ];
     for &(input, e164, cc, cn_mobile) in cases {
         let p = PhoneNumber::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -330,6 +405,22 @@ fn phone_invalid_table() {
         ("+671 1234567", PhoneCountryCode),
         ("+999 1234", PhoneCountryCode),
         ("+1 23", PhoneLength),
+        // North American Numbering Plan: 10 digits, NXX area code and exchange.
+        ("+1 0000", PhoneLength),
+        ("+1 555 0100", PhoneLength),
+        ("+1 202 555 01430", PhoneLength),
+        ("+1 (023) 555-0143", PhoneNationalNumber),
+        ("+1 (123) 555-0143", PhoneNationalNumber),
+        ("+1 (202) 055-0143", PhoneNationalNumber),
+        ("+1 (202) 155-0143", PhoneNationalNumber),
+        ("0012025550", PhoneLength),
+        // Fixed national lengths: +7 10 digits, +33 9 digits.
+        ("+7 495 123 456", PhoneLength),
+        ("+7 495 123 45 678", PhoneLength),
+        ("+7 012 345 6789", PhoneNationalNumber),
+        ("+33 1 09 75 83 5", PhoneLength),
+        ("+33 1 09 75 83 512", PhoneLength),
+        ("+33 00 12 34 56 78", PhoneNationalNumber),
         ("+44 123", PhoneLength),
         ("+1 234567890123456", PhoneLength),
         ("+", PhoneLength),
@@ -386,8 +477,18 @@ fn email_valid_table() {
         ("a.b.c.d@e.f.g.h", "a.b.c.d@e.f.g.h"),
         ("q@localhost.localdomain", "q@localhost.localdomain"),
         ("x_y@z-1.example", "x_y@z-1.example"),
-        ("1@1.1", "1@1.1"),
         ("a--b@x--y.example", "a--b@x--y.example"),
+        ("a@1.2.3.com", "a@1.2.3.com"),
+        ("a@123.example", "a@123.example"),
+        ("a@x.1a", "a@x.1a"),
+        // Domains are NFKC-mapped: full-width forms become plain, and the ideographic full
+        // stop is a dot (UTS #46). The local part is kept as written.
+        ("user@ＥＸＡＭＰＬＥ．ＣＯＭ", "user@example.com"),
+        ("user@ｅｘａｍｐｌｅ.com", "user@example.com"),
+        ("ｕｓｅｒ@example.com", "ｕｓｅｒ@example.com"),
+        ("用户@例子。广告", "用户@例子.广告"),
+        ("a@ｓｕｂ．例子．广告", "a@sub.例子.广告"),
+        ("a@ex\u{FB01}ne.com", "a@exfine.com"),
     ];
     for &(input, canonical) in cases {
         let e = Email::parse(input).unwrap_or_else(|err| panic!("{input}: {err}"));
@@ -441,7 +542,53 @@ fn email_invalid_table() {
         ("a@example..com", EmailDomain),
         ("a@example.com.", EmailDomain),
         ("a@.example.com", EmailDomain),
-        ("a@[192.0.2.1]", EmailDomain),
+        ("a@[192.0.2.1]", EmailAddressLiteral),
+        ("a@[IPv6:2001:db8::1]", EmailAddressLiteral),
+        ("a@[example.com]", EmailAddressLiteral),
+        // IP-literal-looking domains without brackets: the last label is all digits.
+        ("a@1.2.3.4", EmailDomain),
+        ("a@192.0.2.1", EmailDomain),
+        ("1@1.1", EmailDomain),
+        ("a@example.123", EmailDomain),
+        ("a@１．２．３．４", EmailDomain),
+        ("a@０x7f.1", EmailDomain),
+        // Invisible formatting characters.
+        (
+            "a\u{202E}b@example.com",
+            FormatCharacter {
+                kind: FieldKind::Email,
+            },
+        ),
+        (
+            "ab@exa\u{200B}mple.com",
+            FormatCharacter {
+                kind: FieldKind::Email,
+            },
+        ),
+        (
+            "\u{FEFF}ab@example.com",
+            FormatCharacter {
+                kind: FieldKind::Email,
+            },
+        ),
+        (
+            "ab@example.com\u{AD}",
+            FormatCharacter {
+                kind: FieldKind::Email,
+            },
+        ),
+        (
+            "a\u{2066}b\u{2069}@example.com",
+            FormatCharacter {
+                kind: FieldKind::Email,
+            },
+        ),
+        (
+            "a\u{200D}b@example.com",
+            FormatCharacter {
+                kind: FieldKind::Email,
+            },
+        ),
         ("a@exa mple.com", EmailDomain),
         (&label64, EmailDomain),
         (&local65, EmailLocalTooLong),
@@ -452,6 +599,162 @@ fn email_invalid_table() {
     for (input, expected) in cases {
         assert_eq!(Email::parse(input).err(), Some(expected), "{input:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Invisible formatting and control characters in text-bearing kinds
+// ---------------------------------------------------------------------------
+
+/// Characters of Unicode category Cf that every text-bearing kind rejects (Text allows U+200C
+/// and U+200D only).
+const FORMAT_CHARS: [char; 22] = [
+    '\u{00AD}',  // soft hyphen
+    '\u{061C}',  // Arabic letter mark
+    '\u{0600}',  // Arabic number sign
+    '\u{180E}',  // Mongolian vowel separator
+    '\u{200B}',  // zero-width space
+    '\u{200E}',  // left-to-right mark
+    '\u{200F}',  // right-to-left mark
+    '\u{202A}',  // left-to-right embedding
+    '\u{202B}',  // right-to-left embedding
+    '\u{202C}',  // pop directional formatting
+    '\u{202D}',  // left-to-right override
+    '\u{202E}',  // right-to-left override
+    '\u{2060}',  // word joiner
+    '\u{2062}',  // invisible times
+    '\u{2064}',  // invisible plus
+    '\u{2066}',  // left-to-right isolate
+    '\u{2067}',  // right-to-left isolate
+    '\u{2068}',  // first strong isolate
+    '\u{2069}',  // pop directional isolate
+    '\u{FEFF}',  // byte order mark / zero-width no-break space
+    '\u{FFF9}',  // interlinear annotation anchor
+    '\u{E0041}', // tag latin capital letter a
+];
+
+#[test]
+fn format_char_set_matches_cf_examples() {
+    for c in FORMAT_CHARS.into_iter().chain(['\u{200C}', '\u{200D}']) {
+        assert!(is_format_char(c), "U+{:04X}", u32::from(c));
+    }
+    // Visible characters, whitespace, combining marks and controls (handled separately) are not
+    // formatting characters.
+    for c in [
+        'a', ' ', '\u{3000}', '\u{301}', '\u{FE0F}', '\u{7}', '\u{85}', '\u{2028}', '-',
+        '\u{2010}', '\u{2212}', '张',
+    ] {
+        assert!(!is_format_char(c), "U+{:04X}", u32::from(c));
+    }
+}
+
+#[test]
+fn format_characters_rejected_in_every_text_kind() {
+    for c in FORMAT_CHARS.into_iter().chain(['\u{200C}', '\u{200D}']) {
+        let fc = |kind| Some(FieldError::FormatCharacter { kind });
+        let hex = u32::from(c);
+        let name = format!("Ja{c}ne Doe");
+        assert_eq!(
+            PersonName::parse(&name).err(),
+            fc(FieldKind::PersonName),
+            "U+{hex:04X}"
+        );
+        let name_edge = format!("{c}Jane Doe");
+        assert_eq!(
+            PersonName::parse(&name_edge).err(),
+            fc(FieldKind::PersonName),
+            "U+{hex:04X}"
+        );
+        for email in [
+            format!("ja{c}ne@example.com"),
+            format!("jane@exa{c}mple.com"),
+            format!("jane@example.com{c}"),
+        ] {
+            assert_eq!(
+                Email::parse(&email).err(),
+                fc(FieldKind::Email),
+                "U+{hex:04X}"
+            );
+        }
+        for key in ["region", "city", "district", "street"] {
+            let mut text = format!("country=CN\n{key}=Main{c} St");
+            if key != "street" {
+                text.push_str("\nstreet=1 Main St");
+            }
+            assert_eq!(
+                PostalAddress::parse(&text).err(),
+                fc(FieldKind::PostalAddress),
+                "{key} U+{hex:04X}"
+            );
+        }
+        for key in ["user_agent", "os", "model"] {
+            let text = format!("{key}=Pix{c}el 8");
+            assert_eq!(
+                DeviceInfo::parse(&text).err(),
+                fc(FieldKind::DeviceInfo),
+                "{key} U+{hex:04X}"
+            );
+        }
+        let text = format!("call me {c} at noon");
+        let expected = if matches!(c, '\u{200C}' | '\u{200D}') {
+            None
+        } else {
+            fc(FieldKind::Text)
+        };
+        assert_eq!(Text::parse(&text).err(), expected, "U+{hex:04X}");
+    }
+}
+
+#[test]
+fn control_characters_table() {
+    let inv = |kind| Some(FieldError::InvalidCharacter { kind });
+    // Free text keeps tab, line feed and carriage return, and nothing else from C0/C1.
+    for ok in [
+        "a\tb",
+        "line one\nline two",
+        "crlf\r\n",
+        "\u{1F468}\u{200D}\u{1F469}",
+        "کتاب\u{200C}ها",
+    ] {
+        assert!(Text::parse(ok).is_ok(), "{ok:?}");
+    }
+    for bad in [
+        "a\0b",
+        "a\u{1b}[31mb",
+        "a\u{7f}",
+        "a\u{85}b",
+        "a\u{9b}b",
+        "\u{8}",
+    ] {
+        assert_eq!(Text::parse(bad).err(), inv(FieldKind::Text), "{bad:?}");
+    }
+    // One-line parts reject line and paragraph separators like a newline.
+    for sep in ['\u{2028}', '\u{2029}', '\n', '\u{85}'] {
+        let street = format!("a{sep}b");
+        let built = PostalAddress::builder()
+            .country("CN")
+            .street_line(&street)
+            .build();
+        assert_eq!(
+            built.err(),
+            inv(FieldKind::PostalAddress),
+            "U+{:04X}",
+            u32::from(sep)
+        );
+        let built = DeviceInfo::builder().os(&format!("a{sep}b")).build();
+        assert_eq!(built.err(), inv(FieldKind::DeviceInfo));
+    }
+    // Names collapse line separators into a space, like any whitespace.
+    assert_eq!(
+        PersonName::parse("Jane\u{2028}Doe").unwrap().as_str(),
+        "Jane Doe"
+    );
+    assert_eq!(
+        PersonName::parse("Jane\u{1b}Doe").err(),
+        inv(FieldKind::PersonName)
+    );
+    // Visible non-ASCII text stays accepted.
+    assert!(PersonName::parse("Zoë O\u{2019}Brien-Łukasik").is_ok());
+    assert!(PostalAddress::parse("country=JP\nstreet=丸の内１丁目").is_ok());
 }
 
 // ---------------------------------------------------------------------------
@@ -689,23 +992,40 @@ fn canary_errors_are_redacted() {
 // Property tests
 // ---------------------------------------------------------------------------
 
-const REGION_PREFIXES: [u32; 35] = [
+const MAINLAND_PROVINCES: [u32; 31] = [
     11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 91,
+    53, 54, 61, 62, 63, 64, 65,
 ];
+
+/// First six digits: a mainland province and any county digits, one of the undivided regions
+/// (Taiwan, Hong Kong, Macao, residence permits), or a foreigners' permanent residence card.
+fn id_region_strategy() -> impl Strategy<Value = String> {
+    let mainland = (
+        proptest::sample::select(&MAINLAND_PROVINCES[..]),
+        0u32..10_000,
+    )
+        .prop_map(|(p, rest)| format!("{p:02}{rest:04}"));
+    let undivided =
+        proptest::sample::select(&[71u32, 81, 82, 83][..]).prop_map(|p| format!("{p}0000"));
+    let foreign = (
+        proptest::sample::select(&MAINLAND_PROVINCES[..]),
+        0u32..1000,
+    )
+        .prop_map(|(p, nationality)| format!("9{p:02}{nationality:03}"));
+    prop_oneof![4 => mainland, 1 => undivided, 1 => foreign]
+}
 
 fn id_strategy() -> impl Strategy<Value = String> {
     (
-        proptest::sample::select(&REGION_PREFIXES[..]),
-        0u32..10_000,
+        id_region_strategy(),
         1900u32..=2024,
         1u32..=12,
         1u32..=31,
         0u32..1000,
     )
-        .prop_map(|(prefix, rest, y, m, d, seq)| {
+        .prop_map(|(region, y, m, d, seq)| {
             let d = d.min(reference_days_in_month(y, m));
-            let first17 = format!("{prefix:02}{rest:04}{y:04}{m:02}{d:02}{seq:03}");
+            let first17 = format!("{region}{y:04}{m:02}{d:02}{seq:03}");
             let check = reference_check_char(&first17);
             format!("{first17}{check}")
         })
@@ -714,7 +1034,8 @@ fn id_strategy() -> impl Strategy<Value = String> {
 /// Returns (input with separators, expected E.164).
 fn phone_strategy() -> impl Strategy<Value = (String, String)> {
     let other = (
-        proptest::sample::select(phone::COUNTRY_CODES).prop_filter("not CN", |cc| *cc != 86),
+        proptest::sample::select(phone::COUNTRY_CODES)
+            .prop_filter("no own rules", |cc| ![1, 7, 33, 86].contains(cc)),
         proptest::collection::vec(0u8..10, 4..=12),
     )
         .prop_filter_map("too long", |(cc, nsn)| {
@@ -733,8 +1054,29 @@ fn phone_strategy() -> impl Strategy<Value = (String, String)> {
             nsn.extend(rest.iter().map(|d| char::from(b'0' + d)));
             ("86".to_string(), nsn)
         });
+    let nanp = (
+        2u8..=9,
+        0u8..100,
+        2u8..=9,
+        proptest::collection::vec(0u8..10, 6),
+    )
+        .prop_map(|(area, area_rest, exchange, rest)| {
+            let mut nsn = format!("{area}{area_rest:02}{exchange}");
+            nsn.extend(rest.iter().map(|d| char::from(b'0' + d)));
+            ("1".to_string(), nsn)
+        });
+    let fixed = (
+        proptest::sample::select(&[("7", 10usize), ("33", 9)][..]),
+        1u8..=9,
+        proptest::collection::vec(0u8..10, 9),
+    )
+        .prop_map(|((cc, len), first, rest)| {
+            let mut nsn = first.to_string();
+            nsn.extend(rest.iter().take(len - 1).map(|d| char::from(b'0' + d)));
+            (cc.to_string(), nsn)
+        });
     (
-        prop_oneof![other, cn_mobile, cn_landline],
+        prop_oneof![other, cn_mobile, cn_landline, nanp, fixed],
         any::<bool>(),
         proptest::collection::vec(
             proptest::sample::select(&["", " ", "-", ".", "(", ")"][..]),
@@ -755,7 +1097,10 @@ fn phone_strategy() -> impl Strategy<Value = (String, String)> {
 fn email_strategy() -> impl Strategy<Value = (String, String)> {
     let local = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}(\\.[A-Za-z0-9_éü用-]{1,8}){0,3}";
     let label = "[A-Za-z0-9äÖ]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?";
-    (local, proptest::collection::vec(label, 2..=4)).prop_map(|(local, labels)| {
+    // The last label is never all digits (that would look like an IPv4 address).
+    let tld = "[A-Za-z0-9äÖ]{0,4}[A-Za-zäÖ][A-Za-z0-9]{0,4}";
+    (local, proptest::collection::vec(label, 1..=3), tld).prop_map(|(local, mut labels, tld)| {
+        labels.push(tld);
         let domain = labels.join(".");
         let input = format!("{local}@{domain}");
         let expected = format!("{local}@{}", domain.to_lowercase());
@@ -893,11 +1238,47 @@ proptest! {
     }
 
     #[test]
-    fn prop_text_round_trip(t in "[^\u{0}]{1,300}") {
+    fn prop_text_round_trip(t in "[^\\p{Cc}\\p{Cf}]{1,300}") {
         let v = Text::parse(&t).unwrap();
         prop_assert_eq!(v.as_str(), t.as_str());
         assert_round_trip(&v);
         prop_assert!(v.canonical_bytes().as_slice() == t.as_bytes());
+    }
+
+    #[test]
+    fn prop_format_char_rejected_anywhere(
+        name in "[\\p{L}][\\p{L} '-]{0,20}",
+        pos in any::<proptest::sample::Index>(),
+        c in proptest::sample::select(&FORMAT_CHARS[..]),
+    ) {
+        let chars: Vec<char> = name.chars().collect();
+        let at = pos.index(chars.len() + 1);
+        let mut with: String = chars[..at].iter().collect();
+        with.push(c);
+        with.extend(&chars[at..]);
+        let fc = |kind| Some(FieldError::FormatCharacter { kind });
+        prop_assert_eq!(PersonName::parse(&with).err(), fc(FieldKind::PersonName));
+        prop_assert_eq!(Text::parse(&with).err(), fc(FieldKind::Text));
+        let street = format!("country=FR\nstreet={with}");
+        prop_assert_eq!(PostalAddress::parse(&street).err(), fc(FieldKind::PostalAddress));
+        let email = format!("x{with}@example.com").replace(' ', "");
+        prop_assert_eq!(Email::parse(&email).err(), fc(FieldKind::Email));
+    }
+
+    #[test]
+    fn prop_format_char_set_is_unicode_cf(cf in "\\p{Cf}", other in "[^\\p{Cf}]") {
+        // Cross-checks the hand-written table against the Unicode tables of the regex engine.
+        let cf = cf.chars().next().unwrap();
+        prop_assert!(is_format_char(cf), "U+{:04X}", u32::from(cf));
+        let other = other.chars().next().unwrap();
+        prop_assert!(!is_format_char(other), "U+{:04X}", u32::from(other));
+    }
+
+    #[test]
+    fn prop_email_numeric_tld_rejected(octets in proptest::collection::vec(0u8..=255, 2..=4), local in "[a-z]{1,8}") {
+        let domain: Vec<String> = octets.iter().map(u8::to_string).collect();
+        let email = format!("{local}@{}", domain.join("."));
+        prop_assert_eq!(Email::parse(&email).err(), Some(FieldError::EmailDomain));
     }
 
     #[test]

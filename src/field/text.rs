@@ -2,7 +2,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::{Field, FieldError, FieldKind, field_common_impls};
+use super::{Field, FieldError, FieldKind, field_common_impls, is_format_char};
 
 const KIND: FieldKind = FieldKind::Text;
 /// Maximum length in bytes.
@@ -10,8 +10,16 @@ const MAX_BYTES: usize = 4096;
 
 /// Free text that may contain personal data (notes, comments, ...).
 ///
-/// Any UTF-8 without NUL, 1 to 4096 bytes, kept verbatim: no trimming and no
-/// normalization.
+/// Any UTF-8 of 1 to 4096 bytes, kept verbatim: no trimming and no
+/// normalization. Control characters other than tab, line feed and carriage
+/// return (NUL, escape, DEL, the C1 controls, ...) are rejected with
+/// [`FieldError::InvalidCharacter`], and invisible formatting characters
+/// (bidirectional overrides and isolates, zero-width space, byte order mark,
+/// soft hyphen, tag characters: Unicode category Cf) with
+/// [`FieldError::FormatCharacter`]. The zero-width non-joiner and joiner
+/// (U+200C, U+200D) are allowed: free text needs them for emoji sequences and
+/// for scripts such as Persian and the Indic scripts. The mask never shows the
+/// text, so they cannot disguise a mask.
 ///
 /// **Canonical encoding** (stable storage format): the UTF-8 bytes, verbatim.
 ///
@@ -52,8 +60,15 @@ fn check(s: &str) -> Result<(), FieldError> {
             max: MAX_BYTES,
         });
     }
-    if s.as_bytes().contains(&0) {
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
         return Err(FieldError::InvalidCharacter { kind: KIND });
+    }
+    if s.chars()
+        .any(|c| is_format_char(c) && !matches!(c, '\u{200C}' | '\u{200D}'))
+    {
+        return Err(FieldError::FormatCharacter { kind: KIND });
     }
     Ok(())
 }
