@@ -43,7 +43,10 @@ pub use field::{
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
 pub use guard::{Guard, GuardBuilder};
-pub use keys::{KeyVersion, Keyring, KeyringBuilder, RootKey};
+pub use keys::{
+    EnvKek, FileKek, KeyProvider, KeyVersion, Keyring, KeyringBuilder, ProviderError,
+    ProviderErrorKind, RootKey,
+};
 #[cfg(feature = "casbin")]
 pub use policy::CasbinPolicy;
 pub use policy::{
