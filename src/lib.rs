@@ -44,7 +44,7 @@ pub use field::{
 };
 pub use guard::{Guard, GuardBuilder};
 pub use keys::{
-    EnvKek, FileKek, KeyProvider, KeyVersion, Keyring, KeyringBuilder, ProviderError,
+    EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,
 };
 #[cfg(feature = "casbin")]

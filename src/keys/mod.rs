@@ -1,11 +1,12 @@
 //! Root keys, key versions and the keyring that derives purpose and epoch keys.
 
+mod file;
 mod keyring;
 mod provider;
 
 pub(crate) use keyring::forget_thread_epochs;
 
-pub use keyring::{Keyring, KeyringBuilder};
+pub use keyring::{KeyState, Keyring, KeyringBuilder};
 pub use provider::{EnvKek, FileKek, KeyProvider, ProviderError, ProviderErrorKind};
 
 use std::fmt;
