@@ -1,11 +1,12 @@
 //! [`ManifestPolicy`]: an [`AccessPolicy`] compiled from a [`Manifest`], with an exact-key
 //! decision cache and hot reload.
 //!
-//! The manifest compiles into a table `purpose -> role -> kind -> action bits` with role
-//! inheritance already expanded and `reveal` already implying `mask`, so an uncached decision is
-//! two hash lookups and a bit test per role. With the `casbin` feature, the same manifest can
-//! instead be compiled into a casbin model and policy (RBAC with domains, purpose as the domain);
-//! both engines are tested to agree.
+//! The manifest compiles into a table `role -> purpose -> kind -> action bits` with role
+//! inheritance already expanded (each role once, from its parents' finished grants) and `reveal`
+//! already implying `mask`, so an uncached decision is two hash lookups, a binary search and a
+//! bit test per role. With the `casbin` feature, the same manifest can instead be compiled into
+//! a casbin model and policy (RBAC with domains, purpose as the domain); both engines are tested
+//! to agree.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
@@ -18,7 +19,10 @@ use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use crate::field::FieldKind;
-use crate::policy::manifest::{Manifest, PurposeRules};
+use crate::policy::inherit::{self, Hierarchy};
+use crate::policy::manifest::{
+    LintError, MAX_EXPANDED_GRANTS, Manifest, ManifestError, PurposeRules, purpose_index,
+};
 use crate::policy::{AccessPolicy, AccessRequest, Action, Decision, DenyReason, Role, Verdict};
 
 /// Role sets larger than this bypass the cache (they are decided directly, which is correct,
@@ -115,45 +119,99 @@ impl fmt::Display for Explanation {
     }
 }
 
-/// The compiled grant table: purpose -> role -> per-kind action bits.
+/// Per field-kind code, the action bits granted.
+type Slots = [u8; KIND_SLOTS];
+
+/// The compiled grant table: per role, the purposes it holds grants for (inheritance expanded)
+/// with the action bits per field kind.
 #[derive(Debug, Default)]
-struct Table(FxHashMap<Box<str>, FxHashMap<Box<str>, [u8; KIND_SLOTS]>>);
+struct Table {
+    roles: FxHashMap<Box<str>, u32>,
+    purposes: FxHashMap<Box<str>, u32>,
+    /// Indexed by role: (purpose index, action bits per kind), sorted by purpose index.
+    grants: Vec<Box<[(u32, Slots)]>>,
+}
 
 impl Table {
-    fn compile(m: &Manifest) -> Self {
-        let mut t: FxHashMap<Box<str>, FxHashMap<Box<str>, [u8; KIND_SLOTS]>> =
-            FxHashMap::default();
-        for role in m.roles.keys() {
-            for ancestor in m.ancestors(role) {
-                let Some(spec) = m.roles.get(ancestor) else {
-                    continue;
-                };
-                for (purpose, actions) in &spec.grants {
-                    let slots = t
-                        .entry(purpose.as_str().into())
-                        .or_default()
-                        .entry(role.as_str().into())
-                        .or_insert([0; KIND_SLOTS]);
-                    for (action, kinds) in actions {
-                        let mut bits = bit(*action);
-                        if *action == Action::Reveal {
-                            bits |= bit(Action::Mask);
+    /// Expands inheritance once per role, parents first, each role from its parents' finished
+    /// grants: linear in roles plus inheritance edges times the purposes inherited along them.
+    ///
+    /// # Errors
+    /// The lint errors of a manifest whose inheritance cannot be expanded (a cycle, or too much
+    /// work). A linted manifest has neither, so this is a second line of defence.
+    fn compile(m: &Manifest) -> Result<Self, ManifestError> {
+        let h = Hierarchy::new(&m.roles);
+        let Some(order) = h.order() else {
+            let cycles = inherit::cycles(&h);
+            return Err(ManifestError::Lint(
+                cycles
+                    .into_iter()
+                    .map(LintError::InheritanceCycle)
+                    .collect(),
+            ));
+        };
+        let index = purpose_index(&m.purposes);
+        let own: Vec<Vec<(u32, Slots)>> = m
+            .roles
+            .values()
+            .map(|spec| {
+                spec.grants
+                    .iter()
+                    .filter_map(|(purpose, actions)| {
+                        let p = *index.get(purpose.as_str())?;
+                        let mut slots = [0; KIND_SLOTS];
+                        for (action, kinds) in actions {
+                            let mut bits = bit(*action);
+                            if *action == Action::Reveal {
+                                bits |= bit(Action::Mask);
+                            }
+                            for k in kinds {
+                                if let Some(s) = slots.get_mut(usize::from(k.code())) {
+                                    *s |= bits;
+                                }
+                            }
                         }
-                        for k in kinds {
-                            slots[usize::from(k.code())] |= bits;
-                        }
-                    }
-                }
+                        Some((p, slots))
+                    })
+                    .collect()
+            })
+            .collect();
+        let merge = |a: &mut Slots, b: Slots| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x |= y;
             }
-        }
-        Self(t)
+        };
+        let grants = h
+            .expand(&order, &own, m.purposes.len(), merge, MAX_EXPANDED_GRANTS)
+            .map_err(|inherit::OverCap| {
+                ManifestError::Lint(vec![LintError::TooManyExpandedGrants {
+                    max: MAX_EXPANDED_GRANTS,
+                }])
+            })?;
+        Ok(Self {
+            roles: m
+                .roles
+                .keys()
+                .map(|r| Box::from(r.as_str()))
+                .zip(0..)
+                .collect(),
+            purposes: index.into_iter().map(|(p, i)| (Box::from(p), i)).collect(),
+            grants,
+        })
     }
 
     fn allows(&self, role: &str, purpose: &str, kind: FieldKind, action: Action) -> bool {
-        self.0
-            .get(purpose)
-            .and_then(|roles| roles.get(role))
-            .is_some_and(|slots| slots[usize::from(kind.code())] & bit(action) != 0)
+        let (Some(&r), Some(&p)) = (self.roles.get(role), self.purposes.get(purpose)) else {
+            return false;
+        };
+        let Some(held) = self.grants.get(r as usize) else {
+            return false;
+        };
+        held.binary_search_by_key(&p, |e| e.0)
+            .ok()
+            .and_then(|i| held.get(i))
+            .and_then(|(_, slots)| slots.get(usize::from(kind.code())))
+            .is_some_and(|b| b & bit(action) != 0)
     }
 }
 
@@ -423,7 +481,7 @@ impl ManifestPolicy {
         #[cfg(not(feature = "casbin"))]
         let Engine::Native = engine;
         Ok(Snapshot {
-            table: Table::compile(&manifest),
+            table: Table::compile(&manifest)?,
             manifest,
             #[cfg(feature = "casbin")]
             casbin,

@@ -15,10 +15,30 @@ use serde::Deserialize;
 
 use crate::field::FieldKind;
 use crate::policy::Action;
+use crate::policy::inherit::{self, Hierarchy};
 use crate::purpose::is_valid_label;
 
 /// The manifest format version this release reads.
 pub const MANIFEST_VERSION: u32 = 1;
+
+/// The longest manifest text accepted, in bytes (1 MiB); longer text is refused before it is
+/// parsed ([`ManifestError::TooLarge`]). The reference privacy policy is about 6 KB.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// The most roles a manifest may define ([`LintError::TooManyRoles`]).
+pub const MAX_ROLES: usize = 10_000;
+
+/// The deepest role inheritance allowed: the number of `inherits` steps on the longest path from
+/// a role to a role that inherits nothing ([`LintError::InheritanceTooDeep`]). A chain of 65
+/// roles has depth 64 and is accepted; a chain of 66 is refused.
+pub const MAX_INHERITANCE_DEPTH: usize = 64;
+
+/// A bound on the work of expanding role inheritance, which is also a bound on the size of the
+/// compiled grant table ([`LintError::TooManyExpandedGrants`]): the sum over every role of the
+/// purposes it grants itself plus, for each role it directly inherits from, the purposes that
+/// role holds after its own expansion. A manifest of 10,000 roles with a few purposes each
+/// stays far below it.
+pub const MAX_EXPANDED_GRANTS: usize = 1_000_000;
 
 /// Seconds in a day, for `retention_days`.
 const DAY: u64 = 86_400;
@@ -216,6 +236,29 @@ pub enum LintError {
     /// A role or recipient name is not `[a-z][a-z0-9_]{0,31}` (names are compiled into engine
     /// policy lines, so no separators are allowed).
     InvalidName(String),
+    /// The manifest defines more than [`MAX_ROLES`] roles.
+    TooManyRoles {
+        /// The number of roles defined.
+        count: usize,
+        /// The limit, [`MAX_ROLES`].
+        max: usize,
+    },
+    /// Role inheritance is deeper than [`MAX_INHERITANCE_DEPTH`]. Reported once, for the
+    /// deepest role (the first by name if several are equally deep).
+    InheritanceTooDeep {
+        /// The role (its `roles.<role>.inherits` list starts the longest path).
+        role: String,
+        /// Its inheritance depth.
+        depth: usize,
+        /// The limit, [`MAX_INHERITANCE_DEPTH`].
+        max: usize,
+    },
+    /// Expanding role inheritance would take more than [`MAX_EXPANDED_GRANTS`] steps (too many
+    /// roles inheriting too many purposes' grants).
+    TooManyExpandedGrants {
+        /// The limit, [`MAX_EXPANDED_GRANTS`].
+        max: usize,
+    },
 }
 
 impl fmt::Display for LintError {
@@ -255,6 +298,18 @@ impl fmt::Display for LintError {
                 write!(f, "home_region `{r}` is not 1-16 of [A-Za-z0-9_-]")
             }
             LintError::InvalidName(n) => write!(f, "invalid role or recipient name `{n}`"),
+            LintError::TooManyRoles { count, max } => {
+                write!(f, "roles: {count} roles defined, at most {max} allowed")
+            }
+            LintError::InheritanceTooDeep { role, depth, max } => write!(
+                f,
+                "roles.{role}.inherits: inheritance depth {depth}, at most {max} allowed"
+            ),
+            LintError::TooManyExpandedGrants { max } => write!(
+                f,
+                "roles: expanding inheritance takes more than {max} steps (too many roles \
+                 inheriting grants for too many purposes)"
+            ),
         }
     }
 }
@@ -267,6 +322,13 @@ pub enum ManifestError {
     Parse(ParseError),
     /// The manifest parsed but breaks semantic rules; every problem found is listed.
     Lint(Vec<LintError>),
+    /// The text is longer than [`MAX_MANIFEST_BYTES`]; it was not parsed.
+    TooLarge {
+        /// The text's length in bytes.
+        len: usize,
+        /// The limit, [`MAX_MANIFEST_BYTES`].
+        max: usize,
+    },
 }
 
 impl fmt::Display for ManifestError {
@@ -284,6 +346,10 @@ impl fmt::Display for ManifestError {
                 }
                 Ok(())
             }
+            ManifestError::TooLarge { len, max } => write!(
+                f,
+                "policy manifest is {len} bytes, at most {max} are accepted"
+            ),
         }
     }
 }
@@ -363,9 +429,16 @@ impl Manifest {
     /// Parses and lints a TOML manifest.
     ///
     /// # Errors
+    /// [`ManifestError::TooLarge`] if the text is longer than [`MAX_MANIFEST_BYTES`];
     /// [`ManifestError::Parse`] (with line, column and the field) if the text is not a manifest;
     /// [`ManifestError::Lint`] with every semantic problem otherwise.
     pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                len: text.len(),
+                max: MAX_MANIFEST_BYTES,
+            });
+        }
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
             ManifestError::Parse(ParseError {
@@ -419,12 +492,14 @@ impl Manifest {
             .is_some_and(|p| p.contains(purpose))
     }
 
-    /// `role` and every role it inherits from (transitively), `role` first, each once.
+    /// `role` and every role it inherits from (transitively), `role` first, each once, in
+    /// depth-first order of the `inherits` lists.
     pub(crate) fn ancestors<'a>(&'a self, role: &'a str) -> Vec<&'a str> {
         let mut out: Vec<&str> = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut stack = vec![role];
         while let Some(r) = stack.pop() {
-            if out.contains(&r) {
+            if !seen.insert(r) {
                 continue;
             }
             out.push(r);
@@ -568,7 +643,7 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
             },
         );
     }
-    errs.extend(cycles(&roles).into_iter().map(LintError::InheritanceCycle));
+    lint_inheritance(&roles, &purposes, &mut errs);
 
     if errs.is_empty() {
         Ok(Manifest {
@@ -584,57 +659,62 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
     }
 }
 
-/// Every inheritance cycle, each reported once (starting at its smallest role name).
-fn cycles(roles: &BTreeMap<String, RoleSpec>) -> Vec<Vec<String>> {
-    // Iterative three-colour depth-first search: manifests come from files and may be hostile
-    // (fuzzed), so no recursion depth proportional to the input.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
+/// Cycles, the role count, the inheritance depth and the work of expanding inheritance.
+fn lint_inheritance(
+    roles: &BTreeMap<String, RoleSpec>,
+    purposes: &BTreeMap<String, PurposeRules>,
+    errs: &mut Vec<LintError>,
+) {
+    if roles.len() > MAX_ROLES {
+        errs.push(LintError::TooManyRoles {
+            count: roles.len(),
+            max: MAX_ROLES,
+        });
     }
-    let names: Vec<&String> = roles.keys().collect();
-    let index = |n: &str| names.binary_search_by(|x| x.as_str().cmp(n)).ok();
-    let mut mark = vec![Mark::New; names.len()];
-    let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
-    for start in 0..names.len() {
-        if mark[start] != Mark::New {
-            continue;
-        }
-        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
-        mark[start] = Mark::OnPath;
-        while let Some(&mut (node, ref mut next)) = path.last_mut() {
-            let parents = &roles[names[node]].inherits;
-            if let Some(p) = parents.get(*next) {
-                *next += 1;
-                let Some(pi) = index(p) else { continue };
-                match mark[pi] {
-                    Mark::New => {
-                        mark[pi] = Mark::OnPath;
-                        path.push((pi, 0));
-                    }
-                    Mark::OnPath => {
-                        let from = path.iter().position(|&(n, _)| n == pi).unwrap_or(0);
-                        let mut cyc: Vec<String> = path[from..]
-                            .iter()
-                            .map(|&(n, _)| names[n].clone())
-                            .collect();
-                        let min = cyc
-                            .iter()
-                            .enumerate()
-                            .min_by(|a, b| a.1.cmp(b.1))
-                            .map_or(0, |(i, _)| i);
-                        cyc.rotate_left(min);
-                        found.insert(cyc);
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                mark[node] = Mark::Done;
-                path.pop();
-            }
-        }
+    let h = Hierarchy::new(roles);
+    let cycles = inherit::cycles(&h);
+    if !cycles.is_empty() {
+        errs.extend(cycles.into_iter().map(LintError::InheritanceCycle));
+        return;
     }
-    found.into_iter().collect()
+    let Some(order) = h.order() else {
+        return;
+    };
+    let depths = h.depths(&order);
+    // The deepest role; the first by name among equals (`max_by_key` keeps the last maximum).
+    if let Some((i, &depth)) = depths.iter().enumerate().rev().max_by_key(|(_, d)| **d)
+        && depth > MAX_INHERITANCE_DEPTH
+    {
+        errs.push(LintError::InheritanceTooDeep {
+            role: h.name(i).to_owned(),
+            depth,
+            max: MAX_INHERITANCE_DEPTH,
+        });
+    }
+    let index = purpose_index(purposes);
+    let own: Vec<Vec<(u32, ())>> = roles
+        .values()
+        .map(|spec| {
+            spec.grants
+                .keys()
+                .filter_map(|p| Some((*index.get(p.as_str())?, ())))
+                .collect()
+        })
+        .collect();
+    if h.expand(&order, &own, purposes.len(), |_, _| {}, MAX_EXPANDED_GRANTS)
+        .is_err()
+    {
+        errs.push(LintError::TooManyExpandedGrants {
+            max: MAX_EXPANDED_GRANTS,
+        });
+    }
+}
+
+/// Purpose label -> its position among the manifest's (sorted) purposes.
+pub(crate) fn purpose_index(purposes: &BTreeMap<String, PurposeRules>) -> BTreeMap<&str, u32> {
+    purposes
+        .keys()
+        .zip(0u32..)
+        .map(|(p, i)| (p.as_str(), i))
+        .collect()
 }

@@ -14,6 +14,7 @@ use crate::purpose::{Purpose, PurposeId};
 pub(crate) mod casbin;
 pub(crate) mod consent;
 pub(crate) mod engine;
+pub(crate) mod inherit;
 pub(crate) mod manifest;
 
 #[cfg(feature = "casbin")]
@@ -21,7 +22,8 @@ pub use self::casbin::CasbinPolicy;
 pub use consent::{ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
 pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
 pub use manifest::{
-    CrossBorderRule, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ParseError,
+    CrossBorderRule, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS,
+    MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ParseError,
     PurposeRules, Region, RoleSpec,
 };
 
