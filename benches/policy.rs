@@ -6,6 +6,8 @@
 //! - `casbin-enforce/{10,100,1000}` (feature `casbin`): one raw `enforce` call.
 //! - `threads`: reveals per second on 1 and 2 threads (null audit sink, so the sink's lock is not
 //!   what is measured). Target: >= 1.8x scaling.
+//! - `seal/{allow-list,manifest}/32`: `Guard::seal` under a one-line allow list and under the
+//!   reference manifest, whose categories are checked on every seal. Target: equal within noise.
 //! - `compile/*`: manifests at the size limits. `roles-10000` is `MAX_ROLES` roles in
 //!   inheritance chains at `MAX_INHERITANCE_DEPTH` (820 KB of TOML), as text to policy
 //!   (`from_toml`: parse, lint, compile) and as a parsed manifest to policy (`compile`); target
@@ -283,6 +285,21 @@ fn summary(_: &mut Criterion) {
     }
 }
 
+fn bench_seal(c: &mut Criterion) {
+    let ctx = ctx();
+    let text = Text::parse(&"x".repeat(SIZE)).expect("valid");
+    let mut g = c.benchmark_group("seal");
+    for (name, guard) in [
+        ("allow-list", allow_list_guard(Arc::new(NullSink))),
+        ("manifest", guard_with(Arc::new(NullSink))),
+    ] {
+        g.bench_function(format!("{name}/{SIZE}"), |b| {
+            b.iter(|| black_box(guard.seal::<Text, Service>(&text, &ctx).expect("seal")))
+        });
+    }
+    g.finish();
+}
+
 /// A manifest header with purposes `p0`..
 fn purposes(n: usize) -> String {
     let mut t = String::from("version = 1\nhome_region = \"CN\"\n");
@@ -356,5 +373,12 @@ fn bench_compile(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_reveal, bench_casbin, bench_compile, summary);
+criterion_group!(
+    benches,
+    bench_reveal,
+    bench_casbin,
+    bench_seal,
+    bench_compile,
+    summary
+);
 criterion_main!(benches);

@@ -193,15 +193,24 @@ impl Guard {
 
     /// Encrypts `value` for purpose `P`, bound to `context`.
     ///
-    /// Sealing needs no accessor: any code that holds plaintext may protect it.
+    /// Sealing needs no accessor: any code that holds plaintext may protect it. It does need the
+    /// policy's consent that field kind `F` is collected for purpose `P` at all
+    /// ([`AccessPolicy::decide_seal`]; a [`ManifestPolicy`](crate::ManifestPolicy) answers from
+    /// its data categories, other policies allow by default). The check comes first: a refused
+    /// value is never encrypted. Refusals are not audited (there is no accessor to record).
     ///
     /// # Errors
-    /// [`Error::Context`] for an invalid context, [`Error::Random`] if the random source fails.
+    /// [`Error::Denied`] with [`DenyReason::PurposeNotAllowedForKind`] if the policy does not
+    /// collect `F` for `P`, [`Error::Context`] for an invalid context, [`Error::Random`] if the
+    /// random source fails.
     pub fn seal<F: Field, P: Purpose>(
         &self,
         value: &F,
         context: &Context,
     ) -> Result<Sealed<F, P>, Error> {
+        if let Decision::Deny(reason) = self.policy.decide_seal(P::LABEL, F::KIND) {
+            return Err(Error::Denied { reason });
+        }
         let ctx = context.encoded()?;
         let sealed_at = self.clock.now();
         self.keyring

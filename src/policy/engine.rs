@@ -216,6 +216,42 @@ impl Table {
     }
 }
 
+/// Which field kinds may be sealed for which purpose, from the manifest's categories.
+#[derive(Debug)]
+enum SealRule {
+    /// The manifest defines no categories: every kind for every purpose.
+    Any,
+    /// Per purpose, a bit per field-kind code; purposes not listed allow nothing.
+    Listed(FxHashMap<Box<str>, u16>),
+}
+
+impl SealRule {
+    fn compile(m: &Manifest) -> Self {
+        if m.categories.is_empty() {
+            return SealRule::Any;
+        }
+        let mut by_purpose: FxHashMap<Box<str>, u16> = FxHashMap::default();
+        for c in m.categories.values() {
+            let kinds = c.kinds.iter().fold(0u16, |acc, k| {
+                acc | 1u16.checked_shl(u32::from(k.code())).unwrap_or(0)
+            });
+            for p in &c.purposes {
+                *by_purpose.entry(p.as_str().into()).or_default() |= kinds;
+            }
+        }
+        SealRule::Listed(by_purpose)
+    }
+
+    fn allows(&self, purpose: &str, kind: FieldKind) -> bool {
+        match self {
+            SealRule::Any => true,
+            SealRule::Listed(by_purpose) => by_purpose.get(purpose).is_some_and(|kinds| {
+                kinds & 1u16.checked_shl(u32::from(kind.code())).unwrap_or(0) != 0
+            }),
+        }
+    }
+}
+
 /// Exact cache key: sorted, deduplicated role names, purpose, kind and action.
 #[derive(Debug, PartialEq, Eq)]
 struct CacheKey {
@@ -354,6 +390,7 @@ impl<'a> Borrow<dyn DynKey + 'a> for CacheKey {
 struct Snapshot {
     manifest: Arc<Manifest>,
     table: Table,
+    seal: SealRule,
     #[cfg(feature = "casbin")]
     casbin: Option<super::casbin::CasbinPolicy>,
     cache: RwLock<FxHashMap<CacheKey, Cached>>,
@@ -492,6 +529,7 @@ impl ManifestPolicy {
         let Engine::Native = engine;
         Ok(Snapshot {
             table: Table::compile(&manifest)?,
+            seal: SealRule::compile(&manifest),
             manifest,
             #[cfg(feature = "casbin")]
             casbin,
@@ -718,5 +756,16 @@ impl AccessPolicy for ManifestPolicy {
 
     fn explain(&self, req: &AccessRequest<'_>) -> Explanation {
         self.explain_grant(req)
+    }
+
+    /// Allowed when the manifest defines no categories; otherwise only when some category
+    /// lists both `kind` and `purpose` (see [`Manifest::may_seal`]). Answered from a table
+    /// built when the manifest is compiled: one hash lookup and a bit test, no allocation.
+    fn decide_seal(&self, purpose: &str, kind: FieldKind) -> Decision {
+        if self.state.load().seal.allows(purpose, kind) {
+            Decision::Allow
+        } else {
+            Decision::Deny(DenyReason::PurposeNotAllowedForKind)
+        }
     }
 }

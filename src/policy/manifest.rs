@@ -1,8 +1,10 @@
 //! The policy manifest: a privacy policy as code (TOML).
 //!
-//! A manifest names the data categories and their field kinds, the purposes (legal basis,
-//! retention, consent), the roles (inheritance and, per purpose, which kinds each action may
-//! touch), the home region with its cross-border rule, and the sharing recipients.
+//! A manifest names the data categories (their field kinds and the purposes those are collected
+//! for: with categories defined, a value may only be sealed for a purpose some category lists
+//! with its kind), the purposes (legal basis, retention, consent), the roles (inheritance and,
+//! per purpose, which kinds each action may touch), the home region with its cross-border rule,
+//! and the sharing recipients.
 //!
 //! Parsing is two steps: syntax and shape (a [`ManifestError::Parse`] naming line, column and the
 //! offending field), then a semantic lint that reports every problem at once
@@ -157,6 +159,7 @@ pub struct RoleSpec {
 ///     home_region = "CN"
 ///     [categories.inquiry]
 ///     kinds = ["phone_number"]
+///     purposes = ["service"]
 ///     [purposes.service]
 ///     legal_basis = "contract"
 ///     retention_days = 365
@@ -164,16 +167,25 @@ pub struct RoleSpec {
 ///     reveal = ["phone_number"]
 /// "#)?;
 /// assert!(m.role("support_agent").is_some());
+/// assert!(m.may_seal(FieldKind::PhoneNumber, "service"));
+/// assert!(!m.may_seal(FieldKind::Email, "service"));
 /// # Ok::<(), fieldseal::ManifestError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub(crate) home_region: Region,
     pub(crate) cross_border: CrossBorderRule,
-    pub(crate) categories: BTreeMap<String, BTreeSet<FieldKind>>,
+    pub(crate) categories: BTreeMap<String, Category>,
     pub(crate) purposes: BTreeMap<String, PurposeRules>,
     pub(crate) roles: BTreeMap<String, RoleSpec>,
     pub(crate) recipients: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A data category: the field kinds it holds and the purposes they are collected for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Category {
+    pub(crate) kinds: BTreeSet<FieldKind>,
+    pub(crate) purposes: BTreeSet<String>,
 }
 
 /// Where the TOML text could not be read as a manifest.
@@ -482,7 +494,28 @@ impl Manifest {
 
     /// The field kinds of a data category, if defined.
     pub fn category(&self, name: &str) -> Option<&BTreeSet<FieldKind>> {
-        self.categories.get(name)
+        self.categories.get(name).map(|c| &c.kinds)
+    }
+
+    /// The purposes a data category is collected for, sorted, if the category is defined.
+    pub fn category_purposes(&self, name: &str) -> Option<impl Iterator<Item = &str>> {
+        self.categories
+            .get(name)
+            .map(|c| c.purposes.iter().map(String::as_str))
+    }
+
+    /// Whether a value of `kind` may be sealed for `purpose`: always when the manifest defines
+    /// no categories; otherwise only when some category lists both the kind and the purpose. A
+    /// category without `purposes` allows no purpose.
+    ///
+    /// [`ManifestPolicy`](crate::ManifestPolicy) answers the same question from a precomputed
+    /// table on every [`Guard::seal`](crate::Guard::seal).
+    pub fn may_seal(&self, kind: FieldKind, purpose: &str) -> bool {
+        self.categories.is_empty()
+            || self
+                .categories
+                .values()
+                .any(|c| c.kinds.contains(&kind) && c.purposes.contains(purpose))
     }
 
     /// Whether `recipient` may receive data shared for `purpose`.
@@ -586,13 +619,17 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
     let mut categories = BTreeMap::new();
     for (name, c) in &raw.categories {
         let at = format!("categories.{name}");
-        categories.insert(
-            name.clone(),
-            kinds(&format!("{at}.kinds"), &c.kinds, &mut errs),
-        );
+        let kinds = kinds(&format!("{at}.kinds"), &c.kinds, &mut errs);
         for p in &c.purposes {
             check_purpose(format!("{at}.purposes"), p, &mut errs);
         }
+        categories.insert(
+            name.clone(),
+            Category {
+                kinds,
+                purposes: c.purposes.iter().cloned().collect(),
+            },
+        );
     }
 
     let mut recipients = BTreeMap::new();
