@@ -14,17 +14,19 @@ use crate::purpose::{Purpose, PurposeId};
 pub(crate) mod casbin;
 pub(crate) mod consent;
 pub(crate) mod engine;
+pub(crate) mod error;
 pub(crate) mod inherit;
 pub(crate) mod manifest;
+pub(crate) mod table;
 
 #[cfg(feature = "casbin")]
 pub use self::casbin::CasbinPolicy;
 pub use consent::{ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
 pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
+pub use error::{LintError, ManifestError, ParseError};
 pub use manifest::{
-    CrossBorderRule, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS,
-    MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ParseError,
-    PurposeRules, Region, RoleSpec,
+    CrossBorderRule, LegalBasis, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
+    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, Region, RoleSpec,
 };
 
 /// The identity of whoever asks to open data (a user, a service, a job).
