@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod backends;
 mod clock;
 mod context;
 mod crypto;
@@ -63,6 +64,16 @@ pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label
 pub use random::{RandomSource, SystemRandom, after_fork};
 pub use sealed::Sealed;
 pub use secret::Revealed;
+
+/// PostgreSQL backends (feature `postgres`): a fleet-wide audit chain, its verifier and
+/// checkpointer, consent, subject keys and `Sealed` column types. See SECURITY.md, "PostgreSQL".
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use crate::backends::postgres::{
+        PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, Roles, SCHEMA_VERSION, grant, migrate,
+        subject_access_pg, verify_pg,
+    };
+}
 
 /// Escape hatches that weaken security, for tests and known-answer vectors only.
 pub mod hazmat {

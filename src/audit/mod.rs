@@ -8,7 +8,7 @@ mod chain;
 mod ckpt_file;
 mod event;
 mod keys;
-mod line;
+pub(crate) mod line;
 mod verify;
 
 /// Line formats, for the fuzzing entry points only.
@@ -22,6 +22,9 @@ pub use chain::{ChainedLog, ChainedLogBuilder, Durability, OpenReport, TornLine}
 pub use event::EventRecord;
 pub use keys::{AuditKey, CheckpointSigningKey, CheckpointVerifyingKey, PseudonymKey};
 pub use verify::{Fault, FaultClass, SubjectAccess, VerifyReport, verify_bytes, verify_log};
+
+#[cfg(feature = "postgres")]
+pub(crate) use keys::hex;
 
 use std::fmt;
 use std::panic::Location;
