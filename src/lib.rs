@@ -70,8 +70,8 @@ pub use secret::Revealed;
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use crate::backends::postgres::{
-        PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, Roles, SCHEMA_VERSION, grant, migrate,
-        subject_access_pg, verify_pg,
+        PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, PgConsent, PgSubjectKeys, Roles,
+        SCHEMA_VERSION, grant, migrate, subject_access_pg, verify_pg,
     };
 }
 

@@ -105,24 +105,38 @@ fn subject_access_from_the_table() {
     let Some(db) = fresh("access") else { return };
     append_samples(&db, 10);
     let key = AuditKey::from_bytes(AUDIT_KEY);
-    let reads = subject_access_pg(&db.owner, &key, &ckpt_public(), &SubjectId::new("subject-1"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let reads = subject_access_pg(
+        &db.owner,
+        &key,
+        &ckpt_public(),
+        &SubjectId::new("subject-1"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // Even events have the subject; event 4 is a denial.
     let seqs: Vec<u64> = reads.iter().map(|a| a.seq).collect();
     assert_eq!(seqs, [1, 3, 7, 9]);
-    assert!(reads.iter().all(|a| a.action == "reveal" && a.purpose == "service"));
+    assert!(
+        reads
+            .iter()
+            .all(|a| a.action == "reveal" && a.purpose == "service")
+    );
     let none = subject_access_pg(&db.owner, &key, &ckpt_public(), &SubjectId::new("other"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(none.is_empty());
     // No raw subject id anywhere in the table.
-    let dump = psql(&db.owner, "SELECT string_agg(line || coalesce(subject, ''), '') FROM fieldseal_audit")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dump = psql(
+        &db.owner,
+        "SELECT string_agg(line || coalesce(subject, ''), '') FROM fieldseal_audit",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(!dump.contains("subject-1"));
 }
 
 #[test]
 fn updates_and_deletes_are_refused_for_writer_and_owner() {
-    let Some(db) = fresh("appendonly") else { return };
+    let Some(db) = fresh("appendonly") else {
+        return;
+    };
     append_samples(&db, 3);
     for (who, url) in [("writer", &db.writer), ("owner", &db.owner)] {
         for sql in [
@@ -138,13 +152,21 @@ fn updates_and_deletes_are_refused_for_writer_and_owner() {
             assert!(r.is_err(), "{who} could run {sql}");
             let e = r.err().unwrap_or_default();
             assert!(
-                e.contains("permission denied") || e.contains("append-only") || e.contains("only moves forward"),
+                e.contains("permission denied")
+                    || e.contains("append-only")
+                    || e.contains("only moves forward"),
                 "{who}, {sql}: {e}"
             );
         }
     }
     // The writer may not write checkpoints either.
-    assert!(psql(&db.writer, "INSERT INTO fieldseal_audit_checkpoints (seq, line) VALUES (99, 'x')").is_err());
+    assert!(
+        psql(
+            &db.writer,
+            "INSERT INTO fieldseal_audit_checkpoints (seq, line) VALUES (99, 'x')"
+        )
+        .is_err()
+    );
     let report = verify(&db);
     assert!(report.is_valid(), "{:?}", report.fault);
     assert_eq!(report.entries, 3);
@@ -178,7 +200,10 @@ fn tampered_rows_are_reported_with_seq_and_class() {
     );
     assert_eq!(fault(&db), Some((7, FaultClass::Edited)));
     // An edited query column (the line untouched) is reported too, and earlier damage first.
-    tamper(&db, "UPDATE fieldseal_audit SET outcome = 'allowed' WHERE seq = 5");
+    tamper(
+        &db,
+        "UPDATE fieldseal_audit SET outcome = 'allowed' WHERE seq = 5",
+    );
     assert_eq!(fault(&db), Some((5, FaultClass::Edited)));
     // A deleted row.
     tamper(&db, "DELETE FROM fieldseal_audit WHERE seq = 3");
@@ -199,18 +224,25 @@ fn tampered_rows_are_reported_with_seq_and_class() {
     for i in 10..12 {
         with_sample_event(i, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
     }
-    tamper(&db, "UPDATE fieldseal_audit SET time = time + 1 WHERE seq = 11");
+    tamper(
+        &db,
+        "UPDATE fieldseal_audit SET time = time + 1 WHERE seq = 11",
+    );
     let e = checkpointer(&db).checkpoint().err().map(|e| e.kind());
     assert_eq!(e, Some(AuditErrorKind::Corrupt { seq: 11 }));
 
     // A tail cut behind a checkpoint.
-    let Some(db) = fresh("tamper_tail") else { return };
+    let Some(db) = fresh("tamper_tail") else {
+        return;
+    };
     append_samples(&db, 10);
     tamper(&db, "DELETE FROM fieldseal_audit WHERE seq > 8");
     assert_eq!(fault(&db), Some((9, FaultClass::TruncatedBehindCheckpoint)));
 
     // A row from another chain (same seq, another key).
-    let Some(other) = fresh("tamper_other") else { return };
+    let Some(other) = fresh("tamper_other") else {
+        return;
+    };
     let s = PgAuditSink::builder(&other.writer)
         .key(AuditKey::from_bytes([0x33; 32]))
         .connect()
@@ -218,9 +250,14 @@ fn tampered_rows_are_reported_with_seq_and_class() {
     for i in 0..3 {
         with_sample_event(i, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
     }
-    let foreign = psql(&other.owner, "SELECT line FROM fieldseal_audit WHERE seq = 2")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let Some(db) = fresh("tamper_splice") else { return };
+    let foreign = psql(
+        &other.owner,
+        "SELECT line FROM fieldseal_audit WHERE seq = 2",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let Some(db) = fresh("tamper_splice") else {
+        return;
+    };
     append_samples(&db, 4);
     let foreign = foreign.replace('\'', "''");
     tamper(
@@ -230,7 +267,9 @@ fn tampered_rows_are_reported_with_seq_and_class() {
     assert_eq!(fault(&db), Some((2, FaultClass::Spliced)));
 
     // No checkpoint at all for a chain with entries.
-    let Some(db) = fresh("tamper_nockpt") else { return };
+    let Some(db) = fresh("tamper_nockpt") else {
+        return;
+    };
     let s = sink(&db.writer);
     with_sample_event(0, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fault(&db), Some((1, FaultClass::CheckpointsMissing)));
@@ -271,7 +310,8 @@ fn pg_writer_child() {
         })
         .collect();
     for h in handles {
-        h.join().unwrap_or_else(|_| panic!("writer thread panicked"));
+        h.join()
+            .unwrap_or_else(|_| panic!("writer thread panicked"));
     }
     println!("commits {}", s.commits());
 }
@@ -283,7 +323,12 @@ fn run_children(db: &PgDb, procs: u64, threads: u64, n: u64) -> (f64, u64) {
     let children: Vec<_> = (0..procs)
         .map(|p| {
             Command::new(&exe)
-                .args(["--exact", "pg_writer_child", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "pg_writer_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(CHILD_ENV, &db.writer)
                 .env("FIELDSEAL_PG_CHILD_THREADS", threads.to_string())
                 .env("FIELDSEAL_PG_CHILD_N", n.to_string())
@@ -348,27 +393,45 @@ fn a_guard_records_through_the_table_and_fails_closed() {
         .audit(Arc::clone(&s))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let ctx = Context::new().table("t").row("1").subject(&SubjectId::new("subject-9"));
+    let ctx = Context::new()
+        .table("t")
+        .row("1")
+        .subject(&SubjectId::new("subject-9"));
     let sealed: Sealed<PhoneNumber, builtin::Service> = guard
-        .seal(&PhoneNumber::parse("+8613800138000").unwrap_or_else(|e| panic!("{e}")), &ctx)
+        .seal(
+            &PhoneNumber::parse("+8613800138000").unwrap_or_else(|e| panic!("{e}")),
+            &ctx,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-    let phone = guard.reveal(&tester(), &sealed, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    let phone = guard
+        .reveal(&tester(), &sealed, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(phone.expose_secret().as_str(), "+8613800138000");
     assert_eq!(s.entries(), 1);
     // Without the table, nothing is revealed.
-    psql(&db.owner, "REVOKE INSERT ON fieldseal_audit FROM fieldseal_writer")
-        .unwrap_or_else(|e| panic!("{e}"));
+    psql(
+        &db.owner,
+        "REVOKE INSERT ON fieldseal_audit FROM fieldseal_writer",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let err = guard.reveal(&tester(), &sealed, &ctx).err();
     assert!(
         matches!(&err, Some(Error::Audit(e)) if e.kind() == AuditErrorKind::Io),
         "{err:?}"
     );
     // The failed transaction left the chain as it was; appends resume once permitted.
-    psql(&db.owner, "GRANT INSERT ON fieldseal_audit TO fieldseal_writer")
+    psql(
+        &db.owner,
+        "GRANT INSERT ON fieldseal_audit TO fieldseal_writer",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let _again = guard
+        .reveal(&tester(), &sealed, &ctx)
         .unwrap_or_else(|e| panic!("{e}"));
-    let _again = guard.reveal(&tester(), &sealed, &ctx).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        psql(&db.owner, "SELECT seq FROM fieldseal_audit_head").ok().as_deref(),
+        psql(&db.owner, "SELECT seq FROM fieldseal_audit_head")
+            .ok()
+            .as_deref(),
         Some("2")
     );
 }
@@ -401,7 +464,13 @@ fn sync_and_async_appends_inside_a_tokio_runtime() {
     drop(s);
     drop(rt);
     let report = {
-        assert_eq!(checkpointer(&db).dangerous_accept_missing_checkpoints().checkpoint().ok(), Some(Some(51)));
+        assert_eq!(
+            checkpointer(&db)
+                .dangerous_accept_missing_checkpoints()
+                .checkpoint()
+                .ok(),
+            Some(Some(51))
+        );
         verify(&db)
     };
     assert!(report.is_valid(), "{:?}", report.fault);

@@ -19,7 +19,9 @@ pub struct PgDb {
 }
 
 fn with_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap_or_else(|| panic!("URL without a database"));
+    let (base, _) = url
+        .rsplit_once('/')
+        .unwrap_or_else(|| panic!("URL without a database"));
     format!("{base}/{db}")
 }
 
@@ -49,15 +51,29 @@ pub fn fresh(tag: &str) -> Option<PgDb> {
         name,
     };
     migrate(&db.owner).unwrap_or_else(|e| panic!("migrate: {e}"));
-    grant(&db.owner, Roles::new("fieldseal_writer", "fieldseal_checkpoint"))
-        .unwrap_or_else(|e| panic!("grant: {e}"));
+    grant(
+        &db.owner,
+        Roles::new("fieldseal_writer", "fieldseal_checkpoint"),
+    )
+    .unwrap_or_else(|e| panic!("grant: {e}"));
     Some(db)
 }
 
 /// Runs `sql` through psql; the unaligned, tuples-only output, or the error text.
 pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("psql: {e}"))?;
     if out.status.success() {

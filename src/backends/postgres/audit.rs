@@ -361,9 +361,11 @@ impl Writer {
         let head = tx.query_one(&conn.lock_head, &[]).await?;
         let seq: i64 = head.try_get(0)?;
         let mac: &[u8] = head.try_get(1)?;
-        let corrupt = || BatchError::Audit(AuditErrorKind::Corrupt {
-            seq: u64::try_from(seq).unwrap_or(0).saturating_add(1),
-        });
+        let corrupt = || {
+            BatchError::Audit(AuditErrorKind::Corrupt {
+                seq: u64::try_from(seq).unwrap_or(0).saturating_add(1),
+            })
+        };
         let mut prev: [u8; 32] = mac.try_into().map_err(|_| corrupt())?;
         let first = u64::try_from(seq).map_err(|_| corrupt())? + 1;
         let n = batch.len();
@@ -382,9 +384,7 @@ impl Writer {
         let mut buf = Vec::with_capacity(512);
         for (job, s) in batch.iter().zip(first..) {
             buf.clear();
-            let m = self
-                .mac
-                .write_line_json(&mut buf, s, &prev, &job.row.entry);
+            let m = self.mac.write_line_json(&mut buf, s, &prev, &job.row.entry);
             buf.pop(); // the newline: rows hold lines without it
             let line = String::from_utf8(std::mem::take(&mut buf))
                 .map_err(|_| BatchError::Audit(AuditErrorKind::Rejected))?;
@@ -542,7 +542,9 @@ impl CheckpointInner {
                 }));
             }
             if from > head_seq {
-                return Err(AuditError::new(AuditErrorKind::Corrupt { seq: head_seq + 1 }));
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: head_seq + 1,
+                }));
             }
             if from > 0 || self.has_genesis(&tx).await? {
                 return Ok(None);

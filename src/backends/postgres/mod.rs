@@ -18,6 +18,8 @@ mod stream;
 mod worker;
 
 pub use audit::{PgAuditSink, PgAuditSinkBuilder, PgCheckpointer};
+pub use consent::PgConsent;
+pub use keys::PgSubjectKeys;
 pub use schema::{Roles, SCHEMA_VERSION, grant, migrate};
 pub use stream::{subject_access_pg, verify_pg};
 
@@ -87,6 +89,35 @@ pub(crate) async fn connect(
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// One connection shared by concurrent callers (tokio-postgres pipelines their queries), opened
+/// on first use and again after it broke.
+#[derive(Debug)]
+pub(crate) struct SharedClient {
+    config: tokio_postgres::Config,
+    client: tokio::sync::Mutex<Option<Arc<tokio_postgres::Client>>>,
+}
+
+impl SharedClient {
+    pub(crate) fn new(config: tokio_postgres::Config) -> Self {
+        Self {
+            config,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) async fn get(&self) -> Result<Arc<tokio_postgres::Client>, tokio_postgres::Error> {
+        let mut slot = self.client.lock().await;
+        match &*slot {
+            Some(c) if !c.is_closed() => Ok(Arc::clone(c)),
+            _ => {
+                let c = Arc::new(connect(&self.config).await?);
+                *slot = Some(Arc::clone(&c));
+                Ok(c)
+            }
+        }
+    }
 }
 
 /// A database error as an audit error of kind `Io`, keeping the driver's error as the source.

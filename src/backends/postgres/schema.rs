@@ -237,8 +237,17 @@ mod tests {
 
     #[test]
     fn role_names_are_plain_identifiers() {
-        assert_eq!(ident("fieldseal_writer").ok().as_deref(), Some("\"fieldseal_writer\""));
-        for bad in ["", "Writer", "w\"; DROP TABLE x; --", "1abc", &"a".repeat(64)] {
+        assert_eq!(
+            ident("fieldseal_writer").ok().as_deref(),
+            Some("\"fieldseal_writer\"")
+        );
+        for bad in [
+            "",
+            "Writer",
+            "w\"; DROP TABLE x; --",
+            "1abc",
+            &"a".repeat(64),
+        ] {
             assert!(ident(bad).is_err(), "{bad}");
         }
     }

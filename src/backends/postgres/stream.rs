@@ -60,7 +60,10 @@ impl Walker {
             return false;
         }
         let expected = self.last_seq + 1;
-        let seq = row.try_get::<_, i64>(0).ok().and_then(|s| u64::try_from(s).ok());
+        let seq = row
+            .try_get::<_, i64>(0)
+            .ok()
+            .and_then(|s| u64::try_from(s).ok());
         match seq {
             Some(s) if s > expected => return self.fail(expected, FaultClass::Deleted),
             Some(s) if s == expected => {}
@@ -197,7 +200,10 @@ async fn verify(
         .await
         .map_err(db_err)?
     {
-        let seq = row.try_get::<_, i64>(0).ok().and_then(|s| u64::try_from(s).ok());
+        let seq = row
+            .try_get::<_, i64>(0)
+            .ok()
+            .and_then(|s| u64::try_from(s).ok());
         let line = row.try_get::<_, &str>(1).ok();
         let c = line
             .and_then(|l| Checkpoint::parse(l.as_bytes()))
@@ -313,7 +319,9 @@ pub fn subject_access_pg(
     public: &CheckpointVerifyingKey,
     subject: &SubjectId,
 ) -> Result<Vec<SubjectAccess>, AuditError> {
-    let pseudonym = hex(&key.pseudonym_key().subject(subject.expose_secret().as_bytes()));
+    let pseudonym = hex(&key
+        .pseudonym_key()
+        .subject(subject.expose_secret().as_bytes()));
     let (report, accesses) = run_verify(url, key, public, Some(pseudonym))?;
     match report.fault {
         Some(f) => Err(AuditError::with_source(
