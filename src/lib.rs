@@ -73,6 +73,9 @@ pub mod postgres {
         PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, PgConsent, PgSubjectKeys, Roles,
         SCHEMA_VERSION, grant, migrate, subject_access_pg, verify_pg,
     };
+    /// The driver the backends and the `Sealed` column types (`ToSql`/`FromSql`) are built on,
+    /// so callers use the same version.
+    pub use tokio_postgres;
 }
 
 /// Escape hatches that weaken security, for tests and known-answer vectors only.
