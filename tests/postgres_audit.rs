@@ -359,9 +359,14 @@ fn two_processes_append_to_one_chain() {
     }
     let Some(db) = fresh("fleet") else { return };
     assert_eq!(checkpointer(&db).checkpoint().ok(), Some(Some(0)));
-    let (threads, n) = (8, 150);
+    // FIELDSEAL_PG_APPENDS raises the per-thread count for a throughput measurement.
+    let n = std::env::var("FIELDSEAL_PG_APPENDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
     let mut total = 0;
-    for procs in [1, 2] {
+    // One thread alone (one entry per commit), then group commit in one and in two processes.
+    for (procs, threads) in [(1, 1), (1, 8), (2, 8)] {
         let (secs, commits) = run_children(&db, procs, threads, n);
         let entries = procs * threads * n;
         total += entries;
