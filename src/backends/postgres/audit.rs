@@ -317,14 +317,7 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
         while let Some(job) = queue.recv().await {
             batch.push(job);
-            // Everything that queued while the last transaction ran goes into this one.
-            while batch.len() < self.max_batch {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            match self.commit(&batch).await {
+            match self.commit(&mut batch, &mut queue).await {
                 Ok(first) => {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -350,7 +343,11 @@ impl Writer {
     }
 
     /// One transaction for `batch`; returns the first seq it was given.
-    async fn commit(&mut self, batch: &[Job]) -> Result<u64, BatchError> {
+    async fn commit(
+        &mut self,
+        batch: &mut Vec<Job>,
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Result<u64, BatchError> {
         if self.conn.is_none() {
             self.conn = Some(Conn::open(&self.config).await?);
         }
@@ -359,6 +356,16 @@ impl Writer {
         };
         let tx = conn.client.transaction().await?;
         let head = tx.query_one(&conn.lock_head, &[]).await?;
+        // Events that queued while the last transaction ran, and while this one waited for the
+        // head (held by another process's transaction), join this one. They are taken only now,
+        // after the lock: a batch grows with the contention it waits through.
+        let max_batch = self.max_batch;
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
         let seq: i64 = head.try_get(0)?;
         let mac: &[u8] = head.try_get(1)?;
         let corrupt = || {
