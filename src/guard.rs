@@ -11,8 +11,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::context::{Context, SubjectId};
 use crate::crypto::aead::EpochKey;
 use crate::crypto::aead::TAG_LEN;
+use crate::crypto::envelope::Parsed;
 use crate::crypto::envelope::{self, HeaderFields, MAX_PLAINTEXT};
 use crate::error::KeyError;
+use crate::error::{AuditError, ContextError};
 use crate::error::{ConfigError, Error, FormatError};
 use crate::field::{Field, FieldKind};
 use crate::keys::subject::CurrentKey;
@@ -25,6 +27,8 @@ use crate::purpose::{Purpose, PurposeId, is_valid_label};
 use crate::random::{RandomSource, SystemRandom};
 use crate::sealed::Sealed;
 use crate::secret::Revealed;
+
+mod asynchronous;
 
 /// Seals values and opens them for authorized, audited callers.
 ///
@@ -437,7 +441,7 @@ impl Guard {
         if ex.decision == Decision::Allow
             && let Some(rules) = self.policy.purpose_rules(P::LABEL)
             && let Err((reason, check)) =
-                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context, None)
         {
             ex.decision = Decision::Deny(reason);
             ex.failed = Some(check);
@@ -445,14 +449,23 @@ impl Guard {
         Ok(ex)
     }
 
-    fn consents(&self, context: &Context, scope: ConsentScope<'_>) -> bool {
+    fn consents(
+        &self,
+        context: &Context,
+        scope: ConsentScope<'_>,
+        answers: Option<&ConsentAnswers>,
+    ) -> bool {
+        if let Some(a) = answers {
+            return a.get(scope);
+        }
         match (&self.consent, context.subject_id()) {
             (Some(registry), Some(subject)) => registry.is_granted(&subject, scope),
             _ => false,
         }
     }
 
-    /// Consent, retention and residency, in that order.
+    /// Consent, retention and residency, in that order. Consent comes from `answers` when the
+    /// async path fetched it ahead, else from the registry now.
     fn check_rules(
         &self,
         rules: &PurposeRules,
@@ -460,8 +473,11 @@ impl Guard {
         purpose: &str,
         sealed_at: u64,
         context: &Context,
+        answers: Option<&ConsentAnswers>,
     ) -> Result<(), (DenyReason, Check)> {
-        if rules.consent_required && !self.consents(context, ConsentScope::Purpose(purpose)) {
+        if rules.consent_required
+            && !self.consents(context, ConsentScope::Purpose(purpose), answers)
+        {
             return Err((DenyReason::ConsentMissing, Check::Consent));
         }
         if self.clock.now() >= sealed_at.saturating_add(rules.retention_secs) {
@@ -473,7 +489,9 @@ impl Guard {
             let ok = match rules.cross_border {
                 CrossBorderRule::Allow => true,
                 CrossBorderRule::Deny => false,
-                CrossBorderRule::Consent => self.consents(context, ConsentScope::CrossBorder),
+                CrossBorderRule::Consent => {
+                    self.consents(context, ConsentScope::CrossBorder, answers)
+                }
             };
             if !ok {
                 return Err((DenyReason::CrossBorder, Check::Residency));
@@ -490,42 +508,87 @@ impl Guard {
         action: Action,
         site: &'static Location<'static>,
     ) -> Result<F, Error> {
-        // An invalid context is recorded as a failed attempt, not returned unrecorded.
-        let ctx = context.encoded();
         let env = sealed.parsed();
         let purpose = PurposeId::of::<P>();
-        let verdict = self.policy.verdict(&AccessRequest {
+        let req = OpenRequest {
             accessor,
-            purpose: P::LABEL,
-            kind: F::KIND,
+            env: &env,
+            purpose: &purpose,
+            context,
             action,
+            site,
+        };
+        // An invalid context is recorded as a failed attempt, not returned unrecorded.
+        let ctx = context.encoded();
+        let (decision, mut event) = self.decide(&req, ctx.is_ok(), None);
+        let recorded = self.audit.record(&event);
+        let ctx = self.enforce(decision, recorded, ctx)?;
+        let result = self.open_committed::<F>(&env, ctx);
+        if let Err(e) = &result {
+            event.outcome = Outcome::Failed(failure_kind(e));
+            // Best effort: the caller gets the failure either way, and no plaintext exists.
+            let _ = self.audit.record(&event);
+        }
+        result
+    }
+
+    /// The decision on `req` (policy verdict, then consent, retention and residency) and the
+    /// audit event describing it, not yet recorded.
+    fn decide<'a>(
+        &self,
+        req: &OpenRequest<'a>,
+        ctx_ok: bool,
+        answers: Option<&ConsentAnswers>,
+    ) -> (Decision, AuditEvent<'a>) {
+        let env = req.env;
+        let verdict = self.policy.verdict(&AccessRequest {
+            accessor: req.accessor,
+            purpose: req.purpose.as_str(),
+            kind: env.kind,
+            action: req.action,
         });
         let (mut decision, rules) = (verdict.decision, verdict.rules);
         if let (Decision::Allow, Some(rules)) = (decision, rules)
-            && let Err((reason, _)) =
-                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+            && let Err((reason, _)) = self.check_rules(
+                &rules,
+                req.accessor,
+                req.purpose.as_str(),
+                env.sealed_at,
+                req.context,
+                answers,
+            )
         {
             decision = Decision::Deny(reason);
         }
-        let mut event = AuditEvent {
+        let event = AuditEvent {
             time: self.clock.now(),
-            accessor,
-            purpose: &purpose,
-            kind: F::KIND,
-            action,
-            outcome: match (decision, &ctx) {
+            accessor: req.accessor,
+            purpose: req.purpose,
+            kind: env.kind,
+            action: req.action,
+            outcome: match (decision, ctx_ok) {
                 (Decision::Deny(r), _) => Outcome::Denied(r),
-                (Decision::Allow, Err(_)) => Outcome::Failed(FailureKind::Context),
-                (Decision::Allow, Ok(_)) => Outcome::Allowed,
+                (Decision::Allow, false) => Outcome::Failed(FailureKind::Context),
+                (Decision::Allow, true) => Outcome::Allowed,
             },
-            call_site: site,
+            call_site: req.site,
             key_version: env.key_version,
             sealed_at: env.sealed_at,
             policy_version: verdict.policy_version,
-            context,
+            context: req.context,
         };
+        (decision, event)
+    }
+
+    /// Enforces a decision once the sink answered for its record: returns the context encoding
+    /// only if the request is allowed, the context is valid and the record was accepted.
+    fn enforce<'c>(
+        &self,
+        decision: Decision,
+        recorded: Result<(), AuditError>,
+        ctx: Result<&'c [u8], ContextError>,
+    ) -> Result<&'c [u8], Error> {
         // Fail closed: nothing is decrypted unless the sink accepted the record.
-        let recorded = self.audit.record(&event);
         if let Decision::Deny(reason) = decision {
             if !self.best_effort_denials {
                 recorded?;
@@ -533,7 +596,7 @@ impl Guard {
             return Err(Error::Denied { reason });
         }
         // Nothing is opened under an invalid context: the caller gets the context error, which
-        // the record above names (a sink failure is reported instead, as for any record).
+        // the record names (a sink failure is reported instead, as for any record).
         let ctx = match ctx {
             Ok(ctx) => ctx,
             Err(e) => {
@@ -542,6 +605,12 @@ impl Guard {
             }
         };
         recorded?;
+        Ok(ctx)
+    }
+
+    /// Decryption after the decision was recorded. On an error the caller records the
+    /// `failed:*` event.
+    fn open_committed<F: Field>(&self, env: &Parsed<'_>, ctx: &[u8]) -> Result<F, Error> {
         // A subject-key envelope needs its subject key; an erased one fails here, recorded.
         let subject_secret = match env.subject_key_id {
             None => Ok(None),
@@ -554,7 +623,7 @@ impl Guard {
         };
         let opened = subject_secret.and_then(|secret| {
             self.keyring
-                .with_opening_key(&env, secret.as_deref().map(|s| &**s), |key| {
+                .with_opening_key(env, secret.as_deref().map(|s| &**s), |key| {
                     // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
                     // and the plaintext appears in place after it.
                     let aad_len = env.header.len() + ctx.len();
@@ -571,21 +640,48 @@ impl Guard {
         });
         // A value that authenticates but does not parse (a kind's rules tightened after it was
         // sealed) is a failure of its own, recorded like the others.
-        let result = opened
+        opened
             .and_then(|r| r)
-            .and_then(|plain| F::from_canonical(plain.bytes()).map_err(Error::from));
-        if let Err(e) = &result {
-            event.outcome = Outcome::Failed(match e {
-                Error::Key(KeyError::Erased) => FailureKind::Erased,
-                Error::Key(_) => FailureKind::Key,
-                Error::Context(_) => FailureKind::Context,
-                Error::Field(_) => FailureKind::Field,
-                _ => FailureKind::Integrity,
-            });
-            // Best effort: the caller gets the failure either way, and no plaintext exists.
-            let _ = self.audit.record(&event);
+            .and_then(|plain| F::from_canonical(plain.bytes()).map_err(Error::from))
+    }
+}
+
+/// One request to open a value: everything the decision, the audit record and the decryption
+/// need.
+struct OpenRequest<'a> {
+    accessor: &'a Accessor,
+    env: &'a Parsed<'a>,
+    purpose: &'a PurposeId,
+    context: &'a Context,
+    action: Action,
+    site: &'static Location<'static>,
+}
+
+/// Consent answers fetched before the decision (the async path): scopes not fetched count as
+/// not granted.
+#[derive(Debug, Default, Clone, Copy)]
+struct ConsentAnswers {
+    purpose: Option<bool>,
+    cross_border: Option<bool>,
+}
+
+impl ConsentAnswers {
+    fn get(&self, scope: ConsentScope<'_>) -> bool {
+        match scope {
+            ConsentScope::Purpose(_) => self.purpose == Some(true),
+            ConsentScope::CrossBorder => self.cross_border == Some(true),
         }
-        result
+    }
+}
+
+/// The `failed:*` kind recorded for an error after an allowed decision.
+fn failure_kind(e: &Error) -> FailureKind {
+    match e {
+        Error::Key(KeyError::Erased) => FailureKind::Erased,
+        Error::Key(_) => FailureKind::Key,
+        Error::Context(_) => FailureKind::Context,
+        Error::Field(_) => FailureKind::Field,
+        _ => FailureKind::Integrity,
     }
 }
 

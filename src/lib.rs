@@ -27,7 +27,7 @@ mod secret;
 pub mod internal;
 
 pub use audit::{
-    AuditEvent, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
+    AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
     CheckpointSigningKey, CheckpointVerifyingKey, Durability, EventRecord, FailureKind, Fault,
     FaultClass, MemorySink, NullSink, OpenReport, Outcome, PseudonymKey, SubjectAccess, TornLine,
     VerifyReport, verify_bytes, verify_log,
@@ -54,7 +54,7 @@ pub use keys::{
 #[cfg(feature = "casbin")]
 pub use policy::CasbinPolicy;
 pub use policy::{
-    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentRecord,
+    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentFuture, ConsentRecord,
     ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, Explanation,
     GrantRef, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
     MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ManifestPolicy, MemoryConsent,

@@ -165,7 +165,24 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     /// # Errors
     /// An [`AuditError`] if the event could not be recorded.
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError>;
+
+    /// Records one event without blocking the caller's async runtime: the sink takes what it
+    /// needs from `event` before returning, and the future resolves once the event is recorded
+    /// (as [`AuditSink::record`] returns). Used by [`Guard::reveal_async`](crate::Guard::reveal_async).
+    ///
+    /// The default calls [`AuditSink::record`] at once, on the caller's thread: right for sinks
+    /// that do not wait on I/O ([`MemorySink`], [`NullSink`]). Sinks that wait on a network or a
+    /// disk override it ([`PgAuditSink`](crate::postgres::PgAuditSink) with feature
+    /// `postgres`; [`ChainedLog`] does not, so it syncs on the calling thread).
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        let recorded = self.record(event);
+        Box::pin(std::future::ready(recorded))
+    }
 }
+
+/// The future of [`AuditSink::record_async`]: owns everything it needs.
+pub type AuditFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'static>>;
 
 /// Accepts and discards every event. Choose it explicitly to run without auditing.
 #[derive(Debug, Default, Clone, Copy)]
@@ -275,5 +292,8 @@ impl AuditSink for MemorySink {
 impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         (**self).record(event)
+    }
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        (**self).record_async(event)
     }
 }

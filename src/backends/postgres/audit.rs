@@ -12,8 +12,8 @@ use super::worker::Worker;
 use super::{config, connect, db_err, shared_db_err};
 use crate::audit::line::{ChainMac, Checkpoint, GENESIS, MAX_LINE};
 use crate::audit::{
-    AuditEvent, AuditKey, AuditSink, CheckpointSigningKey, CheckpointVerifyingKey, EventRecord,
-    PseudonymKey,
+    AuditEvent, AuditFuture, AuditKey, AuditSink, CheckpointSigningKey, CheckpointVerifyingKey,
+    EventRecord, PseudonymKey,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuditError, AuditErrorKind};
@@ -106,8 +106,10 @@ impl PgAuditSinkBuilder {
 /// The connection lives on a dedicated thread with its own single-threaded tokio runtime.
 /// [`AuditSink::record`] hands the event over and blocks on a standard channel until the
 /// commit: it works from any thread, a tokio worker included, without panicking; but it blocks
-/// that worker for a commit's duration. From async code prefer [`PgAuditSink::append_async`],
-/// or call the guard in `tokio::task::spawn_blocking` (see `examples/service.rs`).
+/// that worker for a commit's duration. From async code use
+/// [`Guard::reveal_async`](crate::Guard::reveal_async) (which awaits
+/// [`AuditSink::record_async`]), [`PgAuditSink::append_async`], or call the blocking guard in
+/// `tokio::task::spawn_blocking`.
 ///
 /// ```no_run
 /// use fieldseal::{AuditKey, postgres::PgAuditSink};
@@ -260,6 +262,11 @@ impl PgAuditSink {
 impl AuditSink for PgAuditSink {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         self.append(event).map(|_| ())
+    }
+
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        let appended = self.append_async(event);
+        Box::pin(async move { appended.await.map(|_| ()) })
     }
 }
 

@@ -8,7 +8,7 @@ use super::worker::Worker;
 use super::{SharedClient, config, io_err};
 use crate::context::SubjectId;
 use crate::crypto::kdf::{hmac_sha256, push_lp};
-use crate::policy::{ConsentRegistry, ConsentScope, PrincipalId};
+use crate::policy::{ConsentFuture, ConsentRegistry, ConsentScope, PrincipalId};
 
 const SUBJECT_DOMAIN: &[u8] = b"fieldseal/v1/consent-subject";
 
@@ -31,7 +31,8 @@ const APPEND: &str = "INSERT INTO fieldseal_consent (subject, scope, granted, at
 ///
 /// A check that cannot reach the database counts as no consent (the reveal is denied).
 /// [`ConsentRegistry::is_granted`] blocks the calling thread for one query (safe inside a tokio
-/// runtime, but it holds the worker); async code can use [`PgConsent::is_granted_async`].
+/// runtime, but it holds the worker); [`ConsentRegistry::is_granted_async`], which
+/// [`Guard::reveal_async`](crate::Guard::reveal_async) uses, does not.
 pub struct PgConsent {
     inner: Arc<Inner>,
     worker: Worker,
@@ -212,5 +213,10 @@ impl ConsentRegistry for PgConsent {
         // Fail closed: an unreachable registry grants nothing.
         let f = self.lookup(subject, scope);
         self.worker.run(f).is_some_and(|r| r.unwrap_or(false))
+    }
+
+    fn is_granted_async(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> ConsentFuture {
+        let answer = self.worker.spawn(self.lookup(subject, scope));
+        Box::pin(async move { answer.await.is_some_and(|r| r.unwrap_or(false)) })
     }
 }

@@ -70,7 +70,21 @@ impl Worker {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        self.handle.spawn(fut).await.ok()
+        self.spawn(fut).await
+    }
+
+    /// Starts `fut` on the runtime thread now; the returned future (which borrows nothing)
+    /// resolves with its output, `None` if the runtime is gone.
+    pub(crate) fn spawn<T, Fut>(
+        &self,
+        fut: Fut,
+    ) -> impl Future<Output = Option<T>> + Send + 'static + use<T, Fut>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let task = self.handle.spawn(fut);
+        async move { task.await.ok() }
     }
 }
 
