@@ -11,9 +11,10 @@
 //! curl -s 127.0.0.1:PORT/inquiries/1/phone -H 'x-principal: alice' -H 'x-roles: support_agent' -H 'x-subject: u-42'
 //! ```
 //!
-//! The guard's calls are synchronous: each one runs in `tokio::task::spawn_blocking`, so the
-//! audit commit (a network round trip and an fsync on the server) and the consent lookup never
-//! hold a runtime worker. Identity headers stand in for real authentication.
+//! Handlers use `Guard::reveal_async` / `mask_async`: the consent lookup and the audit commit (a
+//! network round trip and an fsync on the server) are awaited, so they never hold a runtime
+//! worker. (The blocking `Guard::reveal` also works here, from `tokio::task::spawn_blocking`.)
+//! Identity headers stand in for real authentication.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -249,26 +250,15 @@ where
     }
 }
 
-/// Runs a guard call off the runtime's workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Reply> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| refused(&e)),
-        Err(_) => Err(reply(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
-    }
-}
-
 async fn reveal_phone(State(s): State<AppState>, Path(id): Path<i64>, h: HeaderMap) -> Reply {
     let run = async {
         let (who, subject) = (accessor(&h)?, subject(&h)?);
         let sealed: Sealed<PhoneNumber, Service> = load(&s, id, "phone").await?;
-        let guard = Arc::clone(&s.guard);
-        blocking(move || {
-            let phone = guard.reveal(&who, &sealed, &context("phone", id, &subject))?;
-            Ok(phone.expose_secret().as_str().to_owned())
-        })
-        .await
+        let ctx = context("phone", id, &subject);
+        let phone = s.guard.reveal_async(&who, &sealed, &ctx).await;
+        phone
+            .map(|p| p.expose_secret().as_str().to_owned())
+            .map_err(|e| refused(&e))
     };
     run.await.map_or_else(|e| e, |v| reply(StatusCode::OK, v))
 }
@@ -277,8 +267,11 @@ async fn mask_phone(State(s): State<AppState>, Path(id): Path<i64>, h: HeaderMap
     let run = async {
         let (who, subject) = (accessor(&h)?, subject(&h)?);
         let sealed: Sealed<PhoneNumber, Service> = load(&s, id, "phone").await?;
-        let guard = Arc::clone(&s.guard);
-        blocking(move || guard.mask(&who, &sealed, &context("phone", id, &subject))).await
+        let ctx = context("phone", id, &subject);
+        s.guard
+            .mask_async(&who, &sealed, &ctx)
+            .await
+            .map_err(|e| refused(&e))
     };
     run.await.map_or_else(|e| e, |v| reply(StatusCode::OK, v))
 }
@@ -287,12 +280,11 @@ async fn reveal_email(State(s): State<AppState>, Path(id): Path<i64>, h: HeaderM
     let run = async {
         let (who, subject) = (accessor(&h)?, subject(&h)?);
         let sealed: Sealed<Email, Marketing> = load(&s, id, "email").await?;
-        let guard = Arc::clone(&s.guard);
-        blocking(move || {
-            let email = guard.reveal(&who, &sealed, &context("email", id, &subject))?;
-            Ok(email.expose_secret().as_str().to_owned())
-        })
-        .await
+        let ctx = context("email", id, &subject);
+        let email = s.guard.reveal_async(&who, &sealed, &ctx).await;
+        email
+            .map(|e| e.expose_secret().as_str().to_owned())
+            .map_err(|e| refused(&e))
     };
     run.await.map_or_else(|e| e, |v| reply(StatusCode::OK, v))
 }

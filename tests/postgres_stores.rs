@@ -243,3 +243,89 @@ fn subject_keys_in_the_table_and_erasure_across_instances() {
         Some("3")
     );
 }
+
+#[test]
+fn reveal_async_keeps_a_single_threaded_runtime_free() {
+    let Some(db) = fresh("reveal_async") else {
+        return;
+    };
+    let consent =
+        Arc::new(PgConsent::new(&db.writer, CONSENT_KEY).unwrap_or_else(|e| panic!("{e}")));
+    let sink = Arc::new(
+        fieldseal::postgres::PgAuditSink::builder(&db.writer)
+            .key(AuditKey::from_bytes(AUDIT_KEY))
+            .connect()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let guard = Arc::new(
+        Guard::builder()
+            .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+            .policy(reference())
+            .consent(Arc::clone(&consent))
+            .audit(Arc::clone(&sink))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let sealed: Sealed<Email, Marketing> = guard
+        .seal(
+            &Email::parse("zhang.san@example.com").unwrap_or_else(|e| panic!("{e}")),
+            &ctx(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    consent
+        .grant(
+            &SubjectId::new(SUBJECT),
+            ConsentScope::Purpose("marketing"),
+            1_700_000_000,
+            &dpo(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // One runtime thread for 64 concurrent reveals: each awaits its consent lookup and its
+    // commit, so they are in flight together and share transactions. A reveal that blocked the
+    // thread would run them one by one, one commit each.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let (guard, sealed) = (Arc::clone(&guard), sealed.clone());
+            tasks.spawn(async move {
+                let marketer = Accessor::new("m-1", [Role::new("marketing")]);
+                guard
+                    .reveal_async(&marketer, &sealed, &ctx())
+                    .await
+                    .map(|e| e.expose_secret().as_str().len())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let len = r
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(len, "zhang.san@example.com".len());
+        }
+        // A withdrawal committed by another process: the next async reveal is refused.
+        let status = Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
+            .args(["--exact", "pg_consent_child", "--test-threads=1"])
+            .env(CHILD_ENV, &db.writer)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success());
+        let marketer = Accessor::new("m-1", [Role::new("marketing")]);
+        let r = guard.reveal_async(&marketer, &sealed, &ctx()).await;
+        assert!(matches!(
+            r,
+            Err(Error::Denied {
+                reason: DenyReason::ConsentMissing
+            })
+        ));
+    });
+    assert_eq!(sink.entries(), 65);
+    assert!(
+        sink.commits() < 32,
+        "{} commits for 64 concurrent reveals",
+        sink.commits()
+    );
+}
