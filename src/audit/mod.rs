@@ -168,12 +168,13 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
 
     /// Records one event without blocking the caller's async runtime: the sink takes what it
     /// needs from `event` before returning, and the future resolves once the event is recorded
-    /// (as [`AuditSink::record`] returns). Used by [`Guard::reveal_async`](crate::Guard::reveal_async).
+    /// (as [`AuditSink::record`] returns). Used by
+    /// [`Guard::reveal_async`](crate::Guard::reveal_async).
     ///
     /// The default calls [`AuditSink::record`] at once, on the caller's thread: right for sinks
-    /// that do not wait on I/O ([`MemorySink`], [`NullSink`]). Sinks that wait on a network or a
-    /// disk override it ([`PgAuditSink`](crate::postgres::PgAuditSink) with feature
-    /// `postgres`; [`ChainedLog`] does not, so it syncs on the calling thread).
+    /// that do not wait on I/O ([`MemorySink`], [`NullSink`]). Sinks that wait on a network
+    /// override it (`postgres::PgAuditSink`, feature `postgres`). [`ChainedLog`] does not: with
+    /// it, an async reveal waits for its `fdatasync` on the calling thread.
     fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
         let recorded = self.record(event);
         Box::pin(std::future::ready(recorded))

@@ -19,7 +19,7 @@ use crate::secret::Revealed;
 impl Guard {
     /// [`Guard::reveal`] for async code (an axum or tonic handler): the consent lookups and the
     /// audit record are awaited, so a sink or registry that waits on a network
-    /// ([`PgAuditSink`](crate::postgres::PgAuditSink), [`PgConsent`](crate::postgres::PgConsent))
+    /// (`postgres::PgAuditSink`, `postgres::PgConsent`)
     /// never holds a runtime worker. The order and the rules are those of [`Guard::reveal`]:
     /// nothing is decrypted unless the record was accepted.
     ///
