@@ -1,27 +1,30 @@
 //! The façade: the only place that sequences policy, keys, crypto and audit.
+//!
+//! Split by operation: `seal.rs` (seal, seal_any), `reveal.rs` (reveal, mask and their dynamic
+//! forms, on the one opening core). This file holds the guard, its builder and the policy
+//! checks they all share.
+
+mod reveal;
+mod seal;
 
 use std::fmt;
-use std::panic::Location;
 use std::sync::Arc;
 
-use zeroize::{Zeroize, Zeroizing};
-
-use crate::audit::{AuditEvent, AuditSink, FailureKind, Outcome};
+use crate::any::AnySealed;
+use crate::audit::AuditSink;
 use crate::clock::{Clock, SystemClock};
 use crate::context::Context;
-use crate::crypto::aead::TAG_LEN;
-use crate::crypto::envelope::{self, HeaderFields, MAX_PLAINTEXT};
-use crate::error::{ConfigError, Error, FormatError};
-use crate::field::Field;
+use crate::crypto::envelope::Parsed;
+use crate::error::{ConfigError, Error};
+use crate::field::{Field, FieldKind};
 use crate::keys::Keyring;
 use crate::policy::{
     AccessPolicy, AccessRequest, Accessor, Action, Check, ConsentRegistry, ConsentScope,
     CrossBorderRule, Decision, DenyReason, Explanation, PurposeRules,
 };
-use crate::purpose::{Purpose, PurposeId, is_valid_label};
+use crate::purpose::Purpose;
 use crate::random::{RandomSource, SystemRandom};
 use crate::sealed::Sealed;
-use crate::secret::Revealed;
 
 /// Seals values and opens them for authorized, audited callers.
 ///
@@ -191,132 +194,6 @@ impl Guard {
         &self.keyring
     }
 
-    /// Encrypts `value` for purpose `P`, bound to `context`.
-    ///
-    /// Sealing needs no accessor: any code that holds plaintext may protect it.
-    ///
-    /// # Errors
-    /// [`Error::Context`] for an invalid context, [`Error::Random`] if the random source fails,
-    /// [`FormatError::InvalidPurposeLabel`] for a `Purpose` implemented by hand (not through
-    /// [`purposes!`](crate::purposes)) with an invalid label.
-    pub fn seal<F: Field, P: Purpose>(
-        &self,
-        value: &F,
-        context: &Context,
-    ) -> Result<Sealed<F, P>, Error> {
-        // `purposes!` checks labels at compile time; a hand-made `Purpose` gets a typed error.
-        if !is_valid_label(P::LABEL) {
-            return Err(FormatError::InvalidPurposeLabel.into());
-        }
-        let ctx = context.encoded()?;
-        let sealed_at = self.clock.now();
-        self.keyring
-            .with_sealing_key(P::LABEL, F::KIND, &*self.rng, |version, key| {
-                let mut nonce = [0u8; 12];
-                self.rng.fill(&mut nonce)?;
-                let header_len = envelope::header_len(P::LABEL.len(), false);
-                let body_len = value.canonical_len();
-                if body_len > MAX_PLAINTEXT.min(F::MAX_CANONICAL_LEN) {
-                    return Err(Error::Format(FormatError::CiphertextLength));
-                }
-                // Layout while encrypting: header ‖ context ‖ plaintext, so the associated data
-                // (header ‖ context) is one slice without a copy; the context is then cut out.
-                // The capacity is exact: the buffer never reallocates, so no unzeroized copy of
-                // the plaintext is left behind in freed memory.
-                let aad_len = header_len + ctx.len();
-                let mut out = Vec::with_capacity(aad_len + body_len + TAG_LEN);
-                envelope::write_header(
-                    &mut out,
-                    &HeaderFields {
-                        kind: F::KIND,
-                        purpose: P::LABEL,
-                        key_version: version,
-                        sealed_at,
-                        subject_key_id: None,
-                        salt: key.salt(),
-                        commitment: key.commitment(),
-                        nonce: &nonce,
-                    },
-                );
-                out.extend_from_slice(ctx);
-                value.write_canonical(&mut out);
-                let (aad, body) = out.split_at_mut(aad_len);
-                match key.seal_in_place(&nonce, aad, body) {
-                    Ok(tag) => {
-                        // Ciphertext moves over the context. The bytes left behind after it
-                        // (the end of the context or a copy of the ciphertext; never plaintext,
-                        // encryption was in place) are wiped: the context may name the subject,
-                        // and the envelope's spare capacity goes to the caller and is freed
-                        // unwiped.
-                        out.copy_within(aad_len.., header_len);
-                        if let Some(stale) = out.get_mut(header_len + body_len..) {
-                            stale.zeroize();
-                        }
-                        out.truncate(header_len + body_len);
-                        out.extend_from_slice(&tag);
-                        Ok(Sealed::from_trusted(out))
-                    }
-                    Err(()) => {
-                        out.zeroize();
-                        Err(Error::Format(FormatError::CiphertextLength))
-                    }
-                }
-            })?
-    }
-
-    /// Opens `sealed` for `accessor`, returning the plaintext in a zeroizing wrapper.
-    ///
-    /// Order: policy decision; then, if the policy defines [`PurposeRules`] for the purpose,
-    /// consent (consent-based purposes: the context's `subject` must have consented), retention
-    /// (sealed-at plus the purpose's retention must not have passed on the guard's clock) and
-    /// residency (an accessor outside the home region needs the subject's cross-border consent);
-    /// then the audit record (allowed or denied, with the reason) is handed to the sink; then,
-    /// only if allowed and recorded, the value is decrypted. The call site (`file:line`) goes
-    /// into the audit event.
-    ///
-    /// # Errors
-    /// [`Error::Denied`] if the policy or a consent, retention or residency check refuses, [`Error::Audit`] if the sink does not accept the
-    /// record (no plaintext is produced), [`Error::Integrity`] if the value does not
-    /// authenticate in `context`, [`Error::Key`] if its key is unavailable or retired,
-    /// [`Error::Context`] for an invalid context, [`Error::Field`] if the value authenticates
-    /// but no longer parses as its kind. Every attempt leaves an audit record: the decision,
-    /// and for an allowed attempt that then fails, a `failed:*` record.
-    #[track_caller]
-    pub fn reveal<F: Field, P: Purpose>(
-        &self,
-        accessor: &Accessor,
-        sealed: &Sealed<F, P>,
-        context: &Context,
-    ) -> Result<Revealed<F>, Error> {
-        let site = Location::caller();
-        Ok(Revealed::new(self.open(
-            accessor,
-            sealed,
-            context,
-            Action::Reveal,
-            site,
-        )?))
-    }
-
-    /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
-    /// [`Action::Mask`]. The full plaintext never leaves the crate. With a
-    /// [`ManifestPolicy`](crate::ManifestPolicy), a grant of `reveal` implies `mask`.
-    ///
-    /// # Errors
-    /// As [`Guard::reveal`], with the decision taken for [`Action::Mask`].
-    #[track_caller]
-    pub fn mask<F: Field, P: Purpose>(
-        &self,
-        accessor: &Accessor,
-        sealed: &Sealed<F, P>,
-        context: &Context,
-    ) -> Result<String, Error> {
-        let site = Location::caller();
-        Ok(self
-            .open(accessor, sealed, context, Action::Mask, site)?
-            .mask())
-    }
-
     /// Why `accessor` may or may not perform `action` on `sealed` now: the policy's matching rule
     /// or the check (grant, consent, retention, residency) that fails. Nothing is decrypted or
     /// audited.
@@ -330,22 +207,55 @@ impl Guard {
         context: &Context,
         action: Action,
     ) -> Result<Explanation, Error> {
+        Ok(self.explain_core(
+            accessor,
+            &sealed.parsed(),
+            P::LABEL,
+            F::KIND,
+            context,
+            action,
+        ))
+    }
+
+    /// [`Guard::explain`] for an envelope whose kind and purpose are read from its header.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for registries that can fail.
+    pub fn explain_any(
+        &self,
+        accessor: &Accessor,
+        sealed: &AnySealed,
+        context: &Context,
+        action: Action,
+    ) -> Result<Explanation, Error> {
         let env = sealed.parsed();
+        Ok(self.explain_core(accessor, &env, env.purpose, env.kind, context, action))
+    }
+
+    fn explain_core(
+        &self,
+        accessor: &Accessor,
+        env: &Parsed<'_>,
+        purpose: &str,
+        kind: FieldKind,
+        context: &Context,
+        action: Action,
+    ) -> Explanation {
         let mut ex = self.policy.explain(&AccessRequest {
             accessor,
-            purpose: P::LABEL,
-            kind: F::KIND,
+            purpose,
+            kind,
             action,
         });
         if ex.decision == Decision::Allow
-            && let Some(rules) = self.policy.purpose_rules(P::LABEL)
+            && let Some(rules) = self.policy.purpose_rules(purpose)
             && let Err((reason, check)) =
-                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
+                self.check_rules(&rules, accessor, purpose, env.sealed_at, context)
         {
             ex.decision = Decision::Deny(reason);
             ex.failed = Some(check);
         }
-        Ok(ex)
+        ex
     }
 
     fn consents(&self, context: &Context, scope: ConsentScope<'_>) -> bool {
@@ -383,108 +293,5 @@ impl Guard {
             }
         }
         Ok(())
-    }
-
-    fn open<F: Field, P: Purpose>(
-        &self,
-        accessor: &Accessor,
-        sealed: &Sealed<F, P>,
-        context: &Context,
-        action: Action,
-        site: &'static Location<'static>,
-    ) -> Result<F, Error> {
-        // An invalid context is recorded as a failed attempt, not returned unrecorded.
-        let ctx = context.encoded();
-        let env = sealed.parsed();
-        let purpose = PurposeId::of::<P>();
-        let verdict = self.policy.verdict(&AccessRequest {
-            accessor,
-            purpose: P::LABEL,
-            kind: F::KIND,
-            action,
-        });
-        let (mut decision, rules) = (verdict.decision, verdict.rules);
-        if let (Decision::Allow, Some(rules)) = (decision, rules)
-            && let Err((reason, _)) =
-                self.check_rules(&rules, accessor, P::LABEL, env.sealed_at, context)
-        {
-            decision = Decision::Deny(reason);
-        }
-        let mut event = AuditEvent {
-            time: self.clock.now(),
-            accessor,
-            purpose: &purpose,
-            kind: F::KIND,
-            action,
-            outcome: match (decision, &ctx) {
-                (Decision::Deny(r), _) => Outcome::Denied(r),
-                (Decision::Allow, Err(_)) => Outcome::Failed(FailureKind::Context),
-                (Decision::Allow, Ok(_)) => Outcome::Allowed,
-            },
-            call_site: site,
-            key_version: env.key_version,
-            sealed_at: env.sealed_at,
-            policy_version: verdict.policy_version,
-            context,
-        };
-        // Fail closed: nothing is decrypted unless the sink accepted the record.
-        let recorded = self.audit.record(&event);
-        if let Decision::Deny(reason) = decision {
-            if !self.best_effort_denials {
-                recorded?;
-            }
-            return Err(Error::Denied { reason });
-        }
-        // Nothing is opened under an invalid context: the caller gets the context error, which
-        // the record above names (a sink failure is reported instead, as for any record).
-        let ctx = match ctx {
-            Ok(ctx) => ctx,
-            Err(e) => {
-                recorded?;
-                return Err(e.into());
-            }
-        };
-        recorded?;
-        let opened = self.keyring.with_opening_key(&env, |key| {
-            // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
-            // and the plaintext appears in place after it.
-            let aad_len = env.header.len() + ctx.len();
-            let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
-            buf.extend_from_slice(env.header);
-            buf.extend_from_slice(ctx);
-            buf.extend_from_slice(env.ciphertext);
-            let (aad, body) = buf.split_at_mut(aad_len);
-            key.open_in_place(env.nonce, aad, body, env.tag)
-                .map(|()| Opened { buf, at: aad_len })
-                .map_err(|()| Error::Integrity)
-        });
-        // A value that authenticates but does not parse (a kind's rules tightened after it was
-        // sealed) is a failure of its own, recorded like the others.
-        let result = opened
-            .and_then(|r| r)
-            .and_then(|plain| F::from_canonical(plain.bytes()).map_err(Error::from));
-        if let Err(e) = &result {
-            event.outcome = Outcome::Failed(match e {
-                Error::Key(_) => FailureKind::Key,
-                Error::Context(_) => FailureKind::Context,
-                Error::Field(_) => FailureKind::Field,
-                _ => FailureKind::Integrity,
-            });
-            // Best effort: the caller gets the failure either way, and no plaintext exists.
-            let _ = self.audit.record(&event);
-        }
-        result
-    }
-}
-
-/// Decrypted canonical bytes inside the (zeroized-on-drop) buffer they were decrypted in.
-struct Opened {
-    buf: Zeroizing<Vec<u8>>,
-    at: usize,
-}
-
-impl Opened {
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(self.at..).unwrap_or_default()
     }
 }
