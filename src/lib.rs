@@ -44,7 +44,7 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{Guard, GuardBuilder};
+pub use guard::{Guard, GuardBuilder, RewrapReport};
 pub use keys::{
     EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,

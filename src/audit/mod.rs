@@ -149,7 +149,7 @@ impl<'a> AuditEvent<'a> {
     pub fn context(&self) -> &'a Context {
         self.context
     }
-    /// For a batch record (`Guard::rewrap_batch`), the number of
+    /// For a batch record ([`Guard::rewrap_batch`](crate::Guard::rewrap_batch)), the number of
     /// items its one decision covers; `None` for a record about one value.
     ///
     /// A batch record names the batch's purpose and kind, the active key version the items are

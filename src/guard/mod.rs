@@ -1,11 +1,15 @@
 //! The façade: the only place that sequences policy, keys, crypto and audit.
 //!
 //! Split by operation: `seal.rs` (seal, seal_any), `reveal.rs` (reveal, mask and their dynamic
-//! forms, on the one opening core). This file holds the guard, its builder and the policy
-//! checks they all share.
+//! forms, on the one opening core), `lifecycle.rs` (rewrap, repurpose), `batch.rs` (batch
+//! rewrap). This file holds the guard, its builder and the policy checks they all share.
 
+mod batch;
+mod lifecycle;
 mod reveal;
 mod seal;
+
+pub use batch::RewrapReport;
 
 use std::fmt;
 use std::sync::Arc;

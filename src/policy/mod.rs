@@ -164,7 +164,7 @@ pub enum Action {
     Export,
     /// Erase the value (destroy its subject key).
     Erase,
-    /// Re-seal the value for another purpose (`Guard::repurpose`);
+    /// Re-seal the value for another purpose ([`Guard::repurpose`](crate::Guard::repurpose));
     /// decided for the purpose it leaves and for the purpose it enters.
     Repurpose,
 }
