@@ -685,6 +685,42 @@ fn a_batch_checks_each_items_consent_and_retention() {
     );
 }
 
+/// Batch records (with their count) and per-item records go into a chained log that verifies,
+/// and a subject access report does not list rewraps as reads.
+#[test]
+fn batch_records_verify_in_a_chained_log() {
+    let dir = ok(tempfile::tempdir());
+    let (log, _) = open_log(dir.path(), Durability::Buffered, 4);
+    let log = Arc::new(log);
+    let keyring = Arc::new(ok(Keyring::generate()));
+    let g = guard_on(Arc::clone(&keyring), log.clone());
+    let subject = SubjectId::new("u-9");
+    let mut items = Vec::new();
+    for i in 0..20 {
+        let ctx = ctx_of(i).subject(&subject);
+        let s: Sealed<Text, Service> = ok(g.seal(&ok(Text::parse("x")), &ctx));
+        let ctx = if i == 3 { ctx_of(99) } else { ctx };
+        items.push((AnySealed::from(s), ctx));
+    }
+    ok(keyring.rotate());
+    let report = ok(g.rewrap_batch(&custodian(), items));
+    assert_eq!((report.rewrapped(), report.failed()), (19, 1));
+    ok(log.sync());
+    drop(g);
+    drop(log);
+    let verified = verify_dir(dir.path());
+    assert!(verified.is_valid(), "{:?}", verified.fault);
+    let entries = verified.records();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].count, Some(20));
+    assert_eq!(entries[0].action, "rewrap");
+    assert_eq!(entries[0].subject, None);
+    assert_eq!(entries[1].count, None);
+    assert_eq!(entries[1].outcome, "failed:integrity");
+    let key = AuditKey::from_bytes(AUDIT_KEY).pseudonym_key();
+    assert!(ok(verified.subject_access(&key, &subject)).is_empty());
+}
+
 #[test]
 fn an_empty_batch_writes_nothing() {
     let sink = Arc::new(MemorySink::new());

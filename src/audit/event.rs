@@ -221,4 +221,37 @@ mod tests {
             assert_eq!(owned, fast);
         }
     }
+
+    #[test]
+    fn count_is_written_only_for_batch_records() {
+        let key = AuditKey::from_bytes([3; 32]).pseudonym_key();
+        let (single, batch) = with_sample_event(2, None, |e| {
+            let mut batch = *e;
+            batch.count = Some(1234);
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            EventRecord::json_of(e, &key, &mut a);
+            EventRecord::json_of(&batch, &key, &mut b);
+            (a, (b, EventRecord::from_event(&batch, &key)))
+        });
+        // A single-value record is what earlier releases wrote: no `count` member.
+        let single = String::from_utf8(single).unwrap_or_default();
+        assert!(!single.contains("count"), "{single}");
+        assert!(single.ends_with("\"policy_version\":3}"), "{single}");
+        let (bytes, owned) = batch;
+        let text = String::from_utf8(bytes.clone()).unwrap_or_default();
+        assert!(text.ends_with(",\"count\":1234}"), "{text}");
+        assert_eq!(
+            serde_json::to_vec(&owned).unwrap_or_else(|e| panic!("{e}")),
+            bytes
+        );
+        let back: EventRecord = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.count, Some(1234));
+        let old: EventRecord = serde_json::from_str(&single).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.count, None);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap_or_else(|e| panic!("{e}")),
+            single
+        );
+    }
 }
