@@ -73,12 +73,35 @@ fn policy() -> AllowList {
     p
 }
 
+/// Counts the decisions asked of the policy.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: AllowList,
+    asked: AtomicU64,
+}
+
+impl AccessPolicy for Counting {
+    fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        self.inner.decide(request)
+    }
+}
+
 fn guard_on(keyring: Arc<Keyring>, sink: Arc<dyn AuditSink>) -> Guard {
-    ok(Guard::builder()
+    guard_counting(keyring, sink).0
+}
+
+fn guard_counting(keyring: Arc<Keyring>, sink: Arc<dyn AuditSink>) -> (Guard, Arc<Counting>) {
+    let counting = Arc::new(Counting {
+        inner: policy(),
+        asked: AtomicU64::new(0),
+    });
+    let g = ok(Guard::builder()
         .shared_keyring(keyring)
-        .policy(policy())
+        .shared_policy(counting.clone())
         .audit(sink)
-        .build())
+        .build());
+    (g, counting)
 }
 
 #[test]
@@ -369,7 +392,7 @@ fn a_batch_reports_exactly_the_bad_items_and_rewraps_the_rest() {
     const N: usize = 10_000;
     let keyring = Arc::new(ok(Keyring::generate()));
     let sink = Arc::new(MemorySink::new());
-    let g = guard_on(Arc::clone(&keyring), sink.clone());
+    let (g, decisions) = guard_counting(Arc::clone(&keyring), sink.clone());
     let mut rng = XorShift(0x5eed_1234_abcd_0001);
     let mut planted = Vec::with_capacity(N);
     let mut items = Vec::with_capacity(N);
@@ -450,9 +473,15 @@ fn a_batch_reports_exactly_the_bad_items_and_rewraps_the_rest() {
     ok(keyring.retire(KeyVersion::new(1).unwrap_or_else(|| panic!())));
     sink.clear();
 
+    let asked = decisions.asked.load(Ordering::Relaxed);
     let (report, at) = (g.rewrap_batch(&custodian(), items), here!());
     let report = ok(report);
     assert_eq!(report.len(), N);
+    assert_eq!(
+        decisions.asked.load(Ordering::Relaxed) - asked,
+        3,
+        "one decision per (purpose, kind): text, phone number, e-mail"
+    );
 
     let mut expected_failed = BTreeMap::new();
     for (i, p) in planted.iter().enumerate() {
