@@ -545,3 +545,27 @@ fn a_runtime_purpose_opens_only_as_the_policy_allows() {
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|r| r.purpose == billing));
 }
+
+/// Sealing under a runtime purpose built afresh for every call stays in the thread's sealing
+/// epoch (same epoch salt) instead of deriving a new key each time.
+#[test]
+fn fresh_purpose_ids_share_the_threads_sealing_epoch() {
+    let g = guard();
+    let ctx = Context::new().row("1");
+    let value = ok(AnyValue::parse(FieldKind::Text, "x"));
+    let salt = |s: &AnySealed| {
+        let at = 4 + s.purpose_label().len() + 4 + 8;
+        s.as_bytes()[at..at + 16].to_vec()
+    };
+    // Both alive at once, so their labels are at different addresses.
+    let (p1, p2) = (ok(PurposeId::new("servicf")), ok(PurposeId::new("servicf")));
+    let a = ok(g.seal_any(&value, &p1, &ctx));
+    let b = ok(g.seal_any(&value, &p2, &ctx));
+    assert_eq!(salt(&a), salt(&b));
+    // Another label gets another epoch.
+    let c = ok(g.seal_any(&value, &ok(PurposeId::new("legal")), &ctx));
+    assert_ne!(salt(&a), salt(&c));
+    let d = ok(g.rewrap_any(&tester(), &a, &ctx));
+    let e = ok(g.rewrap_any(&tester(), &b, &ctx));
+    assert_eq!(salt(&d), salt(&e));
+}

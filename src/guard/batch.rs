@@ -4,12 +4,14 @@
 
 use std::fmt;
 use std::panic::Location;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::Guard;
 use super::reveal::failure_kind;
+use super::seal::stable_label;
 use crate::any::AnySealed;
 use crate::audit::{AuditEvent, FailureKind, Outcome};
 use crate::context::Context;
@@ -120,6 +122,8 @@ struct Item {
 /// The items of one (purpose, kind): one decision, one batch record.
 struct Group {
     purpose: PurposeId,
+    /// The label sealed under, at the thread-stable address the keyring finds epochs by.
+    label: Arc<str>,
     kind: FieldKind,
     verdict: Verdict,
     /// Items admitted (allowed group) or refused with the group (denied group).
@@ -263,6 +267,7 @@ impl Guard {
                                 action: Action::Rewrap,
                             });
                             groups.push(Group {
+                                label: stable_label(purpose.as_str()),
                                 purpose,
                                 kind: env.kind,
                                 verdict,
@@ -558,8 +563,8 @@ impl Guard {
             let env = envelope::parse(&item.bytes)?;
             (env.header.len(), env.ciphertext.len())
         };
-        // The group's label, one allocation per group: its address finds the thread's epoch.
-        let purpose = group.purpose.as_str();
+        // One copy of the label per group: its address finds the thread's sealing epoch.
+        let purpose: &str = &group.label;
         let sealed_at = item.sealed_at;
         self.keyring
             .with_sealing_key(purpose, group.kind, &*self.rng, |version, key| {

@@ -6,7 +6,7 @@ use std::panic::Location;
 
 use super::Guard;
 use super::reveal::OpenRequest;
-use super::seal::SealRequest;
+use super::seal::{SealRequest, stable_label};
 use crate::any::AnySealed;
 use crate::context::Context;
 use crate::crypto::envelope::Parsed;
@@ -81,10 +81,8 @@ impl Guard {
             .map(Sealed::from_trusted)
     }
 
-    /// [`Guard::rewrap`] for an envelope whose kind and purpose are read from its header.
-    ///
-    /// Each call starts a sealing epoch of its own (the purpose is new to the keyring each
-    /// time); for many values use [`Guard::rewrap_batch`].
+    /// [`Guard::rewrap`] for an envelope whose kind and purpose are read from its header. For
+    /// many values, [`Guard::rewrap_batch`] decides once per (purpose, kind).
     ///
     /// # Errors
     /// As [`Guard::rewrap`].
@@ -106,10 +104,9 @@ impl Guard {
             action: Action::Rewrap,
             site,
         };
-        self.open_as(&req, |plain| {
-            self.reseal(&env, purpose.as_str(), context, plain)
-        })
-        .map(AnySealed::from_trusted)
+        let label = stable_label(purpose.as_str());
+        self.open_as(&req, |plain| self.reseal(&env, &label, context, plain))
+            .map(AnySealed::from_trusted)
     }
 
     /// Re-seals `sealed` for purpose `Q`: the one way a value changes purpose. Never a side

@@ -1,6 +1,9 @@
 //! Sealing: typed ([`Guard::seal`]) and dynamic ([`Guard::seal_any`]), on one core that the
 //! re-sealing operations (rewrap, repurpose) share.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use zeroize::Zeroize;
 
 use super::Guard;
@@ -12,6 +15,38 @@ use crate::error::{Error, FormatError};
 use crate::field::{Field, FieldKind};
 use crate::purpose::{Purpose, PurposeId, is_valid_label};
 use crate::sealed::Sealed;
+
+/// Runtime purpose labels distinct on this thread, kept at most this many.
+const LABELS_CAP: usize = 64;
+
+thread_local! {
+    /// Runtime purpose labels this thread sealed under, one shared copy each: the keyring finds
+    /// a thread's sealing epoch by the label's address, so a label at a new address each time
+    /// would start a new epoch (a key derivation, a cache entry) on every seal.
+    static LABELS: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One copy of `label` per thread, at a stable address, for sealing under runtime purposes.
+pub(super) fn stable_label(label: &str) -> Arc<str> {
+    LABELS
+        .try_with(|cell| {
+            let mut labels = cell.try_borrow_mut().ok()?;
+            if let Some(known) = labels.iter().find(|l| &***l == label) {
+                return Some(Arc::clone(known));
+            }
+            // Forgetting them all is safe: the keyring compares the label's bytes on every hit,
+            // so a new label at a freed address never aliases an old epoch.
+            if labels.len() >= LABELS_CAP {
+                labels.clear();
+            }
+            let fresh: Arc<str> = Arc::from(label);
+            labels.push(Arc::clone(&fresh));
+            Some(fresh)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::from(label))
+}
 
 /// What to seal: everything but the plaintext, which the core asks the caller to write.
 pub(super) struct SealRequest<'a> {
@@ -63,10 +98,6 @@ impl Guard {
     /// form of [`Guard::seal`], for tools that learn kind and purpose at run time
     /// ([`AnyValue::parse`]). The envelope is byte for byte what `seal` would produce.
     ///
-    /// Reuse one [`PurposeId`] for many seals: the calling thread's sealing epoch is found by
-    /// the label's address, so a fresh `PurposeId` per call starts a new epoch (a key
-    /// derivation) every time.
-    ///
     /// # Errors
     /// As [`Guard::seal`].
     pub fn seal_any(
@@ -79,8 +110,9 @@ impl Guard {
         if body_len > value.max_canonical_len() {
             return Err(Error::Format(FormatError::CiphertextLength));
         }
+        let label = stable_label(purpose.as_str());
         let req = SealRequest {
-            purpose: purpose.as_str(),
+            purpose: &label,
             kind: value.kind(),
             context: context.encoded()?,
             sealed_at: self.clock.now(),
