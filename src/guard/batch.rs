@@ -35,8 +35,9 @@ const MAX_WORKERS: usize = 8;
 /// The per-item results of [`Guard::rewrap_batch`], in input order.
 ///
 /// Each item is either its new envelope (under the active key version) or the error that kept
-/// it from being re-sealed; an item that failed is still valid under its old version and can be
-/// retried. `Debug` shows counts only.
+/// it from being re-sealed. A failed item's input is not handed back: the stored copy the caller
+/// read it from is unchanged, still under its old version, and can be retried. `Debug` shows
+/// counts only.
 #[must_use = "SECURITY WARNING: failed items are still under their old key version; check the results"]
 pub struct RewrapReport {
     results: Vec<Result<AnySealed, Error>>,
