@@ -1,11 +1,15 @@
 //! Root keys, key versions and the keyring that derives purpose and epoch keys.
 
 mod keyring;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod provider;
 
 pub(crate) use keyring::forget_thread_epochs;
 
 pub use keyring::{Keyring, KeyringBuilder};
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use provider::{EnvKek, FileKek, KeyProvider, ProviderError, ProviderErrorKind};
 
 use std::fmt;
