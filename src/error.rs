@@ -6,7 +6,7 @@
 use std::fmt;
 
 use crate::field::{FieldError, FieldKind};
-use crate::keys::KeyVersion;
+use crate::keys::{KeyVersion, ProviderError};
 use crate::policy::{DenyReason, ManifestError};
 
 /// Every error fieldseal returns.
@@ -42,6 +42,10 @@ pub enum Error {
     Manifest(ManifestError),
     /// A policy engine rejected its model or policy.
     Engine(EngineError),
+    /// A key provider (KEK file, token, KMS) failed.
+    Provider(ProviderError),
+    /// Reading or writing a file (a keyring or key store) failed.
+    Io(std::io::Error),
 }
 
 impl fmt::Display for Error {
@@ -58,6 +62,8 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
             Error::Manifest(e) => write!(f, "invalid policy manifest: {e}"),
             Error::Engine(e) => write!(f, "policy engine error: {e}"),
+            Error::Provider(e) => write!(f, "key provider error: {e}"),
+            Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
 }
@@ -73,6 +79,8 @@ impl std::error::Error for Error {
             Error::Config(e) => Some(e),
             Error::Manifest(e) => Some(e),
             Error::Engine(e) => Some(e),
+            Error::Provider(e) => Some(e),
+            Error::Io(e) => Some(e),
             Error::Denied { .. } | Error::Integrity | Error::Random => None,
         }
     }
@@ -98,6 +106,18 @@ impl From<KeyError> for Error {
         Error::Key(e)
     }
 }
+impl From<ProviderError> for Error {
+    fn from(e: ProviderError) -> Self {
+        Error::Provider(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
 impl From<AuditError> for Error {
     fn from(e: AuditError) -> Self {
         Error::Audit(e)
@@ -275,6 +295,24 @@ pub enum KeyError {
     /// The value was sealed under a per-subject key, and no subject-key store holds it (erased,
     /// or no store configured).
     SubjectKeyUnavailable,
+    /// A keyring file is not in the documented format.
+    FileMalformed,
+    /// A keyring file's integrity tag does not verify: it was edited or damaged.
+    FileIntegrity,
+    /// A keyring file of a format version this release cannot read.
+    UnsupportedFileVersion(u32),
+    /// The operation needs a keyring loaded from a file.
+    NotPersistent,
+    /// The active version cannot be retired; activate another one first.
+    RetireActive,
+    /// The value was sealed under a subject key that has been erased (crypto-shredded): it can
+    /// never be opened again.
+    Erased,
+    /// The purpose does not use subject keys of a scope that can be erased this way (a
+    /// per-subject key is erased with the subject, not per purpose).
+    NotErasable,
+    /// Sealing for a purpose with subject keys needs a `subject` in the context.
+    SubjectRequired,
 }
 
 impl fmt::Display for KeyError {
@@ -289,6 +327,22 @@ impl fmt::Display for KeyError {
             KeyError::InvalidLength => f.write_str("root key must be 32 bytes"),
             KeyError::InvalidEncoding => f.write_str("key material is not valid base64"),
             KeyError::SubjectKeyUnavailable => f.write_str("subject key unavailable"),
+            KeyError::FileMalformed => f.write_str("keyring file is malformed"),
+            KeyError::FileIntegrity => {
+                f.write_str("keyring file integrity check failed (edited or damaged)")
+            }
+            KeyError::UnsupportedFileVersion(v) => {
+                write!(f, "keyring file format version {v} is not supported")
+            }
+            KeyError::NotPersistent => f.write_str("keyring has no file"),
+            KeyError::RetireActive => f.write_str("the active key version cannot be retired"),
+            KeyError::Erased => f.write_str("the subject key was erased; the value is gone"),
+            KeyError::NotErasable => {
+                f.write_str("this purpose's subject keys cannot be erased per purpose")
+            }
+            KeyError::SubjectRequired => {
+                f.write_str("sealing for this purpose needs a subject in the context")
+            }
         }
     }
 }
@@ -390,6 +444,9 @@ pub enum ConfigError {
     NoKeys,
     /// The active key version is below the minimum decryption version.
     ActiveBelowMinimum,
+    /// Purposes use subject keys, or an erasure was asked for, but no subject keys are
+    /// configured.
+    MissingSubjectKeys,
 }
 
 impl fmt::Display for ConfigError {
@@ -402,6 +459,7 @@ impl fmt::Display for ConfigError {
             ConfigError::ActiveBelowMinimum => {
                 "active key version is below the minimum decryption version"
             }
+            ConfigError::MissingSubjectKeys => "no subject keys configured",
         })
     }
 }

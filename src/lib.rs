@@ -42,12 +42,15 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{Guard, GuardBuilder};
+pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder};
 #[cfg(feature = "pkcs11")]
 pub use keys::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use keys::{
-    EnvKek, FileKek, KeyProvider, KeyVersion, Keyring, KeyringBuilder, ProviderError,
+    EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,
+};
+pub use keys::{
+    FileSubjectKeys, MemorySubjectKeys, SubjectKeyId, SubjectKeyScope, SubjectKeyStore, SubjectKeys,
 };
 #[cfg(feature = "casbin")]
 pub use policy::CasbinPolicy;
