@@ -9,8 +9,8 @@ mod token;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectHandle;
@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::provider::{KeyProvider, ProviderError, ProviderErrorKind};
 use token::{
-    Detail, check_key, ck_error, decrypt_error, detail, find_key, find_token, generate_key,
+    Detail, Module, check_key, ck_error, decrypt_error, detail, find_key, find_token, generate_key,
     io_error, load_module, open_session,
 };
 
@@ -153,11 +153,14 @@ impl PinSource {
 ///
 /// # Sessions, threads and processes
 ///
-/// Each call opens a session, logs in, finds the key, runs one operation and closes the session:
-/// no session state is shared between threads, and a token that was restarted or re-plugged is
-/// found again by the next call. The provider is called on keyring load and rotation only, so
-/// the round trips are not on the seal or reveal path. The module is loaded and initialized
-/// (`C_Initialize`, OS locking) once per process and path, and stays loaded.
+/// Each call opens a session, logs in, finds the key, runs one operation and closes the session,
+/// holding a lock per module: calls from several threads (and several providers on one module)
+/// run one at a time. That costs nothing that matters, since the provider is called on keyring
+/// load and rotation only, never on the seal or reveal path; it shares no session between
+/// threads; and it keeps modules working that fail under concurrent session churn (SoftHSM2 2.6
+/// does, sporadically). A token that was restarted or re-plugged is found again by the next
+/// call. The module is loaded and initialized (`C_Initialize`, OS locking) once per process and
+/// path, and stays loaded.
 ///
 /// PKCS#11 login state belongs to the process: while any session of this process is logged in
 /// to the token, logging in again succeeds without checking the PIN
@@ -165,8 +168,8 @@ impl PinSource {
 /// parent: PKCS#11 requires the child to initialize the module anew; create providers after the
 /// fork (or in processes started with `exec`).
 pub struct Pkcs11Kek {
-    ctx: Pkcs11,
-    module: PathBuf,
+    module: Arc<Module>,
+    module_path: PathBuf,
     token_label: String,
     /// The serial the token must have on every call: given, or bound when the provider opened.
     token_serial: Option<String>,
@@ -180,7 +183,7 @@ impl fmt::Debug for Pkcs11Kek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pkcs11Kek")
             .field("id", &self.id)
-            .field("module", &self.module)
+            .field("module", &self.module_path)
             .finish_non_exhaustive()
     }
 }
@@ -219,8 +222,9 @@ impl Pkcs11Kek {
         &self,
         op: impl FnOnce(&Session, ObjectHandle) -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
-        let (slot, _) = find_token(&self.ctx, &self.token_label, self.token_serial.as_deref())?;
-        let session = open_session(&self.ctx, slot, &self.pin)?;
+        let (_serialized, ctx) = self.module.lock();
+        let (slot, _) = find_token(ctx, &self.token_label, self.token_serial.as_deref())?;
+        let session = open_session(ctx, slot, &self.pin)?;
         let key = find_key(&session, &self.key_label, self.key_id.as_deref())?
             .ok_or_else(|| detail(ProviderErrorKind::NotFound, Detail::NoKey))?;
         op(&session, key)
@@ -313,14 +317,15 @@ impl Pkcs11KekBuilder {
             .as_ref()
             .ok_or_else(|| detail(ProviderErrorKind::Login, Detail::NoPin))?
             .read()?;
-        let ctx = load_module(&self.module)?;
-        let (slot, serial) = find_token(&ctx, &self.token_label, self.token_serial.as_deref())?;
-        let mechanisms = ctx.get_mechanism_list(slot).map_err(ck_error)?;
-        if !mechanisms.contains(&MechanismType::AES_GCM) {
-            return Err(detail(ProviderErrorKind::Device, Detail::NoGcm));
-        }
-        {
-            let session = open_session(&ctx, slot, &pin)?;
+        let module = load_module(&self.module)?;
+        let serial = {
+            let (_serialized, ctx) = module.lock();
+            let (slot, serial) = find_token(ctx, &self.token_label, self.token_serial.as_deref())?;
+            let mechanisms = ctx.get_mechanism_list(slot).map_err(ck_error)?;
+            if !mechanisms.contains(&MechanismType::AES_GCM) {
+                return Err(detail(ProviderErrorKind::Device, Detail::NoGcm));
+            }
+            let session = open_session(ctx, slot, &pin)?;
             let key = match find_key(&session, &self.key_label, self.key_id.as_deref())? {
                 Some(key) => key,
                 None if generate => {
@@ -329,7 +334,8 @@ impl Pkcs11KekBuilder {
                 None => return Err(detail(ProviderErrorKind::NotFound, Detail::NoKey)),
             };
             check_key(&session, key)?;
-        }
+            serial
+        };
         let serial = Some(serial).filter(|s| self.bind_serial && !s.is_empty());
         let token_serial = self.token_serial.or_else(|| serial.clone());
         let id = provider_id(
@@ -339,8 +345,8 @@ impl Pkcs11KekBuilder {
             serial.as_deref(),
         );
         let kek = Pkcs11Kek {
-            ctx,
-            module: self.module,
+            module,
+            module_path: self.module,
             token_label: self.token_label,
             token_serial,
             key_label: self.key_label,

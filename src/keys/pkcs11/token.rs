@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -15,17 +15,37 @@ use cryptoki::types::AuthPin;
 
 use crate::keys::provider::{ProviderError, ProviderErrorKind};
 
+/// A loaded and initialized PKCS#11 module, and the lock that serializes this process's use of
+/// it.
+///
+/// Provider calls are rare (keyring load and rotation), so serializing them costs nothing that
+/// matters, and it keeps modules that are not safe under concurrent session churn working:
+/// SoftHSM2 2.6 sporadically fails `C_GenerateKey` / `C_CreateObject` with
+/// `CKR_GENERAL_ERROR` or `CKR_TEMPLATE_INCONSISTENT`, and can close one thread's new session
+/// when another closes its last one, when several threads open, use and close sessions at once.
+#[derive(Debug)]
+pub(super) struct Module {
+    ctx: Pkcs11,
+    lock: Mutex<()>,
+}
+
+impl Module {
+    /// The module, for as long as the returned guard lives.
+    pub(super) fn lock(&self) -> (MutexGuard<'_, ()>, &Pkcs11) {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        (guard, &self.ctx)
+    }
+}
+
 /// Initialized modules by canonical path. Never finalized: other providers (or other code in
 /// the process) may still use the module, and `C_Initialize` belongs to the whole process.
-static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+static MODULES: Mutex<Vec<(PathBuf, Arc<Module>)>> = Mutex::new(Vec::new());
 
-pub(super) fn load_module(path: &Path) -> Result<Pkcs11, ProviderError> {
+pub(super) fn load_module(path: &Path) -> Result<Arc<Module>, ProviderError> {
     let canonical = std::fs::canonicalize(path).map_err(io_error)?;
-    let mut modules = MODULES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, ctx)) = modules.iter().find(|(p, _)| *p == canonical) {
-        return Ok(ctx.clone());
+    let mut modules = MODULES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, module)) = modules.iter().find(|(p, _)| *p == canonical) {
+        return Ok(Arc::clone(module));
     }
     let ctx = Pkcs11::new(&canonical)
         .map_err(|e| ProviderError::with_source(ProviderErrorKind::Device, e))?;
@@ -34,8 +54,12 @@ pub(super) fn load_module(path: &Path) -> Result<Pkcs11, ProviderError> {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(ck_error(e)),
     }
-    modules.push((canonical, ctx.clone()));
-    Ok(ctx)
+    let module = Arc::new(Module {
+        ctx,
+        lock: Mutex::new(()),
+    });
+    modules.push((canonical, Arc::clone(&module)));
+    Ok(module)
 }
 
 /// The one slot whose token carries `label` (and `serial`, if given), and the token's serial.
