@@ -1,21 +1,34 @@
 //! `Pkcs11Kek` against SoftHSM2 tokens: round trips, non-exportability of the KEK, typed errors
 //! for a wrong PIN, a missing token, key or module, and blobs that do not cross tokens.
 //!
+//! Keyring files under a token: they load under no other token or provider, and values sealed
+//! before a restart open in another process (this test binary re-run as a child).
+//!
 //! Needs the environment that `scripts/softhsm-env` exports (`scripts/test` sources it):
 //! `FIELDSEAL_PKCS11_MODULE`, `FIELDSEAL_PKCS11_TOKEN`, `FIELDSEAL_PKCS11_OTHER_TOKEN`,
 //! `FIELDSEAL_PKCS11_PIN`, `SOFTHSM2_CONF`. Without it every test prints why and passes.
 #![cfg(feature = "pkcs11")]
 
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use common::{allow_all, tester};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use fieldseal::{KeyProvider, PinSource, Pkcs11Kek, ProviderError, ProviderErrorKind};
+use fieldseal::builtin::Service;
+use fieldseal::{
+    Context, Email, Error, Field, FileKek, Guard, KeyProvider, Keyring, NullSink, PinSource,
+    Pkcs11Kek, ProviderError, ProviderErrorKind, Sealed,
+};
 
 const PIN_VAR: &str = "FIELDSEAL_PKCS11_PIN";
 
@@ -52,17 +65,21 @@ fn hsm(test: &str) -> Option<Hsm> {
     }
 }
 
-/// PKCS#11 login state is per process: while one test's session is logged in, a login with a
-/// wrong PIN is answered CKR_USER_ALREADY_LOGGED_IN without a check. The wrong-PIN test runs
-/// alone; every other test holds this shared.
-static LOGIN_STATE: RwLock<()> = RwLock::new(());
+/// Tests that bypass the provider hold this exclusively, the others shared. The provider
+/// serializes its own calls, but a raw cryptoki session of a test would run beside them, and
+/// SoftHSM2 2.6 sporadically fails object creation when threads open and close sessions at once
+/// (`CKR_GENERAL_ERROR`, `CKR_TEMPLATE_INCONSISTENT`); its file store also breaks when two
+/// processes write one token concurrently (the child-process test). And PKCS#11 login state is
+/// per process: while one test's session is logged in, a login with a wrong PIN is answered
+/// `CKR_USER_ALREADY_LOGGED_IN` without a check.
+static TOKENS: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
-    LOGIN_STATE.read().unwrap_or_else(|e| e.into_inner())
+    TOKENS.read().unwrap_or_else(|e| e.into_inner())
 }
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    LOGIN_STATE.write().unwrap_or_else(|e| e.into_inner())
+    TOKENS.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A key label no other test (or earlier run against the same tokens) uses.
@@ -140,7 +157,7 @@ fn wrap_unwrap_round_trip_in_the_token() {
     let Some(hsm) = hsm("wrap_unwrap_round_trip_in_the_token") else {
         return;
     };
-    let _login = shared();
+    let _tokens = shared();
     let label = unique("kek-round-trip");
     let kek = generate(&hsm, &hsm.token, &label);
     assert!(
@@ -199,7 +216,7 @@ fn kek_is_sensitive_and_cannot_be_exported() {
     let Some(hsm) = hsm("kek_is_sensitive_and_cannot_be_exported") else {
         return;
     };
-    let _login = shared();
+    let _tokens = exclusive();
     let label = unique("kek-export");
     let _kek = generate(&hsm, &hsm.token, &label);
 
@@ -273,7 +290,7 @@ fn open_refuses_an_extractable_key() {
     let Some(hsm) = hsm("open_refuses_an_extractable_key") else {
         return;
     };
-    let _login = shared();
+    let _tokens = exclusive();
     let label = unique("kek-extractable");
     let session = raw_session(&hsm, &hsm.token);
     let mut template = aes_key_template(&label);
@@ -306,7 +323,7 @@ fn two_keys_with_one_label_need_an_id() {
     let Some(hsm) = hsm("two_keys_with_one_label_need_an_id") else {
         return;
     };
-    let _login = shared();
+    let _tokens = shared();
     let label = unique("kek-twice");
     for id in [[1u8], [2u8]] {
         let _ = ok(Pkcs11Kek::builder(&hsm.token, &label)
@@ -345,7 +362,7 @@ fn wrong_pin_is_a_login_error() {
         return;
     };
     // No session of this process may be logged in while the wrong PIN is tried.
-    let _login = exclusive();
+    let _tokens = exclusive();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let wrong = format!("{}x", hsm.pin);
     let pin_file = dir.path().join("pin");
@@ -381,7 +398,7 @@ fn missing_token_key_or_module_is_not_found() {
     let Some(hsm) = hsm("missing_token_key_or_module_is_not_found") else {
         return;
     };
-    let _login = shared();
+    let _tokens = shared();
     let open = |module: &str, token: &str, key: &str| {
         Pkcs11Kek::builder(token, key)
             .module(module)
@@ -438,7 +455,7 @@ fn a_wrap_from_one_token_does_not_unwrap_on_another() {
     let Some(hsm) = hsm("a_wrap_from_one_token_does_not_unwrap_on_another") else {
         return;
     };
-    let _login = shared();
+    let _tokens = shared();
     // The same key label in both tokens: only the token tells them apart.
     let label = unique("kek-cross");
     let a = generate(&hsm, &hsm.token, &label);
@@ -485,7 +502,7 @@ fn one_provider_serves_many_threads() {
     let Some(hsm) = hsm("one_provider_serves_many_threads") else {
         return;
     };
-    let _login = shared();
+    let _tokens = shared();
     let kek = Arc::new(generate(&hsm, &hsm.token, &unique("kek-threads")));
     let threads: Vec<_> = (0..4u8)
         .map(|t| {
@@ -513,11 +530,192 @@ fn provider_is_send_sync_and_debug_names_no_pin() {
     let Some(hsm) = hsm("provider_is_send_sync_and_debug_names_no_pin") else {
         return;
     };
-    let _login = shared();
+    let _tokens = shared();
     let kek = generate(&hsm, &hsm.token, &unique("kek-debug"));
     let debug = format!("{kek:?}");
     assert!(debug.contains(&kek.id()), "{debug}");
     assert!(!debug.contains(&hsm.pin), "{debug}");
     let pin_source = format!("{:?}", PinSource::env(PIN_VAR));
     assert!(!pin_source.contains(&hsm.pin));
+}
+
+/// What a keyring load failed with: the provider error kind, or another error's text.
+fn load_error(r: Result<Keyring, Error>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(Error::Provider(e)) => format!("provider:{:?}", e.kind()),
+        Err(e) => format!("other:{e}"),
+    }
+}
+
+#[test]
+fn a_keyring_written_under_one_token_loads_under_no_other_provider() {
+    let Some(hsm) = hsm("a_keyring_written_under_one_token_loads_under_no_other_provider") else {
+        return;
+    };
+    let _tokens = exclusive();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("keyring.json");
+    let label = unique("kek-keyring");
+    let a = generate(&hsm, &hsm.token, &label);
+    let b = generate(&hsm, &hsm.other_token, &label);
+    drop(Keyring::create(&a, &path).unwrap_or_else(|e| panic!("{e}")));
+    let file = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        file.contains(&format!("\"provider\":\"{}\"", a.id())),
+        "{file}"
+    );
+
+    assert_eq!(
+        load_error(Keyring::load(&b, &path)),
+        "provider:WrongProvider"
+    );
+    let file_kek = FileKek::create(dir.path().join("kek")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        load_error(Keyring::load(&file_kek, &path)),
+        "provider:WrongProvider"
+    );
+    assert_eq!(load_error(Keyring::load(&a, &path)), "ok");
+
+    // Same labels, same id (serial not bound), but the key was replaced in the token: the file
+    // key does not unwrap, and the load says so.
+    let unbound = || {
+        ok(Pkcs11Kek::builder(&hsm.token, &label)
+            .module(&hsm.module)
+            .bind_serial(false)
+            .pin(PinSource::env(PIN_VAR))
+            .open_or_generate())
+    };
+    let path2 = dir.path().join("keyring-unbound.json");
+    drop(Keyring::create(&unbound(), &path2).unwrap_or_else(|e| panic!("{e}")));
+    let session = raw_session(&hsm, &hsm.token);
+    for key in session
+        .find_objects(&aes_key_template(&label))
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        session
+            .destroy_object(key)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    drop(session);
+    let replaced = unbound();
+    assert_eq!(
+        load_error(Keyring::load(&replaced, &path2)),
+        "provider:Unwrap"
+    );
+    // The serial-bound provider finds the new key by its label: the file key does not unwrap.
+    assert_eq!(load_error(Keyring::load(&a, &path)), "provider:Unwrap");
+}
+
+const CHILD_ENV: &str = "FIELDSEAL_PKCS11_CHILD";
+
+fn guard_over(ring: Keyring) -> Guard {
+    Guard::builder()
+        .keyring(ring)
+        .policy(allow_all(&["service"]))
+        .audit(NullSink)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ctx(n: u64) -> Context {
+    Context::new().table("t").row(&n.to_string())
+}
+
+fn email(n: u64) -> Email {
+    Email::parse(&format!("user{n}@example.com")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The child: opens the token key named in `<dir>/label`, loads `<dir>/keyring.json` and
+/// reveals every envelope in `<dir>/sealed.txt` (`row text` per line), printing `opened <n>`.
+#[test]
+fn keyring_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let Some(hsm) = hsm("keyring_child") else {
+        panic!("the child lost the SoftHSM2 environment");
+    };
+    let dir = Path::new(&dir);
+    let label = std::fs::read_to_string(dir.join("label")).unwrap_or_else(|e| panic!("{e}"));
+    let kek = ok(Pkcs11Kek::builder(&hsm.token, label.trim())
+        .module(&hsm.module)
+        .pin(PinSource::env(PIN_VAR))
+        .open());
+    let ring = Keyring::load(&kek, dir.join("keyring.json")).unwrap_or_else(|e| panic!("{e}"));
+    let g = guard_over(ring);
+    let list = std::fs::read_to_string(dir.join("sealed.txt")).unwrap_or_else(|e| panic!("{e}"));
+    let mut opened = 0;
+    for line in list.lines() {
+        let (row, text) = line.split_once(' ').unwrap_or_else(|| panic!("bad line"));
+        let n: u64 = row.parse().unwrap_or_else(|e| panic!("{e}"));
+        let sealed: Sealed<Email, Service> = text.parse().unwrap_or_else(|e| panic!("{e}"));
+        let got = g
+            .reveal(&tester(), &sealed, &ctx(n))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.expose_secret().as_str(), email(n).as_str());
+        opened += 1;
+    }
+    println!("\npkcs11-child: opened {opened}");
+}
+
+/// A keyring created under a token key, with values sealed (under two versions), opens them in
+/// another process that finds the same token key and loads the file.
+#[test]
+fn values_sealed_under_a_token_kek_open_in_another_process() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let Some(hsm) = hsm("values_sealed_under_a_token_kek_open_in_another_process") else {
+        return;
+    };
+    let _tokens = exclusive();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let label = unique("kek-restart");
+    std::fs::write(dir.path().join("label"), &label).unwrap_or_else(|e| panic!("{e}"));
+    let kek = generate(&hsm, &hsm.token, &label);
+    let ring =
+        Keyring::create(&kek, dir.path().join("keyring.json")).unwrap_or_else(|e| panic!("{e}"));
+    let ring = Arc::new(ring);
+    let g = Guard::builder()
+        .shared_keyring(Arc::clone(&ring))
+        .policy(allow_all(&["service"]))
+        .audit(NullSink)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut list = String::new();
+    for n in 0..40u64 {
+        if n == 20 {
+            ring.rotate().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let s: Sealed<Email, Service> =
+            g.seal(&email(n), &ctx(n)).unwrap_or_else(|e| panic!("{e}"));
+        list.push_str(&format!("{n} {}\n", s.to_text()));
+    }
+    std::fs::write(dir.path().join("sealed.txt"), list).unwrap_or_else(|e| panic!("{e}"));
+    drop(g);
+    drop(ring);
+    drop(kek);
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "keyring_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = BufReader::new(&out.stdout[..])
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("pkcs11-child: ").map(str::to_owned));
+    assert_eq!(
+        said.as_deref(),
+        Some("opened 40"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
