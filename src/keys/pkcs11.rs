@@ -9,8 +9,9 @@ mod token;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectHandle;
@@ -21,7 +22,7 @@ use zeroize::Zeroizing;
 use super::provider::{KeyProvider, ProviderError, ProviderErrorKind};
 use token::{
     Detail, Module, check_key, ck_error, decrypt_error, detail, find_key, find_token, generate_key,
-    io_error, load_module, open_session,
+    io_error, load_module, may_be_stale, open_session,
 };
 
 /// Where Debian's `softhsm2` package installs its PKCS#11 module.
@@ -153,18 +154,19 @@ impl PinSource {
 ///
 /// # Sessions, threads and processes
 ///
-/// Each call opens a session, logs in, finds the key, runs one operation and closes the session,
-/// holding a lock per module: calls from several threads (and several providers on one module)
-/// run one at a time. That costs nothing that matters, since the provider is called on keyring
-/// load and rotation only, never on the seal or reveal path; it shares no session between
-/// threads; and it keeps modules working that fail under concurrent session churn (SoftHSM2 2.6
-/// does, sporadically). A token that was restarted or re-plugged is found again by the next
-/// call. The module is loaded and initialized (`C_Initialize`, OS locking) once per process and
-/// path, and stays loaded.
+/// The provider keeps one session, logged in, with the key's handle, from opening until it is
+/// dropped; a call costs `C_EncryptInit` / `C_Encrypt` (or decrypt) only. Calls take a lock per
+/// module, so calls from several threads (and several providers on one module) run one at a
+/// time: no session is shared between threads at once, and modules that fail under concurrent
+/// session use keep working (SoftHSM2 2.6 sporadically does). A failure that can mean a stale
+/// session (`CKR_SESSION_HANDLE_INVALID`, `CKR_DEVICE_REMOVED`, `CKR_USER_NOT_LOGGED_IN`, an
+/// invalid key handle, ...) closes it and retries once on a new session, so a token that was
+/// restarted or re-plugged is found again (by label, and serial). The module is loaded and
+/// initialized (`C_Initialize`, OS locking) once per process and path, and stays loaded.
 ///
-/// PKCS#11 login state belongs to the process: while any session of this process is logged in
-/// to the token, logging in again succeeds without checking the PIN
-/// (`CKR_USER_ALREADY_LOGGED_IN`). After `fork`, a child must not use a provider created by its
+/// PKCS#11 login state belongs to the process: while a provider lives, the token is logged in
+/// for every session of the process, and a second provider for the same token logs in without
+/// its PIN being checked (`CKR_USER_ALREADY_LOGGED_IN`). After `fork`, a child must not use a provider created by its
 /// parent: PKCS#11 requires the child to initialize the module anew; create providers after the
 /// fork (or in processes started with `exec`).
 pub struct Pkcs11Kek {
@@ -177,6 +179,27 @@ pub struct Pkcs11Kek {
     key_id: Option<Vec<u8>>,
     pin: AuthPin,
     id: String,
+    /// The logged-in session and the key's handle, kept between calls; `None` after a failure
+    /// that may have left it stale. Locked only under the module lock.
+    held: Mutex<Option<Held>>,
+}
+
+/// A session logged in to the token, and the KEK's object handle in it.
+struct Held {
+    session: Session,
+    key: ObjectHandle,
+}
+
+impl Drop for Pkcs11Kek {
+    fn drop(&mut self) {
+        // Closing a session races other threads' session calls in some modules: close it under
+        // the module lock too.
+        let (_serialized, _) = self.module.lock();
+        self.held
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
 
 impl fmt::Debug for Pkcs11Kek {
@@ -217,17 +240,43 @@ impl Pkcs11Kek {
         }
     }
 
-    /// Opens a session on the token, logs in and finds the key (exactly one).
+    /// Runs `op` on the held session (opened, logged in and with the key found on first use),
+    /// under the module lock. A failure that can mean a stale session (the token was removed,
+    /// restarted or logged out) drops the session and tries once more on a fresh one.
     fn with_key<T>(
         &self,
-        op: impl FnOnce(&Session, ObjectHandle) -> Result<T, ProviderError>,
+        mut op: impl FnMut(&Session, ObjectHandle) -> Result<T, CkError>,
+        map_error: fn(CkError) -> ProviderError,
     ) -> Result<T, ProviderError> {
         let (_serialized, ctx) = self.module.lock();
-        let (slot, _) = find_token(ctx, &self.token_label, self.token_serial.as_deref())?;
-        let session = open_session(ctx, slot, &self.pin)?;
-        let key = find_key(&session, &self.key_label, self.key_id.as_deref())?
-            .ok_or_else(|| detail(ProviderErrorKind::NotFound, Detail::NoKey))?;
-        op(&session, key)
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut retried = false;
+        loop {
+            let current = match held.take() {
+                Some(h) => h,
+                None => {
+                    let (slot, _) =
+                        find_token(ctx, &self.token_label, self.token_serial.as_deref())?;
+                    let session = open_session(ctx, slot, &self.pin)?;
+                    let key = find_key(&session, &self.key_label, self.key_id.as_deref())?
+                        .ok_or_else(|| detail(ProviderErrorKind::NotFound, Detail::NoKey))?;
+                    Held { session, key }
+                }
+            };
+            match op(&current.session, current.key) {
+                Err(e) if may_be_stale(&e) => {
+                    drop(current);
+                    if retried {
+                        return Err(map_error(e));
+                    }
+                    retried = true;
+                }
+                result => {
+                    *held = Some(current);
+                    return result.map_err(map_error);
+                }
+            }
+        }
     }
 
     fn self_test(&self) -> Result<(), ProviderError> {
@@ -318,7 +367,7 @@ impl Pkcs11KekBuilder {
             .ok_or_else(|| detail(ProviderErrorKind::Login, Detail::NoPin))?
             .read()?;
         let module = load_module(&self.module)?;
-        let serial = {
+        let (held, serial) = {
             let (_serialized, ctx) = module.lock();
             let (slot, serial) = find_token(ctx, &self.token_label, self.token_serial.as_deref())?;
             let mechanisms = ctx.get_mechanism_list(slot).map_err(ck_error)?;
@@ -334,7 +383,7 @@ impl Pkcs11KekBuilder {
                 None => return Err(detail(ProviderErrorKind::NotFound, Detail::NoKey)),
             };
             check_key(&session, key)?;
-            serial
+            (Held { session, key }, serial)
         };
         let serial = Some(serial).filter(|s| self.bind_serial && !s.is_empty());
         let token_serial = self.token_serial.or_else(|| serial.clone());
@@ -353,6 +402,7 @@ impl Pkcs11KekBuilder {
             key_id: self.key_id,
             pin,
             id,
+            held: Mutex::new(Some(held)),
         };
         kek.self_test()?;
         Ok(kek)
@@ -365,15 +415,22 @@ impl KeyProvider for Pkcs11Kek {
     }
 
     fn wrap(&self, key: &[u8], aad: &[u8]) -> Result<Vec<u8>, ProviderError> {
-        let mut iv = [0u8; IV_LEN];
-        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut iv)
+        let tag_bits = tag_bits()?;
+        let mut fresh = [0u8; IV_LEN];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut fresh)
             .map_err(|_| ProviderError::new(ProviderErrorKind::Device))?;
-        let body = self.with_key(|session, kek| {
-            let params = GcmParams::new(&mut iv, aad, tag_bits()?).map_err(ck_error)?;
-            session
-                .encrypt(&Mechanism::AesGcm(params), kek, key)
-                .map_err(ck_error)
-        })?;
+        let (iv, body) = self.with_key(
+            |session, kek| {
+                // A retry reuses the IV: for the same key, plaintext and aad that repeats the
+                // same ciphertext, nothing more.
+                let mut iv = fresh;
+                let params = GcmParams::new(&mut iv, aad, tag_bits)?;
+                let body = session.encrypt(&Mechanism::AesGcm(params), kek, key)?;
+                // A token may write the IV it chose back into the parameters: keep that one.
+                Ok((iv, body))
+            },
+            ck_error,
+        )?;
         if body.len() != key.len() + TAG_LEN {
             return Err(detail(ProviderErrorKind::Device, Detail::OutputLength));
         }
@@ -393,14 +450,18 @@ impl KeyProvider for Pkcs11Kek {
             return Err(fail());
         }
         let (iv, body) = rest.split_at(IV_LEN);
-        let mut iv: [u8; IV_LEN] = iv.try_into().map_err(|_| fail())?;
-        self.with_key(|session, kek| {
-            let params = GcmParams::new(&mut iv, aad, tag_bits()?).map_err(ck_error)?;
-            session
-                .decrypt(&Mechanism::AesGcm(params), kek, body)
-                .map(Zeroizing::new)
-                .map_err(decrypt_error)
-        })
+        let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| fail())?;
+        let tag_bits = tag_bits()?;
+        self.with_key(
+            |session, kek| {
+                let mut iv = iv;
+                let params = GcmParams::new(&mut iv, aad, tag_bits)?;
+                session
+                    .decrypt(&Mechanism::AesGcm(params), kek, body)
+                    .map(Zeroizing::new)
+            },
+            decrypt_error,
+        )
     }
 }
 

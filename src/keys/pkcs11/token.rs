@@ -18,9 +18,9 @@ use crate::keys::provider::{ProviderError, ProviderErrorKind};
 /// A loaded and initialized PKCS#11 module, and the lock that serializes this process's use of
 /// it.
 ///
-/// Provider calls are rare (keyring load and rotation), so serializing them costs nothing that
-/// matters, and it keeps modules that are not safe under concurrent session churn working:
-/// SoftHSM2 2.6 sporadically fails `C_GenerateKey` / `C_CreateObject` with
+/// A provider call holds it for one `C_Encrypt` or `C_Decrypt` on a held session (about 30 µs
+/// on SoftHSM2), so serializing costs little, and it keeps modules working that are not safe
+/// under concurrent session use: SoftHSM2 2.6 sporadically fails `C_GenerateKey` with
 /// `CKR_GENERAL_ERROR` or `CKR_TEMPLATE_INCONSISTENT`, and can close one thread's new session
 /// when another closes its last one, when several threads open, use and close sessions at once.
 #[derive(Debug)]
@@ -218,6 +218,26 @@ pub(super) fn ck_error(e: CkError) -> ProviderError {
         _ => ProviderErrorKind::Device,
     };
     ProviderError::with_source(kind, e)
+}
+
+/// Whether `e` can mean that a held session went stale: the token was removed, re-inserted or
+/// restarted, the session was closed or logged out. Worth one retry on a fresh session.
+pub(super) fn may_be_stale(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::DeviceError
+                | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::UserNotLoggedIn
+                | RvError::KeyHandleInvalid
+                | RvError::ObjectHandleInvalid,
+            _
+        )
+    )
 }
 
 /// A failed `C_Decrypt` is a failed unwrap. SoftHSM2 before 2.7 reports a GCM tag mismatch as
