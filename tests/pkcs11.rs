@@ -719,3 +719,41 @@ fn values_sealed_under_a_token_kek_open_in_another_process() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The provider keeps its session between calls; when the token logs the process out (or the
+/// key is replaced), the next call opens a new session and logs in again.
+#[test]
+fn a_provider_recovers_from_a_logout_and_a_replaced_key() {
+    let Some(hsm) = hsm("a_provider_recovers_from_a_logout_and_a_replaced_key") else {
+        return;
+    };
+    let _tokens = exclusive();
+    let label = unique("kek-recover");
+    let kek = generate(&hsm, &hsm.token, &label);
+    let wrapped = ok(kek.wrap(&[5; 32], b"aad"));
+
+    let session = raw_session(&hsm, &hsm.token);
+    session.logout().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok(kek.unwrap(&wrapped, b"aad")).as_slice(), &[5; 32]);
+
+    for key in session
+        .find_objects(&aes_key_template(&label))
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        session
+            .destroy_object(key)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Gone: a typed error, then a fresh key under the same label is found again.
+    assert_eq!(
+        kind(kek.unwrap(&wrapped, b"aad")),
+        Some(ProviderErrorKind::NotFound)
+    );
+    drop(generate(&hsm, &hsm.token, &label));
+    assert_eq!(
+        kind(kek.unwrap(&wrapped, b"aad")),
+        Some(ProviderErrorKind::Unwrap)
+    );
+    let again = ok(kek.wrap(&[6; 32], b"aad"));
+    assert_eq!(ok(kek.unwrap(&again, b"aad")).as_slice(), &[6; 32]);
+}
