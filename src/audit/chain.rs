@@ -312,6 +312,7 @@ impl ChainedLogBuilder {
                 last_batch: 0,
                 gather: Duration::ZERO,
                 failed: false,
+                waiting: 0,
                 ckpt_seq,
                 // Entries left uncovered by an earlier run count from now.
                 uncovered_since: (ckpt_seq < w.last_seq()).then_some(now),
@@ -419,6 +420,9 @@ struct State {
     last_batch: u64,
     gather: Duration,
     failed: bool,
+    /// Threads waiting on the condition variable: a leader wakes them only if there are any
+    /// (a lone appender pays no wake-up system call).
+    waiting: usize,
     /// Last sequence number covered by a checkpoint.
     ckpt_seq: u64,
     /// Clock time (seconds) from which the oldest entry not covered by a checkpoint counts.
@@ -605,10 +609,17 @@ impl Shared {
         }
     }
 
-    fn wait<'a>(&'a self, st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>, AuditError> {
-        self.cond
+    fn wait<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> Result<MutexGuard<'a, State>, AuditError> {
+        st.waiting += 1;
+        let mut st = self
+            .cond
             .wait(st)
-            .map_err(|_| AuditError::new(AuditErrorKind::Closed))
+            .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+        st.waiting -= 1;
+        Ok(st)
     }
 
     /// Becomes the leader: writes the pending batch (and syncs it) outside the lock.
@@ -676,8 +687,12 @@ impl Shared {
             }
             Err(_) => st.failed = true,
         }
+        // Anyone who takes the lock from here on sees the new state before deciding to wait.
+        let wake = st.waiting > 0;
         drop(st);
-        self.cond.notify_all();
+        if wake {
+            self.cond.notify_all();
+        }
         res.map_err(|e| AuditError::with_source(AuditErrorKind::Io, e))
     }
 
