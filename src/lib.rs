@@ -9,6 +9,7 @@
     clippy::missing_errors_doc
 )]
 
+mod any;
 mod audit;
 mod backends;
 mod clock;
@@ -26,6 +27,7 @@ mod secret;
 
 pub mod internal;
 
+pub use any::{AnyRevealed, AnySealed, AnyValue};
 pub use audit::{
     AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
     CheckpointSigningKey, CheckpointVerifyingKey, Durability, EventRecord, FailureKind, Fault,
@@ -43,7 +45,9 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder};
+pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
+#[cfg(feature = "pkcs11")]
+pub use keys::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use keys::{
     EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,

@@ -6,7 +6,8 @@
 use std::future::Future;
 use std::panic::Location;
 
-use super::{ConsentAnswers, Guard, OpenRequest, failure_kind};
+use super::reveal::{OpenRequest, failure_kind};
+use super::{ConsentAnswers, Guard};
 use crate::audit::Outcome;
 use crate::context::Context;
 use crate::error::Error;
@@ -126,12 +127,16 @@ impl Guard {
             action,
             site,
         };
+        // The blocking core's steps (`open_core`), with the record awaited.
         // An invalid context is recorded as a failed attempt, not returned unrecorded.
         let ctx = context.encoded();
-        let (decision, mut event) = self.decide(&req, ctx.is_ok(), Some(&answers));
+        let (decision, mut event) = self.decide_with(&req, ctx.is_ok(), Some(&answers));
         let recorded = self.audit.record_async(&event).await;
         let ctx = self.enforce(decision, recorded, ctx)?;
-        let result = self.open_committed::<F>(&env, ctx);
+        // A value that authenticates but does not parse is a failure of its own, as there.
+        let result = self
+            .decrypt(&env, ctx)
+            .and_then(|plain| Ok(F::from_canonical(plain.bytes())?));
         if let Err(e) = &result {
             event.outcome = Outcome::Failed(failure_kind(e));
             // Best effort: the caller gets the failure either way, and no plaintext exists.
