@@ -75,7 +75,7 @@ pub use secret::Revealed;
 pub mod postgres {
     pub use crate::backends::postgres::{
         PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, PgConsent, PgSubjectKeys, Roles,
-        SCHEMA_VERSION, grant, migrate, subject_access_pg, verify_pg,
+        SCHEMA_VERSION, grant, migrate, subject_access_pg, verify_pg, verify_pg_with_checkpoints,
     };
     /// The driver the backends and the `Sealed` column types (`ToSql`/`FromSql`) are built on,
     /// so callers use the same version.

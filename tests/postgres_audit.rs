@@ -236,8 +236,38 @@ fn tampered_rows_are_reported_with_seq_and_class() {
         return;
     };
     append_samples(&db, 10);
+    let copied_out = psql(
+        &db.owner,
+        "SELECT line FROM fieldseal_audit_checkpoints ORDER BY seq",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     tamper(&db, "DELETE FROM fieldseal_audit WHERE seq > 8");
     assert_eq!(fault(&db), Some((9, FaultClass::TruncatedBehindCheckpoint)));
+    // The checkpoints cut with it: the table alone looks like a valid shorter chain; a copy of
+    // the checkpoints kept outside the database shows the cut.
+    psql(
+        &db.superuser,
+        "BEGIN; ALTER TABLE fieldseal_audit_checkpoints DISABLE TRIGGER USER; \
+         DELETE FROM fieldseal_audit_checkpoints WHERE seq > 8; \
+         ALTER TABLE fieldseal_audit_checkpoints ENABLE TRIGGER USER; \
+         ALTER TABLE fieldseal_audit_head DISABLE TRIGGER USER; \
+         UPDATE fieldseal_audit_head SET seq = 8, \
+             mac = (SELECT mac FROM fieldseal_audit WHERE seq = 8); \
+         ALTER TABLE fieldseal_audit_head ENABLE TRIGGER USER; COMMIT;",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fault(&db), None);
+    let with_copy = fieldseal::postgres::verify_pg_with_checkpoints(
+        &db.owner,
+        &AuditKey::from_bytes(AUDIT_KEY),
+        &ckpt_public(),
+        copied_out.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        with_copy.fault.map(|f| (f.seq, f.class)),
+        Some((9, FaultClass::TruncatedBehindCheckpoint))
+    );
 
     // A row from another chain (same seq, another key).
     let Some(other) = fresh("tamper_other") else {

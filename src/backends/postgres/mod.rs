@@ -21,7 +21,7 @@ pub use audit::{PgAuditSink, PgAuditSinkBuilder, PgCheckpointer};
 pub use consent::PgConsent;
 pub use keys::PgSubjectKeys;
 pub use schema::{Roles, SCHEMA_VERSION, grant, migrate};
-pub use stream::{subject_access_pg, verify_pg};
+pub use stream::{subject_access_pg, verify_pg, verify_pg_with_checkpoints};
 
 use std::sync::Arc;
 

@@ -179,6 +179,7 @@ async fn verify(
     mac: ChainMac,
     public: CheckpointVerifyingKey,
     subject: Option<String>,
+    external: Vec<(u64, [u8; 32])>,
 ) -> Result<(VerifyReport, Vec<SubjectAccess>), AuditError> {
     let mut client = connect(&config).await.map_err(db_err)?;
     let tx = client
@@ -220,11 +221,16 @@ async fn verify(
         last_trusted = Some(c.seq);
         trusted.push((c.seq, c.head));
     }
+    // Checkpoints kept outside the database count like the table's: a cut of the table and of
+    // its checkpoints shows against them.
+    trusted.extend(external);
+    trusted.sort_unstable();
+    trusted.dedup();
     let mut walker = Walker::new(mac, 0, GENESIS);
     walker.subject = subject;
     let valid_ckpts = trusted.len();
     trusted.reverse();
-    if let Some(&(0, h)) = trusted.last() {
+    while let Some(&(0, h)) = trusted.last() {
         trusted.pop();
         if h != GENESIS {
             walker.fault = Some(Fault {
@@ -303,7 +309,36 @@ pub fn verify_pg(
     key: &AuditKey,
     public: &CheckpointVerifyingKey,
 ) -> Result<VerifyReport, AuditError> {
-    run_verify(url, key, public, None).map(|(r, _)| r)
+    run_verify(url, key, public, None, Vec::new()).map(|(r, _)| r)
+}
+
+/// [`verify_pg`] also against checkpoints kept outside the database: `checkpoints` holds
+/// checkpoint lines (`checkpoints.log` format, as `SELECT line FROM fieldseal_audit_checkpoints
+/// ORDER BY seq` gives them, newline-separated), for example a reviewer's copy of the latest.
+///
+/// The table's checkpoints live in the same database as the chain: someone able to disable the
+/// triggers can cut the chain's tail together with the checkpoints that cover it, leaving a
+/// valid shorter chain. A checkpoint copied out before catches that
+/// ([`FaultClass::TruncatedBehindCheckpoint`]), as does one naming another head at its seq
+/// ([`FaultClass::CheckpointMismatch`]: a rebuilt chain).
+///
+/// # Errors
+/// As [`verify_pg`], and [`AuditErrorKind::Rejected`] if a line of `checkpoints` is not a
+/// checkpoint validly signed by `public`.
+pub fn verify_pg_with_checkpoints(
+    url: &str,
+    key: &AuditKey,
+    public: &CheckpointVerifyingKey,
+    checkpoints: &[u8],
+) -> Result<VerifyReport, AuditError> {
+    let mut external = Vec::new();
+    for line in checkpoints.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let c = Checkpoint::parse(line)
+            .filter(|c| c.verify(public))
+            .ok_or(AuditError::new(AuditErrorKind::Rejected))?;
+        external.push((c.seq, c.head));
+    }
+    run_verify(url, key, public, None, external).map(|(r, _)| r)
 }
 
 /// Who read subject `subject`'s data (allowed reveals and masks), for which purpose and when,
@@ -322,7 +357,7 @@ pub fn subject_access_pg(
     let pseudonym = hex(&key
         .pseudonym_key()
         .subject(subject.expose_secret().as_bytes()));
-    let (report, accesses) = run_verify(url, key, public, Some(pseudonym))?;
+    let (report, accesses) = run_verify(url, key, public, Some(pseudonym), Vec::new())?;
     match report.fault {
         Some(f) => Err(AuditError::with_source(
             AuditErrorKind::Corrupt { seq: f.seq },
@@ -337,12 +372,13 @@ fn run_verify(
     key: &AuditKey,
     public: &CheckpointVerifyingKey,
     subject: Option<String>,
+    external: Vec<(u64, [u8; 32])>,
 ) -> Result<(VerifyReport, Vec<SubjectAccess>), AuditError> {
     let config = config(url)?;
     let mac = ChainMac::new(key.mac_key());
     let public = *public;
     let worker = Worker::start("fieldseal-pg-verify")?;
     worker
-        .run(verify(config, mac, public, subject))
+        .run(verify(config, mac, public, subject, external))
         .unwrap_or_else(|| Err(AuditError::new(AuditErrorKind::Closed)))
 }
