@@ -510,3 +510,37 @@ fn sync_and_async_appends_inside_a_tokio_runtime() {
     };
     assert!(report.is_valid(), "{:?}", report.fault);
 }
+
+#[test]
+fn a_held_head_lock_times_out_and_appends_resume() {
+    let Some(db) = fresh("locktimeout") else {
+        return;
+    };
+    let s = PgAuditSink::builder(&db.writer)
+        .key(AuditKey::from_bytes(AUDIT_KEY))
+        .lock_timeout(std::time::Duration::from_millis(300))
+        .connect()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let owner = db.owner.clone();
+    let holder = std::thread::spawn(move || {
+        psql(
+            &owner,
+            "BEGIN; SELECT seq FROM fieldseal_audit_head FOR UPDATE; SELECT pg_sleep(2); COMMIT;",
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = Instant::now();
+    let r = with_sample_event(0, None, |e| s.append(e));
+    assert_eq!(r.err().map(|e| e.kind()), Some(AuditErrorKind::Io));
+    assert!(
+        started.elapsed().as_secs_f64() < 1.5,
+        "{:?}",
+        started.elapsed()
+    );
+    holder
+        .join()
+        .unwrap_or_else(|_| panic!("holder"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seq = with_sample_event(1, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(seq, 1, "the failed transaction left no trace");
+}

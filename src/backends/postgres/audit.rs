@@ -29,6 +29,16 @@ pub struct PgAuditSinkBuilder {
     url: String,
     key: Option<AuditKey>,
     max_batch: usize,
+    timeouts: Timeouts,
+}
+
+/// Session settings of the writer's connection.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// `idle_in_transaction_session_timeout`, ms.
+    stall_ms: u64,
+    /// `lock_timeout`, ms (0: wait).
+    lock_ms: u64,
 }
 
 impl std::fmt::Debug for PgAuditSinkBuilder {
@@ -55,6 +65,26 @@ impl PgAuditSinkBuilder {
         self
     }
 
+    /// How long the server lets this writer's session sit idle inside a transaction before it
+    /// ends the session (default 5 s; zero: never). A writer process that stalls while it holds
+    /// the head lock (paused, swapping, debugged) would otherwise stall every writer of the
+    /// fleet; past this bound its transaction is rolled back, its appends fail (those operations
+    /// are refused) and the lock is free.
+    #[must_use]
+    pub fn stall_timeout(mut self, t: std::time::Duration) -> Self {
+        self.timeouts.stall_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// How long an append transaction waits for the head lock before it fails (default: no
+    /// limit). A bound trades availability of reveals (they fail closed when it is hit) for
+    /// latency.
+    #[must_use]
+    pub fn lock_timeout(mut self, t: std::time::Duration) -> Self {
+        self.timeouts.lock_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// Connects (as the writer role) and starts the writer thread.
     ///
     /// # Errors
@@ -65,10 +95,11 @@ impl PgAuditSinkBuilder {
         let key = self.key.ok_or(AuditError::new(AuditErrorKind::Rejected))?;
         let config = config(&self.url)?;
         let worker = Worker::start("fieldseal-pg-audit")?;
+        let timeouts = self.timeouts;
         let conn = {
             let config = config.clone();
             worker
-                .run(async move { Conn::open(&config).await })
+                .run(async move { Conn::open(&config, timeouts).await })
                 .unwrap_or_else(|| Err(AuditError::new(AuditErrorKind::Closed)))?
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -78,6 +109,7 @@ impl PgAuditSinkBuilder {
             conn: Some(conn),
             mac: ChainMac::new(key.mac_key()),
             max_batch: self.max_batch,
+            timeouts,
             stats: Arc::clone(&stats),
         };
         worker.handle().spawn(writer.run(rx));
@@ -181,6 +213,10 @@ impl PgAuditSink {
             url: url.to_owned(),
             key: None,
             max_batch: 1000,
+            timeouts: Timeouts {
+                stall_ms: 5000,
+                lock_ms: 0,
+            },
         }
     }
 
@@ -279,8 +315,16 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(config: &tokio_postgres::Config) -> Result<Self, AuditError> {
+    async fn open(config: &tokio_postgres::Config, t: Timeouts) -> Result<Self, AuditError> {
         let client = connect(config).await.map_err(db_err)?;
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = {}",
+                t.stall_ms.min(i32::MAX as u64),
+                t.lock_ms.min(i32::MAX as u64)
+            ))
+            .await
+            .map_err(db_err)?;
         let lock_head = client.prepare(LOCK_HEAD).await.map_err(db_err)?;
         let insert = client.prepare(INSERT).await.map_err(db_err)?;
         let update_head = client.prepare(UPDATE_HEAD).await.map_err(db_err)?;
@@ -316,6 +360,7 @@ struct Writer {
     conn: Option<Conn>,
     mac: ChainMac,
     max_batch: usize,
+    timeouts: Timeouts,
     stats: Arc<Stats>,
 }
 
@@ -356,7 +401,7 @@ impl Writer {
         queue: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Result<u64, BatchError> {
         if self.conn.is_none() {
-            self.conn = Some(Conn::open(&self.config).await?);
+            self.conn = Some(Conn::open(&self.config, self.timeouts).await?);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(BatchError::Audit(AuditErrorKind::Closed));
