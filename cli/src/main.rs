@@ -1,0 +1,83 @@
+//! `fieldseal`: the operators' command for fieldseal keyrings, envelopes, audit logs and policy
+//! manifests.
+//!
+//! Exit codes: 0 success, 1 a verification failed, 2 a usage or input error.
+
+mod audit;
+mod fail;
+mod inspect;
+mod keys;
+mod locate;
+mod out;
+mod policy;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::fail::{Exit, Failure};
+
+/// Operate fieldseal: keyrings, envelopes, audit logs and policy manifests.
+///
+/// Nothing is decrypted unless a subcommand's job is to reveal; no key or value is printed.
+/// Exit status: 0 success, 1 verification failed, 2 usage or input error.
+#[derive(Debug, Parser)]
+#[command(name = "fieldseal", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a keyring file (and its key-encryption key file if missing)
+    Keygen(keys::KeygenArgs),
+    /// List, add, activate, retire and rotate the key versions of a keyring file
+    Key(keys::KeyArgs),
+    /// Describe envelopes (kind, purpose, key version, sealed-at, sizes) without decrypting
+    Inspect(inspect::InspectArgs),
+    /// Verify an audit log, report who read a subject's data, show the latest entries
+    Audit(audit::AuditArgs),
+    /// Lint a policy manifest, explain a decision
+    Policy(policy::PolicyArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Keygen(a) => keys::keygen(a),
+        Command::Key(a) => keys::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Audit(a) => audit::run(a),
+        Command::Policy(a) => policy::run(a),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "fieldseal", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Report { exit, message }) => {
+            eprintln!("fieldseal: {message}");
+            exit.code()
+        }
+        Err(Failure::Reported(exit)) => exit.code(),
+        Err(Failure::BrokenPipe) => Exit::code_quiet(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
