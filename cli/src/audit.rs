@@ -471,13 +471,19 @@ pub(crate) fn run(a: &AuditArgs) -> Result<()> {
                 })
                 .collect();
             if *json {
+                #[derive(Serialize)]
+                struct ReportRow<'a> {
+                    dir: String,
+                    entries_verified: u64,
+                    accesses: &'a [Access<'a>],
+                }
                 return json_line(
                     &mut out,
-                    &serde_json::json!({
-                        "dir": log.dir.display().to_string(),
-                        "entries_verified": report.entries,
-                        "accesses": rows,
-                    }),
+                    &ReportRow {
+                        dir: log.dir.display().to_string(),
+                        entries_verified: report.entries,
+                        accesses: &rows,
+                    },
                 );
             }
             writeln!(
