@@ -4,6 +4,11 @@
 //! lands in a MAC-chained, checkpointed audit log that is verified at the end, and a single
 //! edited byte is caught.
 //!
+//! Keys survive restarts: a file KEK and a keyring file (root, audit and checkpoint keys) live
+//! in a local data directory (`FIELDSEAL_DEMO_DIR`, default `target/fieldseal-demo`), and a value
+//! sealed by one run is opened by the next. Marketing data is sealed under per-subject,
+//! per-purpose keys, so a data subject's marketing data can be crypto-shredded.
+//!
 //! Run: `cargo run --example website` (writes its audit log under the system temp directory and
 //! removes it afterwards).
 
@@ -22,22 +27,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let consent = Arc::new(MemoryConsent::new());
     let clock = Arc::new(FixedClock::new(1_764_000_000));
     let dir = std::env::temp_dir().join(format!("fieldseal-website-{}", std::process::id()));
-    // The verifier needs the audit key too; production loads both from a key provider.
-    let mut audit_key_bytes = [0u8; 32];
-    SystemRandom.fill(&mut audit_key_bytes)?;
-    let audit_key = AuditKey::from_bytes(audit_key_bytes);
-    let checkpoint_key = CheckpointSigningKey::generate()?;
+    // ------------------------------------------------------------------ keys
+    // A file KEK (mode 0600) wraps the keyring file's key; root, audit and checkpoint keys
+    // live in the keyring file. Both survive restarts; nothing on the hot path calls the KEK.
+    let data = std::env::var_os("FIELDSEAL_DEMO_DIR").map_or_else(
+        || std::path::PathBuf::from("target/fieldseal-demo"),
+        Into::into,
+    );
+    std::fs::create_dir_all(&data)?;
+    let kek_path = data.join("kek");
+    let ring_path = data.join("keyring.json");
+    let kek = Arc::new(if kek_path.exists() {
+        FileKek::open(&kek_path)?
+    } else {
+        FileKek::create(&kek_path)?
+    });
+    let first_run = !ring_path.exists();
+    let keyring = Arc::new(if first_run {
+        Keyring::create(&*kek, &ring_path)?
+    } else {
+        Keyring::load(&*kek, &ring_path)?
+    });
+    println!(
+        "keys: {} keyring {} (active version {})",
+        if first_run { "created" } else { "loaded" },
+        ring_path.display(),
+        keyring.active_version()
+    );
+    // The verifier needs the audit key too: both come from the keyring file.
+    let (audit_key, checkpoint_key) = keyring.audit_keys()?;
     let public = checkpoint_key.verifying_key();
     let pseudonyms = audit_key.pseudonym_key();
     let (log, _) = ChainedLog::builder(&dir)
-        .key(AuditKey::from_bytes(audit_key_bytes))
+        .key(keyring.audit_keys()?.0)
         .checkpoint_key(checkpoint_key)
         .durability(Durability::Durable)
         .clock(Arc::clone(&clock) as Arc<dyn Clock>)
         .open()?;
     let log = Arc::new(log);
     let guard = Guard::builder()
-        .keyring(Keyring::generate()?)
+        .shared_keyring(Arc::clone(&keyring))
+        .subject_keys(SubjectKeys::new(
+            Arc::clone(&kek) as Arc<dyn KeyProvider>,
+            Arc::new(FileSubjectKeys::open(data.join("subject-keys"))?),
+        ))
+        .subject_key_purpose(PurposeId::of::<Marketing>(), SubjectKeyScope::Purpose)
         .shared_policy(Arc::clone(&policy) as Arc<dyn AccessPolicy>)
         .consent(Arc::clone(&consent))
         .clock(Arc::clone(&clock) as Arc<dyn Clock>)
@@ -67,6 +101,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ip: Sealed<IpAddress, Security> =
         guard.seal(&IpAddress::parse("203.0.113.77")?, &row("ip"))?;
     println!("stored phone: {}…", &phone.to_text()[..40]);
+
+    // ------------------------------------------------------------------ restart
+    // The previous run left a sealed phone number behind; this run's keys open it.
+    let carried = data.join("carried-over.txt");
+    let carried_ctx = Context::new().table("inquiries").column("phone").row("0");
+    if let Ok(text) = std::fs::read_to_string(&carried) {
+        let old: Sealed<PhoneNumber, Service> = text.trim().parse()?;
+        let agent = Accessor::new("alice", [Role::new("support_agent")]);
+        println!(
+            "restart: the phone sealed by the previous run (key version {}) opens: {}",
+            old.key_version(),
+            guard.mask(&agent, &old, &carried_ctx)?
+        );
+    }
+    let keep: Sealed<PhoneNumber, Service> =
+        guard.seal(&PhoneNumber::parse("139 1234 5678")?, &carried_ctx)?;
+    std::fs::write(&carried, keep.to_text())?;
 
     // ------------------------------------------------------------------ service
     let agent = Accessor::new("alice", [Role::new("support_agent")]);
@@ -147,6 +198,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  marketing masks the service email",
         guard.mask(&marketer, &email, &row("email")),
     );
+
+    // ------------------------------------------------------------------ erasure
+    println!("\n[erasure] the visitor asks for their marketing data to be erased");
+    let dpo = Accessor::new("dora", [Role::new("dpo")]);
+    let backup = promo.to_text(); // a copy taken before the erasure, as a backup holds
+    let erased = guard.erase(
+        &dpo,
+        &visitor,
+        Erasure::Purpose(&PurposeId::of::<Marketing>()),
+    )?;
+    println!(
+        "  DPO erased the subject's key for: {:?}",
+        erased
+            .purposes
+            .iter()
+            .map(PurposeId::as_str)
+            .collect::<Vec<_>>()
+    );
+    let from_backup: Sealed<Email, Marketing> = backup.parse()?;
+    // Even with consent given again, the erased data is gone: its key no longer exists.
+    consent.grant(&visitor, ConsentScope::Purpose("marketing"), clock.now());
+    report(
+        "  marketing email from the backup copy",
+        guard.reveal(&marketer, &from_backup, &promo_ctx),
+    );
+    println!(
+        "  service data of the same visitor still opens: {}",
+        guard.mask(&agent, &phone, &row("phone"))?
+    );
+    consent.withdraw(&visitor, ConsentScope::Purpose("marketing"), clock.now());
 
     // ------------------------------------------------------------------ security
     println!("\n[security] fraud review of the visit log");

@@ -305,6 +305,14 @@ pub enum KeyError {
     NotPersistent,
     /// The active version cannot be retired; activate another one first.
     RetireActive,
+    /// The value was sealed under a subject key that has been erased (crypto-shredded): it can
+    /// never be opened again.
+    Erased,
+    /// The purpose does not use subject keys of a scope that can be erased this way (a
+    /// per-subject key is erased with the subject, not per purpose).
+    NotErasable,
+    /// Sealing for a purpose with subject keys needs a `subject` in the context.
+    SubjectRequired,
 }
 
 impl fmt::Display for KeyError {
@@ -328,6 +336,13 @@ impl fmt::Display for KeyError {
             }
             KeyError::NotPersistent => f.write_str("keyring has no file"),
             KeyError::RetireActive => f.write_str("the active key version cannot be retired"),
+            KeyError::Erased => f.write_str("the subject key was erased; the value is gone"),
+            KeyError::NotErasable => {
+                f.write_str("this purpose's subject keys cannot be erased per purpose")
+            }
+            KeyError::SubjectRequired => {
+                f.write_str("sealing for this purpose needs a subject in the context")
+            }
         }
     }
 }
@@ -429,6 +444,9 @@ pub enum ConfigError {
     NoKeys,
     /// The active key version is below the minimum decryption version.
     ActiveBelowMinimum,
+    /// Purposes use subject keys, or an erasure was asked for, but no subject keys are
+    /// configured.
+    MissingSubjectKeys,
 }
 
 impl fmt::Display for ConfigError {
@@ -441,6 +459,7 @@ impl fmt::Display for ConfigError {
             ConfigError::ActiveBelowMinimum => {
                 "active key version is below the minimum decryption version"
             }
+            ConfigError::MissingSubjectKeys => "no subject keys configured",
         })
     }
 }

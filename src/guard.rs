@@ -8,12 +8,15 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::audit::{AuditEvent, AuditSink, FailureKind, Outcome};
 use crate::clock::{Clock, SystemClock};
-use crate::context::Context;
+use crate::context::{Context, SubjectId};
+use crate::crypto::aead::EpochKey;
 use crate::crypto::aead::TAG_LEN;
 use crate::crypto::envelope::{self, HeaderFields, MAX_PLAINTEXT};
+use crate::error::KeyError;
 use crate::error::{ConfigError, Error, FormatError};
-use crate::field::Field;
-use crate::keys::Keyring;
+use crate::field::{Field, FieldKind};
+use crate::keys::subject::CurrentKey;
+use crate::keys::{Keyring, SubjectKeyId, SubjectKeyScope, SubjectKeys};
 use crate::policy::{
     AccessPolicy, AccessRequest, Accessor, Action, Check, ConsentRegistry, ConsentScope,
     CrossBorderRule, Decision, DenyReason, Explanation, PurposeRules,
@@ -59,6 +62,8 @@ pub struct Guard {
     rng: Arc<dyn RandomSource>,
     consent: Option<Arc<dyn ConsentRegistry>>,
     best_effort_denials: bool,
+    subject_keys: Option<Arc<SubjectKeys>>,
+    subject_scopes: Vec<(PurposeId, SubjectKeyScope)>,
 }
 
 impl fmt::Debug for Guard {
@@ -82,6 +87,8 @@ pub struct GuardBuilder {
     rng: Option<Arc<dyn RandomSource>>,
     consent: Option<Arc<dyn ConsentRegistry>>,
     best_effort_denials: bool,
+    subject_keys: Option<Arc<SubjectKeys>>,
+    subject_scopes: Vec<(PurposeId, SubjectKeyScope)>,
 }
 
 impl fmt::Debug for GuardBuilder {
@@ -162,11 +169,29 @@ impl GuardBuilder {
         self
     }
 
+    /// The subject keys that purposes named with [`GuardBuilder::subject_key_purpose`] are
+    /// sealed under (crypto-shredding erasure: [`Guard::erase`]).
+    #[must_use]
+    pub fn subject_keys(mut self, keys: SubjectKeys) -> Self {
+        self.subject_keys = Some(Arc::new(keys));
+        self
+    }
+
+    /// Seals values of `purpose` under subject keys of `scope`: one per subject, or one per
+    /// subject and purpose. Sealing for it then needs a `subject` in the context.
+    #[must_use]
+    pub fn subject_key_purpose(mut self, purpose: PurposeId, scope: SubjectKeyScope) -> Self {
+        self.subject_scopes.retain(|(p, _)| *p != purpose);
+        self.subject_scopes.push((purpose, scope));
+        self
+    }
+
     /// Builds the guard.
     ///
     /// # Errors
-    /// [`ConfigError::MissingKeyring`], [`ConfigError::MissingPolicy`] or
-    /// [`ConfigError::MissingAuditSink`].
+    /// [`ConfigError::MissingKeyring`], [`ConfigError::MissingPolicy`],
+    /// [`ConfigError::MissingAuditSink`], or [`ConfigError::MissingSubjectKeys`] when purposes
+    /// use subject keys but none are configured.
     pub fn build(self) -> Result<Guard, Error> {
         Ok(Guard {
             keyring: self.keyring.ok_or(ConfigError::MissingKeyring)?,
@@ -176,6 +201,11 @@ impl GuardBuilder {
             rng: self.rng.unwrap_or_else(|| Arc::new(SystemRandom)),
             consent: self.consent,
             best_effort_denials: self.best_effort_denials,
+            subject_keys: match (self.subject_keys, self.subject_scopes.is_empty()) {
+                (None, false) => return Err(ConfigError::MissingSubjectKeys.into()),
+                (keys, _) => keys,
+            },
+            subject_scopes: self.subject_scopes,
         })
     }
 }
@@ -210,58 +240,115 @@ impl Guard {
         }
         let ctx = context.encoded()?;
         let sealed_at = self.clock.now();
-        self.keyring
-            .with_sealing_key(P::LABEL, F::KIND, &*self.rng, |version, key| {
-                let mut nonce = [0u8; 12];
-                self.rng.fill(&mut nonce)?;
-                let header_len = envelope::header_len(P::LABEL.len(), false);
-                let body_len = value.canonical_len();
-                if body_len > MAX_PLAINTEXT.min(F::MAX_CANONICAL_LEN) {
-                    return Err(Error::Format(FormatError::CiphertextLength));
+        let bytes = match self.subject_key_for(P::LABEL, context, true)? {
+            None => self.keyring.with_sealing_key(
+                P::LABEL,
+                F::KIND,
+                &*self.rng,
+                |version, key| self.seal_under(value, P::LABEL, ctx, sealed_at, version, key, None),
+            )??,
+            Some((id, secret)) => self.keyring.with_subject_sealing_key(
+                P::LABEL,
+                F::KIND,
+                &*self.rng,
+                (&id, &secret),
+                |version, key| {
+                    self.seal_under(value, P::LABEL, ctx, sealed_at, version, key, Some(&id))
+                },
+            )??,
+        };
+        Ok(Sealed::from_trusted(bytes))
+    }
+
+    /// The subject key (id and secret) that values of `purpose` in `context` are sealed under,
+    /// if the purpose uses subject keys; created when `create` and missing.
+    fn subject_key_for(
+        &self,
+        purpose: &str,
+        context: &Context,
+        create: bool,
+    ) -> Result<Option<CurrentKey>, Error> {
+        let Some(scope) = self
+            .subject_scopes
+            .iter()
+            .find(|(p, _)| p.as_str() == purpose)
+            .map(|(_, s)| *s)
+        else {
+            return Ok(None);
+        };
+        let keys = self
+            .subject_keys
+            .as_ref()
+            .ok_or(KeyError::SubjectKeyUnavailable)?;
+        let subject = context.part("subject").ok_or(KeyError::SubjectRequired)?;
+        Ok(Some(keys.current(
+            subject,
+            scope_label(scope, purpose),
+            create,
+        )?))
+    }
+
+    /// Writes the envelope of `value` under `key`: header ‖ ciphertext ‖ tag.
+    #[allow(clippy::too_many_arguments)]
+    fn seal_under<F: Field>(
+        &self,
+        value: &F,
+        purpose: &str,
+        ctx: &[u8],
+        sealed_at: u64,
+        version: crate::KeyVersion,
+        key: &EpochKey,
+        subject_key_id: Option<&SubjectKeyId>,
+    ) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; 12];
+        self.rng.fill(&mut nonce)?;
+        let header_len = envelope::header_len(purpose.len(), subject_key_id.is_some());
+        let body_len = value.canonical_len();
+        if body_len > MAX_PLAINTEXT.min(F::MAX_CANONICAL_LEN) {
+            return Err(Error::Format(FormatError::CiphertextLength));
+        }
+        // Layout while encrypting: header ‖ context ‖ plaintext, so the associated data
+        // (header ‖ context) is one slice without a copy; the context is then cut out.
+        // The capacity is exact: the buffer never reallocates, so no unzeroized copy of
+        // the plaintext is left behind in freed memory.
+        let aad_len = header_len + ctx.len();
+        let mut out = Vec::with_capacity(aad_len + body_len + TAG_LEN);
+        envelope::write_header(
+            &mut out,
+            &HeaderFields {
+                kind: F::KIND,
+                purpose,
+                key_version: version,
+                sealed_at,
+                subject_key_id,
+                salt: key.salt(),
+                commitment: key.commitment(),
+                nonce: &nonce,
+            },
+        );
+        out.extend_from_slice(ctx);
+        value.write_canonical(&mut out);
+        let (aad, body) = out.split_at_mut(aad_len);
+        match key.seal_in_place(&nonce, aad, body) {
+            Ok(tag) => {
+                // Ciphertext moves over the context. The bytes left behind after it
+                // (the end of the context or a copy of the ciphertext; never plaintext,
+                // encryption was in place) are wiped: the context may name the subject,
+                // and the envelope's spare capacity goes to the caller and is freed
+                // unwiped.
+                out.copy_within(aad_len.., header_len);
+                if let Some(stale) = out.get_mut(header_len + body_len..) {
+                    stale.zeroize();
                 }
-                // Layout while encrypting: header ‖ context ‖ plaintext, so the associated data
-                // (header ‖ context) is one slice without a copy; the context is then cut out.
-                // The capacity is exact: the buffer never reallocates, so no unzeroized copy of
-                // the plaintext is left behind in freed memory.
-                let aad_len = header_len + ctx.len();
-                let mut out = Vec::with_capacity(aad_len + body_len + TAG_LEN);
-                envelope::write_header(
-                    &mut out,
-                    &HeaderFields {
-                        kind: F::KIND,
-                        purpose: P::LABEL,
-                        key_version: version,
-                        sealed_at,
-                        subject_key_id: None,
-                        salt: key.salt(),
-                        commitment: key.commitment(),
-                        nonce: &nonce,
-                    },
-                );
-                out.extend_from_slice(ctx);
-                value.write_canonical(&mut out);
-                let (aad, body) = out.split_at_mut(aad_len);
-                match key.seal_in_place(&nonce, aad, body) {
-                    Ok(tag) => {
-                        // Ciphertext moves over the context. The bytes left behind after it
-                        // (the end of the context or a copy of the ciphertext; never plaintext,
-                        // encryption was in place) are wiped: the context may name the subject,
-                        // and the envelope's spare capacity goes to the caller and is freed
-                        // unwiped.
-                        out.copy_within(aad_len.., header_len);
-                        if let Some(stale) = out.get_mut(header_len + body_len..) {
-                            stale.zeroize();
-                        }
-                        out.truncate(header_len + body_len);
-                        out.extend_from_slice(&tag);
-                        Ok(Sealed::from_trusted(out))
-                    }
-                    Err(()) => {
-                        out.zeroize();
-                        Err(Error::Format(FormatError::CiphertextLength))
-                    }
-                }
-            })?
+                out.truncate(header_len + body_len);
+                out.extend_from_slice(&tag);
+                Ok(out)
+            }
+            Err(()) => {
+                out.zeroize();
+                Err(Error::Format(FormatError::CiphertextLength))
+            }
+        }
     }
 
     /// Opens `sealed` for `accessor`, returning the plaintext in a zeroizing wrapper.
@@ -445,18 +532,32 @@ impl Guard {
             }
         };
         recorded?;
-        let opened = self.keyring.with_opening_key(&env, |key| {
-            // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
-            // and the plaintext appears in place after it.
-            let aad_len = env.header.len() + ctx.len();
-            let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
-            buf.extend_from_slice(env.header);
-            buf.extend_from_slice(ctx);
-            buf.extend_from_slice(env.ciphertext);
-            let (aad, body) = buf.split_at_mut(aad_len);
-            key.open_in_place(env.nonce, aad, body, env.tag)
-                .map(|()| Opened { buf, at: aad_len })
-                .map_err(|()| Error::Integrity)
+        // A subject-key envelope needs its subject key; an erased one fails here, recorded.
+        let subject_secret = match env.subject_key_id {
+            None => Ok(None),
+            Some(id) => self
+                .subject_keys
+                .as_ref()
+                .ok_or(Error::Key(KeyError::SubjectKeyUnavailable))
+                .and_then(|keys| keys.key(id))
+                .map(Some),
+        };
+        let opened = subject_secret.and_then(|secret| {
+            self.keyring
+                .with_opening_key(&env, secret.as_deref().map(|s| &**s), |key| {
+                    // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
+                    // and the plaintext appears in place after it.
+                    let aad_len = env.header.len() + ctx.len();
+                    let mut buf =
+                        Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
+                    buf.extend_from_slice(env.header);
+                    buf.extend_from_slice(ctx);
+                    buf.extend_from_slice(env.ciphertext);
+                    let (aad, body) = buf.split_at_mut(aad_len);
+                    key.open_in_place(env.nonce, aad, body, env.tag)
+                        .map(|()| Opened { buf, at: aad_len })
+                        .map_err(|()| Error::Integrity)
+                })
         });
         // A value that authenticates but does not parse (a kind's rules tightened after it was
         // sealed) is a failure of its own, recorded like the others.
@@ -465,6 +566,7 @@ impl Guard {
             .and_then(|plain| F::from_canonical(plain.bytes()).map_err(Error::from));
         if let Err(e) = &result {
             event.outcome = Outcome::Failed(match e {
+                Error::Key(KeyError::Erased) => FailureKind::Erased,
                 Error::Key(_) => FailureKind::Key,
                 Error::Context(_) => FailureKind::Context,
                 Error::Field(_) => FailureKind::Field,
@@ -474,6 +576,145 @@ impl Guard {
             let _ = self.audit.record(&event);
         }
         result
+    }
+}
+
+/// What to erase with [`Guard::erase`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Erasure<'a> {
+    /// Every subject key of the subject: the per-subject key and the per-purpose keys of
+    /// every purpose that has them.
+    Subject,
+    /// The subject's key for one purpose with per-purpose subject keys (withdrawn consent);
+    /// data of the subject's other purposes stays readable.
+    Purpose(&'a PurposeId),
+}
+
+/// What [`Guard::erase`] destroyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErasureReport {
+    /// The purposes whose keys for the subject were destroyed (a key that did not exist, because
+    /// nothing was ever sealed under it, counts as destroyed: nothing can open under it).
+    pub purposes: Vec<PurposeId>,
+    /// How many stored keys existed and were deleted.
+    pub keys_deleted: usize,
+}
+
+fn scope_label(scope: SubjectKeyScope, purpose: &str) -> &str {
+    match scope {
+        SubjectKeyScope::Subject => "",
+        SubjectKeyScope::Purpose => purpose,
+    }
+}
+
+impl Guard {
+    /// Crypto-shreds a subject's data: destroys the subject keys `what` names, in the store and
+    /// in memory. Every value sealed under them — including copies taken before, as a backup
+    /// holds — then fails to open with [`KeyError::Erased`] (recorded as `failed:erased`).
+    /// Other subjects are unaffected.
+    ///
+    /// Needs [`Action::Erase`] on every purpose erased (for any kind); each purpose's erasure is
+    /// audited (kind `text`: erasure is not kind-specific) before its key is destroyed.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] if the policy refuses any of the purposes (nothing is erased),
+    /// [`KeyError::NotErasable`] for a purpose without per-purpose subject keys,
+    /// [`Error::Audit`] if the record is not accepted (that purpose is not erased),
+    /// [`ConfigError::MissingSubjectKeys`], store and provider errors.
+    #[track_caller]
+    pub fn erase(
+        &self,
+        accessor: &Accessor,
+        subject: &SubjectId,
+        what: Erasure<'_>,
+    ) -> Result<ErasureReport, Error> {
+        let site = Location::caller();
+        let keys = self
+            .subject_keys
+            .as_ref()
+            .ok_or(ConfigError::MissingSubjectKeys)?;
+        let targets: Vec<&(PurposeId, SubjectKeyScope)> = match what {
+            Erasure::Subject => self.subject_scopes.iter().collect(),
+            Erasure::Purpose(p) => {
+                let t = self
+                    .subject_scopes
+                    .iter()
+                    .find(|(q, s)| q == p && *s == SubjectKeyScope::Purpose)
+                    .ok_or(KeyError::NotErasable)?;
+                vec![t]
+            }
+        };
+        let context = Context::new().subject(subject);
+        let mut verdicts = Vec::with_capacity(targets.len());
+        for (purpose, _) in &targets {
+            let allowed = FieldKind::ALL.iter().find_map(|&kind| {
+                let v = self.policy.verdict(&AccessRequest {
+                    accessor,
+                    purpose: purpose.as_str(),
+                    kind,
+                    action: Action::Erase,
+                });
+                (v.decision == Decision::Allow).then_some(v.policy_version)
+            });
+            verdicts.push(allowed);
+        }
+        if let Some(i) = verdicts.iter().position(Option::is_none) {
+            let purpose = &targets[i].0;
+            let event = AuditEvent {
+                time: self.clock.now(),
+                accessor,
+                purpose,
+                kind: FieldKind::Text,
+                action: Action::Erase,
+                outcome: Outcome::Denied(DenyReason::NotPermitted),
+                call_site: site,
+                key_version: self.keyring.active_version(),
+                sealed_at: 0,
+                policy_version: self.policy.policy_version(),
+                context: &context,
+            };
+            let recorded = self.audit.record(&event);
+            if !self.best_effort_denials {
+                recorded?;
+            }
+            return Err(Error::Denied {
+                reason: DenyReason::NotPermitted,
+            });
+        }
+        let mut report = ErasureReport {
+            purposes: Vec::new(),
+            keys_deleted: 0,
+        };
+        let mut done: Vec<&str> = Vec::new();
+        for ((purpose, scope), version) in targets.iter().zip(verdicts) {
+            let event = AuditEvent {
+                time: self.clock.now(),
+                accessor,
+                purpose,
+                kind: FieldKind::Text,
+                action: Action::Erase,
+                outcome: Outcome::Allowed,
+                call_site: site,
+                key_version: self.keyring.active_version(),
+                sealed_at: 0,
+                policy_version: version.unwrap_or_default(),
+                context: &context,
+            };
+            // Recorded before the key is destroyed: an erasure is never unaudited.
+            self.audit.record(&event)?;
+            let scope = scope_label(*scope, purpose.as_str());
+            if !done.contains(&scope) {
+                if let Some(id) = keys.destroy(subject.expose_secret().as_bytes(), scope)? {
+                    report.keys_deleted += 1;
+                    self.keyring.forget_subject(&id);
+                }
+                done.push(scope);
+            }
+            report.purposes.push((*purpose).clone());
+        }
+        Ok(report)
     }
 }
 

@@ -42,10 +42,13 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{Guard, GuardBuilder};
+pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder};
 pub use keys::{
     EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,
+};
+pub use keys::{
+    FileSubjectKeys, MemorySubjectKeys, SubjectKeyId, SubjectKeyScope, SubjectKeyStore, SubjectKeys,
 };
 #[cfg(feature = "casbin")]
 pub use policy::CasbinPolicy;

@@ -60,6 +60,8 @@ pub enum FailureKind {
     /// The value authenticated but its plaintext did not parse as its kind (for example a
     /// kind's validation rules tightened after the value was sealed).
     Field,
+    /// The value's subject key was erased (crypto-shredded).
+    Erased,
 }
 
 impl Outcome {
@@ -75,6 +77,7 @@ impl Outcome {
             Outcome::Failed(FailureKind::Key) => "failed:key",
             Outcome::Failed(FailureKind::Context) => "failed:context",
             Outcome::Failed(FailureKind::Field) => "failed:field",
+            Outcome::Failed(FailureKind::Erased) => "failed:erased",
         }
     }
 }

@@ -31,6 +31,21 @@ impl EpochKey {
         }
     }
 
+    /// The epoch key of an envelope sealed under a subject key (see
+    /// [`kdf::subject_epoch_key`]).
+    pub(crate) fn derive_for_subject(
+        purpose_key: &[u8; 32],
+        subject_secret: &[u8; 32],
+        salt: [u8; SALT_LEN],
+    ) -> Self {
+        let (key, commitment) = kdf::subject_epoch_key(purpose_key, subject_secret, &salt);
+        Self {
+            cipher: Aes256Gcm::new((&*key).into()),
+            commitment,
+            salt,
+        }
+    }
+
     pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
         &self.salt
     }

@@ -75,6 +75,33 @@ pub(crate) fn epoch_key(
     (key, commitment)
 }
 
+/// Info of subject epoch-key expansion.
+const SUBJECT_EPOCH_INFO: &[u8] = b"fieldseal/v1/subject-epoch-key";
+
+/// Epoch key material for an envelope sealed under a subject key: HKDF(salt = epoch salt,
+/// IKM = purpose key ‖ subject secret, info = lp(SUBJECT_EPOCH_INFO)) expanded to 48 bytes, split
+/// as in [`epoch_key`]. The subject secret is random keying material held only by the
+/// subject-key store, so destroying it makes every such envelope unopenable.
+pub(crate) fn subject_epoch_key(
+    purpose_key: &[u8; 32],
+    subject_secret: &[u8; 32],
+    salt: &[u8; 16],
+) -> (Zeroizing<[u8; 32]>, [u8; COMMITMENT_LEN]) {
+    let mut ikm = Zeroizing::new([0u8; 64]);
+    ikm[..32].copy_from_slice(purpose_key);
+    ikm[32..].copy_from_slice(subject_secret);
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm.as_ref());
+    let mut info = Vec::with_capacity(40);
+    push_lp(&mut info, SUBJECT_EPOCH_INFO);
+    let mut okm = Zeroizing::new([0u8; 48]);
+    let _ = hk.expand(&info, okm.as_mut());
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&okm[..32]);
+    let mut commitment = [0u8; COMMITMENT_LEN];
+    commitment.copy_from_slice(&okm[32..]);
+    (key, commitment)
+}
+
 /// HKDF-SHA256 (RFC 5869) into `okm`.
 ///
 /// # Errors
@@ -109,6 +136,19 @@ mod tests {
         assert_ne!(*a, *c);
         assert_ne!(*a, *d);
         assert_eq!(*a, *prk.purpose_key("service", FieldKind::Email, None));
+    }
+
+    #[test]
+    fn subject_secret_is_keying_material() {
+        let pk = [3u8; 32];
+        let salt = [4u8; 16];
+        let (plain, _) = epoch_key(&pk, &salt);
+        let (a, ca) = subject_epoch_key(&pk, &[1; 32], &salt);
+        let (b, cb) = subject_epoch_key(&pk, &[2; 32], &salt);
+        assert_ne!(*a, *b, "another subject secret, another key");
+        assert_ne!(ca, cb);
+        assert_ne!(*a, *plain, "never the key derivable without the secret");
+        assert_eq!(*a, *subject_epoch_key(&pk, &[1; 32], &salt).0);
     }
 
     #[test]

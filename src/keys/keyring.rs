@@ -653,24 +653,61 @@ impl Keyring {
         Ok(f(version, &key))
     }
 
+    /// Runs `f` with a fresh epoch key for sealing `(purpose, kind)` under the active version
+    /// and the subject key `subject` (id and secret). Every such seal draws its own epoch salt:
+    /// subject keys are many and each seals few values.
+    pub(crate) fn with_subject_sealing_key<R>(
+        &self,
+        purpose: &str,
+        kind: FieldKind,
+        rng: &dyn RandomSource,
+        subject: (&[u8; 16], &[u8; 32]),
+        f: impl FnOnce(KeyVersion, &EpochKey) -> R,
+    ) -> Result<R, Error> {
+        let roots = self.roots.load();
+        let version = roots.active;
+        let root = roots
+            .entries
+            .get(&version)
+            .and_then(|e| e.prk.as_ref())
+            .ok_or(KeyError::NoActiveKey)?;
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill(&mut salt)?;
+        let pk = root.purpose_key(purpose, kind, Some(subject.0));
+        let key = EpochKey::derive_for_subject(&pk, subject.1, salt);
+        Ok(f(version, &key))
+    }
+
+    /// Forgets every cached key derived from the subject key `id` (after its erasure).
+    pub(crate) fn forget_subject(&self, id: &[u8; 16]) {
+        if let Ok(mut cache) = self.open_cache.write() {
+            cache.retain(|k, _| k.subject.as_ref() != Some(id));
+        }
+    }
+
     /// Runs `f` with the epoch key that opens `env`, after checking its key commitment.
+    /// `subject_secret` is the subject key of an envelope that names one.
     ///
     /// # Errors
-    /// [`KeyError::Retired`], [`KeyError::UnknownVersion`], [`KeyError::SubjectKeyUnavailable`],
-    /// or [`Error::Integrity`] when the commitment does not match.
+    /// [`KeyError::Retired`], [`KeyError::UnknownVersion`], [`KeyError::SubjectKeyUnavailable`]
+    /// (an envelope with a subject key and no secret given), or [`Error::Integrity`] when the
+    /// commitment does not match.
     pub(crate) fn with_opening_key<R>(
         &self,
         env: &Parsed<'_>,
+        subject_secret: Option<&[u8; 32]>,
         f: impl FnOnce(&EpochKey) -> R,
     ) -> Result<R, Error> {
-        if env.subject_key_id.is_some() {
-            return Err(KeyError::SubjectKeyUnavailable.into());
-        }
+        let subject = match (env.subject_key_id, subject_secret) {
+            (None, _) => None,
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (Some(_), None) => return Err(KeyError::SubjectKeyUnavailable.into()),
+        };
         let ok = OpenKey {
             version: env.key_version.get(),
             kind: env.kind.code(),
             label: Label::new(env.purpose),
-            subject: None,
+            subject: subject.map(|(id, _)| *id),
             salt: *env.salt,
         };
         // A cached key is only ever there for a version that is not retired: retiring purges
@@ -696,8 +733,14 @@ impl Keyring {
             }
             .into());
         };
-        let pk = root.purpose_key(env.purpose, env.kind, None);
-        let key = EpochKey::derive(&pk, *env.salt);
+        let key = match subject {
+            None => EpochKey::derive(&root.purpose_key(env.purpose, env.kind, None), *env.salt),
+            Some((id, secret)) => EpochKey::derive_for_subject(
+                &root.purpose_key(env.purpose, env.kind, Some(id)),
+                secret,
+                *env.salt,
+            ),
+        };
         // Only keys whose commitment matches are cached, so forged salts cannot fill the cache.
         if !key.commits_to(env.commitment) {
             return Err(Error::Integrity);

@@ -3,11 +3,15 @@
 mod file;
 mod keyring;
 mod provider;
+pub(crate) mod subject;
 
 pub(crate) use keyring::forget_thread_epochs;
 
 pub use keyring::{KeyState, Keyring, KeyringBuilder};
 pub use provider::{EnvKek, FileKek, KeyProvider, ProviderError, ProviderErrorKind};
+pub use subject::{
+    FileSubjectKeys, MemorySubjectKeys, SubjectKeyId, SubjectKeyScope, SubjectKeyStore, SubjectKeys,
+};
 
 use std::fmt;
 use std::num::NonZeroU32;

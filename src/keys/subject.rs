@@ -1,0 +1,393 @@
+//! Subject keys: random, secret per-subject (or per subject × purpose) key material, stored
+//! wrapped by a [`KeyProvider`] in a [`SubjectKeyStore`]. Destroying a subject's key
+//! (crypto-shredding) makes every envelope sealed under it unopenable, copies and backups of the
+//! envelopes included.
+//!
+//! A subject's current key is found through its *slot*: the first 16 bytes of
+//! HMAC-SHA256(index key, lp("fieldseal/v1/subject-key-id") ‖ lp(subject) ‖ lp(scope)), where
+//! scope is empty for a per-subject key and the purpose label for a per-purpose one. The slot
+//! holds the (wrapped) random 16-byte id of the key, which envelope headers carry; the key is
+//! stored under that id. The index key is 32 random bytes kept in the store itself, wrapped like
+//! the subject keys, under the reserved all-zero id; without it slots do not reveal subjects.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use zeroize::Zeroizing;
+
+use super::provider::KeyProvider;
+use crate::Error;
+use crate::crypto::kdf::{hmac_sha256, push_lp};
+use crate::error::KeyError;
+
+/// The id of a subject key as stored in envelope headers.
+pub type SubjectKeyId = [u8; 16];
+
+/// The reserved id under which the store keeps its wrapped index key.
+const INDEX_KEY_ID: SubjectKeyId = [0; 16];
+const ID_DOMAIN: &[u8] = b"fieldseal/v1/subject-key-id";
+const KEY_DOMAIN: &[u8] = b"fieldseal/v1/subject-key";
+const SLOT_DOMAIN: &[u8] = b"fieldseal/v1/subject-key-slot";
+const INDEX_DOMAIN: &[u8] = b"fieldseal/v1/subject-index-key";
+
+/// Where wrapped subject keys live. Implementations must be durable before returning from
+/// `insert` and `delete`, and `delete` must remove every copy the store itself keeps (a store
+/// with backups must let those expire on the retention clock, or a restore undoes erasures).
+pub trait SubjectKeyStore: Send + Sync + fmt::Debug {
+    /// The wrapped key stored under `id`, if any.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn get(&self, id: &SubjectKeyId) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Stores `wrapped` under `id` unless a key is already there; returns the key that is
+    /// stored afterwards (the existing one if another writer won).
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn insert(&self, id: &SubjectKeyId, wrapped: &[u8]) -> Result<Vec<u8>, Error>;
+
+    /// Destroys the key under `id`; returns whether there was one.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn delete(&self, id: &SubjectKeyId) -> Result<bool, Error>;
+}
+
+/// An in-memory [`SubjectKeyStore`] (tests, demos, single-process tools).
+#[derive(Debug, Default)]
+pub struct MemorySubjectKeys {
+    keys: Mutex<HashMap<SubjectKeyId, Vec<u8>>>,
+}
+
+impl MemorySubjectKeys {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<SubjectKeyId, Vec<u8>>>, Error> {
+        self.keys
+            .lock()
+            .map_err(|_| Error::Key(KeyError::SubjectKeyUnavailable))
+    }
+}
+
+impl SubjectKeyStore for MemorySubjectKeys {
+    fn get(&self, id: &SubjectKeyId) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.map()?.get(id).cloned())
+    }
+    fn insert(&self, id: &SubjectKeyId, wrapped: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(self
+            .map()?
+            .entry(*id)
+            .or_insert_with(|| wrapped.to_vec())
+            .clone())
+    }
+    fn delete(&self, id: &SubjectKeyId) -> Result<bool, Error> {
+        Ok(self.map()?.remove(id).is_some())
+    }
+}
+
+/// A [`SubjectKeyStore`] in a directory: one file per key, named by the id in hex, written
+/// atomically (temporary file, fsync, hard link into place, directory fsync) and deleted with
+/// a directory fsync.
+#[derive(Debug)]
+pub struct FileSubjectKeys {
+    dir: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl FileSubjectKeys {
+    /// A store in `dir` (created if missing, mode 0700 on Unix).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            b.mode(0o700);
+        }
+        b.create(&dir)?;
+        Ok(Self {
+            dir,
+            lock: Mutex::new(()),
+        })
+    }
+
+    fn path(&self, id: &SubjectKeyId) -> PathBuf {
+        let name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(name)
+    }
+
+    fn sync_dir(&self) -> Result<(), Error> {
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+impl SubjectKeyStore for FileSubjectKeys {
+    fn get(&self, id: &SubjectKeyId) -> Result<Option<Vec<u8>>, Error> {
+        match std::fs::read(self.path(id)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn insert(&self, id: &SubjectKeyId, wrapped: &[u8]) -> Result<Vec<u8>, Error> {
+        use std::io::Write as _;
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| KeyError::SubjectKeyUnavailable)?;
+        let path = self.path(id);
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(wrapped)?;
+        f.sync_all()?;
+        drop(f);
+        // A hard link fails if the name exists: another process's key wins, atomically.
+        let linked = std::fs::hard_link(&tmp, &path);
+        std::fs::remove_file(&tmp)?;
+        match linked {
+            Ok(()) => {
+                self.sync_dir()?;
+                Ok(wrapped.to_vec())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(&path)?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn delete(&self, id: &SubjectKeyId) -> Result<bool, Error> {
+        match std::fs::remove_file(self.path(id)) {
+            Ok(()) => {
+                self.sync_dir()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Whether a purpose's subject keys are one per subject or one per subject and purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubjectKeyScope {
+    /// One key per subject for every purpose with this scope: erasing the subject erases them
+    /// all at once.
+    Subject,
+    /// One key per subject and purpose: erasing the purpose (withdrawn marketing consent)
+    /// leaves the subject's other purposes readable.
+    Purpose,
+}
+
+/// Subject keys for a [`Guard`](crate::Guard): a store, the provider that wraps the keys in
+/// it, and an in-memory cache of unwrapped keys.
+///
+/// Two kinds of entries live in the store, both wrapped by the provider: under a subject's
+/// *slot* (an HMAC of the subject and scope under the index key), the id of the subject's
+/// current key; under that random 16-byte *key id* (the one envelope headers carry), the key.
+/// Erasure deletes both, so a value sealed under an erased key finds no key under its id
+/// ([`KeyError::Erased`]), even after new data of the same subject got a new key.
+///
+/// Every seal and open of a subject-key value reads the store once to confirm the key still
+/// exists, so an erasure made through another process sharing the store is honoured at once;
+/// the unwrapped key itself comes from the cache.
+pub struct SubjectKeys {
+    provider: Arc<dyn KeyProvider>,
+    store: Arc<dyn SubjectKeyStore>,
+    index_key: OnceLock<Zeroizing<[u8; 32]>>,
+    cache: Mutex<KeyCache>,
+}
+
+/// Unwrapped subject keys by id.
+type KeyCache = HashMap<SubjectKeyId, Arc<Zeroizing<[u8; 32]>>>;
+
+impl fmt::Debug for SubjectKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubjectKeys")
+            .field("provider", &self.provider.id())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subject's current key: its id (for the envelope header) and secret.
+pub(crate) type CurrentKey = (SubjectKeyId, Arc<Zeroizing<[u8; 32]>>);
+
+impl SubjectKeys {
+    /// Subject keys in `store`, wrapped by `provider`.
+    pub fn new(provider: Arc<dyn KeyProvider>, store: Arc<dyn SubjectKeyStore>) -> Self {
+        Self {
+            provider,
+            store,
+            index_key: OnceLock::new(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The slot of `subject` for `scope` (empty: per subject; else the purpose label).
+    fn slot(&self, subject: &[u8], scope: &str) -> Result<SubjectKeyId, Error> {
+        let index = self.index_key()?;
+        let mut msg = Zeroizing::new(Vec::with_capacity(64 + subject.len()));
+        push_lp(&mut msg, ID_DOMAIN);
+        push_lp(&mut msg, subject);
+        push_lp(&mut msg, scope.as_bytes());
+        let mac = Zeroizing::new(hmac_sha256(index.as_ref(), &msg));
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&mac[..16]);
+        if id == INDEX_KEY_ID {
+            // Probability 2^-128; the reserved id is never a subject's.
+            id[0] = 1;
+        }
+        Ok(id)
+    }
+
+    /// The current key of `subject` for `scope`; created if `create` and there is none.
+    ///
+    /// # Errors
+    /// [`KeyError::Erased`] if there is none and `create` is false; provider and store errors.
+    pub(crate) fn current(
+        &self,
+        subject: &[u8],
+        scope: &str,
+        create: bool,
+    ) -> Result<CurrentKey, Error> {
+        let slot = self.slot(subject, scope)?;
+        let pointer = match self.store.get(&slot)? {
+            Some(p) => p,
+            None if create => {
+                let mut id = [0u8; 16];
+                rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut id)
+                    .map_err(|_| Error::Random)?;
+                let secret = random32()?;
+                let wrapped = self
+                    .provider
+                    .wrap(secret.as_ref(), &wrap_aad(KEY_DOMAIN, &id))?;
+                self.store.insert(&id, &wrapped)?;
+                let pointer = self.provider.wrap(&id, &wrap_aad(SLOT_DOMAIN, &slot))?;
+                let stored = self.store.insert(&slot, &pointer)?;
+                if stored != pointer {
+                    // Another writer created the subject's key first: use theirs.
+                    self.store.delete(&id)?;
+                }
+                stored
+            }
+            None => return Err(KeyError::Erased.into()),
+        };
+        let raw = self
+            .provider
+            .unwrap(&pointer, &wrap_aad(SLOT_DOMAIN, &slot))?;
+        let id: SubjectKeyId = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::InvalidLength)?;
+        Ok((id, self.key(&id)?))
+    }
+
+    /// The key under `id` (from an envelope header).
+    ///
+    /// # Errors
+    /// [`KeyError::Erased`] if the store no longer holds it; provider and store errors.
+    pub(crate) fn key(&self, id: &SubjectKeyId) -> Result<Arc<Zeroizing<[u8; 32]>>, Error> {
+        let Some(wrapped) = self.store.get(id)? else {
+            self.cache()?.remove(id);
+            return Err(KeyError::Erased.into());
+        };
+        if let Some(k) = self.cache()?.get(id) {
+            return Ok(Arc::clone(k));
+        }
+        let plain = self.provider.unwrap(&wrapped, &wrap_aad(KEY_DOMAIN, id))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        if plain.len() != 32 {
+            return Err(KeyError::InvalidLength.into());
+        }
+        key.copy_from_slice(&plain);
+        let key = Arc::new(key);
+        self.cache()?.insert(*id, Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// Destroys the current key of `subject` for `scope` (the key and its slot, in the store
+    /// and in memory); returns its id if there was one.
+    ///
+    /// # Errors
+    /// Store and provider errors.
+    pub(crate) fn destroy(
+        &self,
+        subject: &[u8],
+        scope: &str,
+    ) -> Result<Option<SubjectKeyId>, Error> {
+        let slot = self.slot(subject, scope)?;
+        let Some(pointer) = self.store.get(&slot)? else {
+            return Ok(None);
+        };
+        let raw = self
+            .provider
+            .unwrap(&pointer, &wrap_aad(SLOT_DOMAIN, &slot))?;
+        let id: SubjectKeyId = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::InvalidLength)?;
+        // The key first: once it is gone nothing opens, whatever happens to the slot.
+        self.store.delete(&id)?;
+        self.cache()?.remove(&id);
+        self.store.delete(&slot)?;
+        Ok(Some(id))
+    }
+
+    fn cache(&self) -> Result<std::sync::MutexGuard<'_, KeyCache>, Error> {
+        self.cache
+            .lock()
+            .map_err(|_| Error::Key(KeyError::SubjectKeyUnavailable))
+    }
+
+    fn index_key(&self) -> Result<&Zeroizing<[u8; 32]>, Error> {
+        if let Some(k) = self.index_key.get() {
+            return Ok(k);
+        }
+        let wrapped = match self.store.get(&INDEX_KEY_ID)? {
+            Some(w) => w,
+            None => {
+                let fresh = random32()?;
+                let w = self
+                    .provider
+                    .wrap(fresh.as_ref(), &wrap_aad(INDEX_DOMAIN, &INDEX_KEY_ID))?;
+                self.store.insert(&INDEX_KEY_ID, &w)?
+            }
+        };
+        let plain = self
+            .provider
+            .unwrap(&wrapped, &wrap_aad(INDEX_DOMAIN, &INDEX_KEY_ID))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        if plain.len() != 32 {
+            return Err(KeyError::InvalidLength.into());
+        }
+        key.copy_from_slice(&plain);
+        Ok(self.index_key.get_or_init(|| key))
+    }
+}
+
+fn wrap_aad(domain: &[u8], id: &SubjectKeyId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(48);
+    push_lp(&mut aad, domain);
+    push_lp(&mut aad, id);
+    aad
+}
+
+fn random32() -> Result<Zeroizing<[u8; 32]>, Error> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, k.as_mut()).map_err(|_| Error::Random)?;
+    Ok(k)
+}
