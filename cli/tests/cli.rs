@@ -621,6 +621,49 @@ fn audit_verify_deleted_and_truncated() {
 }
 
 #[test]
+fn audit_verify_a_live_log() {
+    // A writer appends (with a checkpoint every 3 entries) while the log is verified: a tail
+    // caught mid-write must not be reported as damage.
+    let f = Fixture::new();
+    let kek = ok(FileKek::open(f.path("kek")));
+    let ring = ok(Keyring::load(&kek, f.path("ring.json")));
+    let (audit, signer) = ok(ring.audit_keys());
+    let (log, _) = ok(ChainedLog::builder(f.path("log"))
+        .key(audit)
+        .checkpoint_key(signer)
+        .durability(Durability::Durable)
+        .checkpoint_every(3, std::time::Duration::from_secs(1))
+        .open());
+    let guard = ok(Guard::builder()
+        .keyring(ring)
+        .policy(AllowList::new().allow::<Service>(
+            Role::new("support_agent"),
+            FieldKind::PhoneNumber,
+            Action::Reveal,
+        ))
+        .audit(log)
+        .build());
+    let sealed: Sealed<PhoneNumber, Service> =
+        ok(guard.seal(&ok(PhoneNumber::parse("13800138000")), &Context::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let agent = Accessor::new("agent-7", [Role::new("support_agent")]);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(ok(guard.reveal(&agent, &sealed, &Context::new())));
+            }
+        })
+    };
+    for _ in 0..20 {
+        f.audit("verify").assert().success();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ok(writer.join().map_err(|_| "writer panicked"));
+    f.audit("verify").assert().success();
+}
+
+#[test]
 fn audit_verify_with_the_wrong_keys() {
     let f = Fixture::new();
     let other = Fixture::new();
