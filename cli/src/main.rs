@@ -11,6 +11,7 @@ mod locate;
 mod out;
 mod policy;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -56,9 +57,13 @@ fn main() -> ExitCode {
         Command::Audit(a) => audit::run(a),
         Command::Policy(a) => policy::run(a),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "fieldseal", &mut std::io::stdout());
-            Ok(())
+            // Generated into memory: clap_complete panics on a failed write, this reports it.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "fieldseal", &mut script);
+            std::io::stdout()
+                .lock()
+                .write_all(&script)
+                .map_err(Failure::from)
         }
     };
     match result {

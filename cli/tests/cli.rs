@@ -510,6 +510,36 @@ fn inspect_many_reports_each_bad_line_with_its_number() {
 }
 
 #[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::io::Read as _;
+    let f = Fixture::new();
+    let list = f.path("many.txt");
+    ok(std::fs::write(
+        &list,
+        format!("{}\n", f.envelope).repeat(5000),
+    ));
+    let mut child = ok(std::process::Command::new(env!("CARGO_BIN_EXE_fieldseal"))
+        .arg("inspect")
+        .arg("--file")
+        .arg(&list)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn());
+    let mut first = [0u8; 16];
+    if let Some(out) = child.stdout.as_mut() {
+        ok(out.read_exact(&mut first));
+    }
+    drop(child.stdout.take());
+    let out = ok(child.wait_with_output());
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn inspect_errors() {
     fieldseal()
         .args(["inspect", "fs1:AAAA"])
