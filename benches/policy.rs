@@ -6,6 +6,14 @@
 //! - `casbin-enforce/{10,100,1000}` (feature `casbin`): one raw `enforce` call.
 //! - `threads`: reveals per second on 1 and 2 threads (null audit sink, so the sink's lock is not
 //!   what is measured). Target: >= 1.8x scaling.
+//! - `seal/{allow-list,manifest}/32`: `Guard::seal` under a one-line allow list and under the
+//!   reference manifest, whose categories are checked on every seal. Target: equal within noise.
+//! - `compile/*`: manifests at the size limits. `roles-10000` is `MAX_ROLES` roles in
+//!   inheritance chains at `MAX_INHERITANCE_DEPTH` (820 KB of TOML), as text to policy
+//!   (`from_toml`: parse, lint, compile) and as a parsed manifest to policy (`compile`); target
+//!   < 100 ms for the compile. `chain-64` is one chain at the depth limit, `expanded-802k` a
+//!   manifest close to `MAX_EXPANDED_GRANTS`, and `chain-2000-refused` the time to refuse a
+//!   chain far over the depth limit.
 //!
 //! After the criterion groups a short summary with the ratios is printed.
 
@@ -13,7 +21,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use fieldseal::builtin::Service;
 use fieldseal::*;
 
@@ -277,5 +285,100 @@ fn summary(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_reveal, bench_casbin, summary);
+fn bench_seal(c: &mut Criterion) {
+    let ctx = ctx();
+    let text = Text::parse(&"x".repeat(SIZE)).expect("valid");
+    let mut g = c.benchmark_group("seal");
+    for (name, guard) in [
+        ("allow-list", allow_list_guard(Arc::new(NullSink))),
+        ("manifest", guard_with(Arc::new(NullSink))),
+    ] {
+        g.bench_function(format!("{name}/{SIZE}"), |b| {
+            b.iter(|| black_box(guard.seal::<Text, Service>(&text, &ctx).expect("seal")))
+        });
+    }
+    g.finish();
+}
+
+/// A manifest header with purposes `p0`..
+fn purposes(n: usize) -> String {
+    let mut t = String::from("version = 1\nhome_region = \"CN\"\n");
+    for p in 0..n {
+        t.push_str(&format!(
+            "[purposes.p{p}]\nlegal_basis = \"contract\"\nretention_days = 30\n"
+        ));
+    }
+    t
+}
+
+/// `roles` roles in inheritance chains of `chain` roles, each granting itself one kind for one
+/// of five purposes (as in `tests/policy_limits.rs`).
+fn chains(roles: usize, chain: usize) -> String {
+    let mut t = purposes(5);
+    for i in 0..roles {
+        t.push_str(&format!("[roles.r{i}]\n"));
+        if i % chain != 0 {
+            t.push_str(&format!("inherits = [\"r{}\"]\n", i - 1));
+        }
+        t.push_str(&format!(
+            "[roles.r{i}.grants.p{}]\nreveal = [\"{}\"]\n",
+            i % 5,
+            FieldKind::ALL[i % FieldKind::ALL.len()].label()
+        ));
+    }
+    t
+}
+
+/// One role granting 2,000 purposes and 400 roles inheriting it: 802,000 expansion steps.
+fn expanded() -> String {
+    let mut t = purposes(2_000);
+    for p in 0..2_000 {
+        t.push_str(&format!("[roles.g.grants.p{p}]\nreveal = [\"text\"]\n"));
+    }
+    for h in 0..400 {
+        t.push_str(&format!("[roles.h{h}]\ninherits = [\"g\"]\n"));
+    }
+    t
+}
+
+fn bench_compile(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(20);
+    let cases = [
+        ("roles-10000", chains(MAX_ROLES, MAX_INHERITANCE_DEPTH + 1)),
+        (
+            "chain-64",
+            chains(MAX_INHERITANCE_DEPTH + 1, MAX_INHERITANCE_DEPTH + 1),
+        ),
+        ("expanded-802k", expanded()),
+    ];
+    for (name, text) in &cases {
+        assert!(text.len() <= MAX_MANIFEST_BYTES);
+        let manifest = Manifest::from_toml(text).expect("within the limits");
+        g.bench_function(format!("{name}/from_toml"), |b| {
+            b.iter(|| ManifestPolicy::from_toml(black_box(text)).expect("compiles"))
+        });
+        g.bench_function(format!("{name}/compile"), |b| {
+            b.iter_batched(
+                || manifest.clone(),
+                |m| ManifestPolicy::new(m, Engine::Native).expect("compiles"),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    let too_deep = chains(2_000, 2_000);
+    g.bench_function("chain-2000-refused", |b| {
+        b.iter(|| ManifestPolicy::from_toml(black_box(&too_deep)).is_err())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_reveal,
+    bench_casbin,
+    bench_seal,
+    bench_compile,
+    summary
+);
 criterion_main!(benches);

@@ -141,5 +141,40 @@ fn bench_reveal(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_seal, bench_reveal);
+/// Reveal with keys from a keyring file under a file KEK (unwrapped once on load, then cached)
+/// against an in-memory keyring: the hot path never calls the provider, so they should be equal
+/// within noise. Interleaved in one group.
+fn bench_key_source(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("fieldseal-bench-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kek = FileKek::create(dir.join("kek")).expect("kek");
+    drop(Keyring::create(&kek, dir.join("keyring.json")).expect("keyring file"));
+    let from_file = Keyring::load(&kek, dir.join("keyring.json")).expect("load");
+    let in_memory = Keyring::generate().expect("keyring");
+    let agent = Accessor::new("bench", [Role::new("agent")]);
+    let ctx = ctx();
+    let mut g = c.benchmark_group("reveal-key-source");
+    for (label, ring) in [("file-kek", from_file), ("in-memory", in_memory)] {
+        let guard = Guard::builder()
+            .keyring(ring)
+            .policy(AllowList::new().allow::<Service>(
+                Role::new("agent"),
+                FieldKind::Text,
+                Action::Reveal,
+            ))
+            .audit(NullSink)
+            .build()
+            .expect("complete builder");
+        let sealed: Sealed<Text, Service> = guard
+            .seal(&Text::parse(&"x".repeat(32)).expect("valid"), &ctx)
+            .expect("seal");
+        g.bench_function(label, |b| {
+            b.iter(|| black_box(guard.reveal(&agent, &sealed, &ctx).expect("reveal")))
+        });
+    }
+    g.finish();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+criterion_group!(benches, bench_seal, bench_reveal, bench_key_source);
 criterion_main!(benches);

@@ -1,8 +1,8 @@
 //! The reference privacy policy, end to end: a company website collects inquiries, activity
-//! registrations and visit logs; staff open them under the policy manifest in
-//! `examples/reference-policy.toml`; consent, retention and residency are enforced; every access
-//! lands in a MAC-chained, checkpointed audit log that is verified at the end, and a single
-//! edited byte is caught.
+//! registrations and visit logs (only for the purposes the policy's data categories name); staff
+//! open them under the policy manifest in `examples/reference-policy.toml`; consent, retention
+//! and residency are enforced; every access lands in a MAC-chained, checkpointed audit log that
+//! is verified at the end, and a single edited byte is caught.
 //!
 //! Keys survive restarts: a file KEK and a keyring file (root, audit and checkpoint keys) live
 //! in a local data directory (`FIELDSEAL_DEMO_DIR`, default `target/fieldseal-demo`), and a value
@@ -101,6 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ip: Sealed<IpAddress, Security> =
         guard.seal(&IpAddress::parse("203.0.113.77")?, &row("ip"))?;
     println!("stored phone: {}…", &phone.to_text()[..40]);
+    // The policy collects ID numbers for prize claims and identity verification only.
+    report(
+        "ID number sealed for marketing",
+        guard.seal::<IdNumber, Marketing>(&IdNumber::parse("11010519491231002X")?, &row("id")),
+    );
 
     // ------------------------------------------------------------------ restart
     // The previous run left a sealed phone number behind; this run's keys open it.

@@ -223,12 +223,19 @@ impl Guard {
 
     /// Encrypts `value` for purpose `P`, bound to `context`.
     ///
-    /// Sealing needs no accessor: any code that holds plaintext may protect it.
+    /// Sealing needs no accessor: any code that holds plaintext may protect it. It does need the
+    /// policy's consent that field kind `F` is collected for purpose `P` at all
+    /// ([`AccessPolicy::decide_seal`]; a [`ManifestPolicy`](crate::ManifestPolicy) answers from
+    /// its data categories, other policies allow by default). The check comes first: a refused
+    /// value is never encrypted. Refusals are not audited (there is no accessor to record).
     ///
     /// # Errors
-    /// [`Error::Context`] for an invalid context, [`Error::Random`] if the random source fails,
-    /// [`FormatError::InvalidPurposeLabel`] for a `Purpose` implemented by hand (not through
-    /// [`purposes!`](crate::purposes)) with an invalid label.
+    /// [`Error::Denied`] with [`DenyReason::PurposeNotAllowedForKind`] if the policy does not
+    /// collect `F` for `P`, [`Error::Context`] for an invalid context, [`Error::Random`] if the
+    /// random source fails, [`FormatError::InvalidPurposeLabel`] for a `Purpose` implemented by
+    /// hand (not through [`purposes!`](crate::purposes)) with an invalid label,
+    /// [`KeyError::SubjectRequired`] for a purpose with subject keys and no `subject` in the
+    /// context.
     pub fn seal<F: Field, P: Purpose>(
         &self,
         value: &F,
@@ -237,6 +244,9 @@ impl Guard {
         // `purposes!` checks labels at compile time; a hand-made `Purpose` gets a typed error.
         if !is_valid_label(P::LABEL) {
             return Err(FormatError::InvalidPurposeLabel.into());
+        }
+        if let Decision::Deny(reason) = self.policy.decide_seal(P::LABEL, F::KIND) {
+            return Err(Error::Denied { reason });
         }
         let ctx = context.encoded()?;
         let sealed_at = self.clock.now();

@@ -55,8 +55,9 @@ pub use policy::CasbinPolicy;
 pub use policy::{
     AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentRecord,
     ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, Explanation,
-    GrantRef, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ManifestPolicy,
-    MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
+    GrantRef, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
+    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ManifestPolicy, MemoryConsent,
+    ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
 };
 pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
 pub use random::{RandomSource, SystemRandom, after_fork};

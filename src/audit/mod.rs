@@ -73,6 +73,9 @@ impl Outcome {
             Outcome::Denied(DenyReason::ConsentMissing) => "denied:consent_missing",
             Outcome::Denied(DenyReason::Expired) => "denied:expired",
             Outcome::Denied(DenyReason::CrossBorder) => "denied:cross_border",
+            Outcome::Denied(DenyReason::PurposeNotAllowedForKind) => {
+                "denied:purpose_not_allowed_for_kind"
+            }
             Outcome::Failed(FailureKind::Integrity) => "failed:integrity",
             Outcome::Failed(FailureKind::Key) => "failed:key",
             Outcome::Failed(FailureKind::Context) => "failed:context",

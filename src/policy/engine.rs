@@ -1,24 +1,26 @@
 //! [`ManifestPolicy`]: an [`AccessPolicy`] compiled from a [`Manifest`], with an exact-key
 //! decision cache and hot reload.
 //!
-//! The manifest compiles into a table `purpose -> role -> kind -> action bits` with role
-//! inheritance already expanded and `reveal` already implying `mask`, so an uncached decision is
-//! two hash lookups and a bit test per role. With the `casbin` feature, the same manifest can
-//! instead be compiled into a casbin model and policy (RBAC with domains, purpose as the domain);
-//! both engines are tested to agree.
+//! The manifest compiles into a table `role -> purpose -> kind -> action bits` with role
+//! inheritance already expanded (each role once, from its parents' finished grants) and `reveal`
+//! already implying `mask`, so an uncached decision is two hash lookups, a binary search and a
+//! bit test per role. With the `casbin` feature, the same manifest can instead be compiled into
+//! a casbin model and policy (RBAC with domains, purpose as the domain); both engines are tested
+//! to agree.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use crate::field::FieldKind;
 use crate::policy::manifest::{Manifest, PurposeRules};
+use crate::policy::table::{SealRule, Table};
 use crate::policy::{AccessPolicy, AccessRequest, Action, Decision, DenyReason, Role, Verdict};
 
 /// Role sets larger than this bypass the cache (they are decided directly, which is correct,
@@ -27,22 +29,17 @@ const MAX_CACHED_ROLES: usize = 8;
 /// The cache is cleared when it reaches this many entries, bounding memory whatever role sets
 /// callers present.
 const MAX_CACHE_ENTRIES: usize = 4096;
-/// One slot per field-kind code (codes start at 1).
-const KIND_SLOTS: usize = 9;
 
 /// Policy identities, unique in the process. A thread's first-level cache is tagged with
-/// (policy id, rules generation) and is ignored (then cleared) under any other tag.
+/// (policy id, policy version) and is ignored (then cleared) under any other tag.
 static NEXT_POLICY: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// First-level decision cache per thread: hits read one shared atomic (the generation,
-    /// written only on reload) and no lock, so readers on different cores do not contend.
+    /// First-level decision cache per thread: hits read one shared atomic (the announced
+    /// version, written only on reload) and no lock, so readers on different cores do not
+    /// contend. Every entry under a tag was decided by the snapshot of that version.
     static LOCAL: RefCell<((u64, u64), FxHashMap<CacheKey, Cached>)> =
         RefCell::new(((0, 0), FxHashMap::default()));
-}
-
-fn bit(action: Action) -> u8 {
-    1 << (action as u8)
 }
 
 /// Which engine evaluates the manifest.
@@ -112,48 +109,6 @@ impl fmt::Display for Explanation {
             (Decision::Deny(r), _, Some(c)) => write!(f, "denied by the {c:?} check: {r}"),
             (Decision::Deny(r), _, None) => write!(f, "denied: {r}"),
         }
-    }
-}
-
-/// The compiled grant table: purpose -> role -> per-kind action bits.
-#[derive(Debug, Default)]
-struct Table(FxHashMap<Box<str>, FxHashMap<Box<str>, [u8; KIND_SLOTS]>>);
-
-impl Table {
-    fn compile(m: &Manifest) -> Self {
-        let mut t: FxHashMap<Box<str>, FxHashMap<Box<str>, [u8; KIND_SLOTS]>> =
-            FxHashMap::default();
-        for role in m.roles.keys() {
-            for ancestor in m.ancestors(role) {
-                let Some(spec) = m.roles.get(ancestor) else {
-                    continue;
-                };
-                for (purpose, actions) in &spec.grants {
-                    let slots = t
-                        .entry(purpose.as_str().into())
-                        .or_default()
-                        .entry(role.as_str().into())
-                        .or_insert([0; KIND_SLOTS]);
-                    for (action, kinds) in actions {
-                        let mut bits = bit(*action);
-                        if *action == Action::Reveal {
-                            bits |= bit(Action::Mask);
-                        }
-                        for k in kinds {
-                            slots[usize::from(k.code())] |= bits;
-                        }
-                    }
-                }
-            }
-        }
-        Self(t)
-    }
-
-    fn allows(&self, role: &str, purpose: &str, kind: FieldKind, action: Action) -> bool {
-        self.0
-            .get(purpose)
-            .and_then(|roles| roles.get(role))
-            .is_some_and(|slots| slots[usize::from(kind.code())] & bit(action) != 0)
     }
 }
 
@@ -295,6 +250,7 @@ impl<'a> Borrow<dyn DynKey + 'a> for CacheKey {
 struct Snapshot {
     manifest: Arc<Manifest>,
     table: Table,
+    seal: SealRule,
     #[cfg(feature = "casbin")]
     casbin: Option<super::casbin::CasbinPolicy>,
     cache: RwLock<FxHashMap<CacheKey, Cached>>,
@@ -345,6 +301,11 @@ impl Snapshot {
 /// [`ManifestPolicy::reload`] swaps rules and an empty cache in one atomic step; readers are
 /// never blocked and never see new rules with old cached decisions.
 ///
+/// Reloads are serialized: each one that succeeds installs the next version number, so versions
+/// only grow, the rules in force are those of the reload that installed last, and a thread that
+/// has seen one version (from [`ManifestPolicy::version`] or a decision) is never afterwards
+/// answered by an older one, from any cache.
+///
 /// `reveal` implies `mask`: a role granted `reveal` on a kind may also obtain its masked
 /// rendering.
 ///
@@ -369,12 +330,16 @@ impl Snapshot {
 pub struct ManifestPolicy {
     state: ArcSwap<Snapshot>,
     engine: Engine,
-    versions: AtomicU64,
+    /// Held by a reload from taking its version number until its snapshot is in force, so
+    /// versions are installed in the order they are taken.
+    reloading: Mutex<()>,
     /// Unique per policy object, for the per-thread cache tag.
     id: u64,
-    /// Bumped after every snapshot swap. A reader loads it before the snapshot, so a reader
-    /// that sees the new generation also sees the new snapshot.
-    generation: AtomicU64,
+    /// The version of the snapshot in force or about to be: a reload writes it *before* it
+    /// swaps the snapshot in. A reader compares it with its per-thread cache's tag; since a
+    /// reader that has loaded snapshot `v` reads `announced >= v` afterwards, no per-thread
+    /// cache hit can be older than a version the thread has already seen.
+    announced: AtomicU64,
 }
 
 impl fmt::Debug for ManifestPolicy {
@@ -404,9 +369,9 @@ impl ManifestPolicy {
         Ok(Self {
             state: ArcSwap::from_pointee(snap),
             engine,
-            versions: AtomicU64::new(1),
+            reloading: Mutex::new(()),
             id: NEXT_POLICY.fetch_add(1, Ordering::Relaxed),
-            generation: AtomicU64::new(0),
+            announced: AtomicU64::new(1),
         })
     }
 
@@ -423,7 +388,8 @@ impl ManifestPolicy {
         #[cfg(not(feature = "casbin"))]
         let Engine::Native = engine;
         Ok(Snapshot {
-            table: Table::compile(&manifest),
+            table: Table::compile(&manifest)?,
+            seal: SealRule::compile(&manifest),
             manifest,
             #[cfg(feature = "casbin")]
             casbin,
@@ -433,23 +399,38 @@ impl ManifestPolicy {
     }
 
     /// Replaces the manifest without stopping readers: requests decided after this returns use
-    /// the new rules, and no decision cached under the old rules survives.
+    /// the new rules (or those of a later reload), and no decision cached under the old rules
+    /// survives. Returns the version installed, the one audit records of decisions under these
+    /// rules carry.
+    ///
+    /// Concurrent reloads compile in parallel and are then installed one at a time, each with
+    /// the next version number: versions only grow, and the rules in force are those of the
+    /// reload that returned the highest version. A reload that fails installs nothing and uses
+    /// up no version number.
     ///
     /// # Errors
     /// As [`ManifestPolicy::from_toml`]; on error the current rules stay in force.
-    pub fn reload(&self, manifest: Manifest) -> Result<(), crate::Error> {
-        let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
-        let snap = Self::compile(Arc::new(manifest), self.engine, version)?;
+    pub fn reload(&self, manifest: Manifest) -> Result<u64, crate::Error> {
+        // The version is not known yet; it is set just before the snapshot is published.
+        let mut snap = Self::compile(Arc::new(manifest), self.engine, 0)?;
+        // Nothing under the lock can panic, so a poisoned lock guards no broken state.
+        let _installing = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let version = self.state.load().version.saturating_add(1);
+        snap.version = version;
+        // Announce before publishing (see `announced`).
+        self.announced.store(version, Ordering::SeqCst);
         self.state.store(Arc::new(snap));
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        Ok(version)
     }
 
     /// [`ManifestPolicy::reload`] from TOML text.
     ///
     /// # Errors
     /// As [`ManifestPolicy::from_toml`]; on error the current rules stay in force.
-    pub fn reload_toml(&self, text: &str) -> Result<(), crate::Error> {
+    pub fn reload_toml(&self, text: &str) -> Result<u64, crate::Error> {
         self.reload(Manifest::from_toml(text)?)
     }
 
@@ -458,7 +439,7 @@ impl ManifestPolicy {
         Arc::clone(&self.state.load().manifest)
     }
 
-    /// The policy version: 1 when built, incremented by every reload.
+    /// The policy version: 1 when built, incremented by every successful reload.
     pub fn version(&self) -> u64 {
         self.state.load().version
     }
@@ -532,7 +513,7 @@ impl ManifestPolicy {
         if held.len() > MAX_CACHED_ROLES {
             return self.state.load().cached_uncached(req);
         }
-        let tag = (self.id, self.generation.load(Ordering::Acquire));
+        let tag = (self.id, self.announced.load(Ordering::Acquire));
         let mut buf = [""; MAX_CACHED_ROLES];
         for (slot, r) in buf.iter_mut().zip(held) {
             *slot = r.as_str();
@@ -588,12 +569,15 @@ impl ManifestPolicy {
             }
             cache.insert(owned(), d);
         }
-        // Tagged with the generation read before the snapshot: if a reload raced in between,
-        // the entry carries the old tag and is dropped on the next lookup.
+        // Tagged with the version that decided, not with the one announced before the
+        // snapshot was loaded: if a reload raced in between, the tag is newer than the
+        // announcement the next lookup may still read, and the entries are not used until the
+        // announcement catches up. A thread's entries all come from one version.
+        let own_tag = (self.id, d.version);
         let _ = LOCAL.try_with(|l| {
             if let Ok(mut l) = l.try_borrow_mut() {
-                if l.0 != tag || l.1.len() >= MAX_CACHE_ENTRIES {
-                    l.0 = tag;
+                if l.0 != own_tag || l.1.len() >= MAX_CACHE_ENTRIES {
+                    l.0 = own_tag;
                     l.1.clear();
                 }
                 l.1.insert(owned(), d);
@@ -632,5 +616,16 @@ impl AccessPolicy for ManifestPolicy {
 
     fn explain(&self, req: &AccessRequest<'_>) -> Explanation {
         self.explain_grant(req)
+    }
+
+    /// Allowed when the manifest defines no categories; otherwise only when some category
+    /// lists both `kind` and `purpose` (see [`Manifest::may_seal`]). Answered from a table
+    /// built when the manifest is compiled: one hash lookup and a bit test, no allocation.
+    fn decide_seal(&self, purpose: &str, kind: FieldKind) -> Decision {
+        if self.state.load().seal.allows(purpose, kind) {
+            Decision::Allow
+        } else {
+            Decision::Deny(DenyReason::PurposeNotAllowedForKind)
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The policy manifest: a privacy policy as code (TOML).
 //!
-//! A manifest names the data categories and their field kinds, the purposes (legal basis,
-//! retention, consent), the roles (inheritance and, per purpose, which kinds each action may
-//! touch), the home region with its cross-border rule, and the sharing recipients.
+//! A manifest names the data categories (their field kinds and the purposes those are collected
+//! for: with categories defined, a value may only be sealed for a purpose some category lists
+//! with its kind), the purposes (legal basis, retention, consent), the roles (inheritance and,
+//! per purpose, which kinds each action may touch), the home region with its cross-border rule,
+//! and the sharing recipients.
 //!
 //! Parsing is two steps: syntax and shape (a [`ManifestError::Parse`] naming line, column and the
 //! offending field), then a semantic lint that reports every problem at once
@@ -15,10 +17,31 @@ use serde::Deserialize;
 
 use crate::field::FieldKind;
 use crate::policy::Action;
+use crate::policy::error::{LintError, ManifestError, ParseError};
+use crate::policy::inherit::{self, Hierarchy};
 use crate::purpose::is_valid_label;
 
 /// The manifest format version this release reads.
 pub const MANIFEST_VERSION: u32 = 1;
+
+/// The longest manifest text accepted, in bytes (1 MiB); longer text is refused before it is
+/// parsed ([`ManifestError::TooLarge`]). The reference privacy policy is about 6 KB.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// The most roles a manifest may define ([`LintError::TooManyRoles`]).
+pub const MAX_ROLES: usize = 10_000;
+
+/// The deepest role inheritance allowed: the number of `inherits` steps on the longest path from
+/// a role to a role that inherits nothing ([`LintError::InheritanceTooDeep`]). A chain of 65
+/// roles has depth 64 and is accepted; a chain of 66 is refused.
+pub const MAX_INHERITANCE_DEPTH: usize = 64;
+
+/// A bound on the work of expanding role inheritance, which is also a bound on the size of the
+/// compiled grant table ([`LintError::TooManyExpandedGrants`]): the sum over every role of the
+/// purposes it grants itself plus, for each role it directly inherits from, the purposes that
+/// role holds after its own expansion. A manifest of 10,000 roles with a few purposes each
+/// stays far below it.
+pub const MAX_EXPANDED_GRANTS: usize = 1_000_000;
 
 /// Seconds in a day, for `retention_days`.
 const DAY: u64 = 86_400;
@@ -137,6 +160,7 @@ pub struct RoleSpec {
 ///     home_region = "CN"
 ///     [categories.inquiry]
 ///     kinds = ["phone_number"]
+///     purposes = ["service"]
 ///     [purposes.service]
 ///     legal_basis = "contract"
 ///     retention_days = 365
@@ -144,151 +168,26 @@ pub struct RoleSpec {
 ///     reveal = ["phone_number"]
 /// "#)?;
 /// assert!(m.role("support_agent").is_some());
+/// assert!(m.may_seal(FieldKind::PhoneNumber, "service"));
+/// assert!(!m.may_seal(FieldKind::Email, "service"));
 /// # Ok::<(), fieldseal::ManifestError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub(crate) home_region: Region,
     pub(crate) cross_border: CrossBorderRule,
-    pub(crate) categories: BTreeMap<String, BTreeSet<FieldKind>>,
+    pub(crate) categories: BTreeMap<String, Category>,
     pub(crate) purposes: BTreeMap<String, PurposeRules>,
     pub(crate) roles: BTreeMap<String, RoleSpec>,
     pub(crate) recipients: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// Where the TOML text could not be read as a manifest.
+/// A data category: the field kinds it holds and the purposes they are collected for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// 1-based line (0 if unknown).
-    pub line: usize,
-    /// 1-based column (0 if unknown).
-    pub column: usize,
-    /// What is wrong, naming the field (e.g. ``missing field `retention_days` ``).
-    pub message: String,
+pub(crate) struct Category {
+    pub(crate) kinds: BTreeSet<FieldKind>,
+    pub(crate) purposes: BTreeSet<String>,
 }
-
-/// A semantic problem in a manifest that parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LintError {
-    /// `version` is not one this release reads.
-    UnsupportedVersion(u32),
-    /// A field-kind label is not a known kind.
-    UnknownKind {
-        /// Dotted path of the list holding it.
-        at: String,
-        /// The label.
-        kind: String,
-    },
-    /// An action name in a grant is not a known action.
-    UnknownAction {
-        /// Dotted path of the grant.
-        at: String,
-        /// The name.
-        action: String,
-    },
-    /// A purpose label is not `[a-z][a-z0-9_]{0,31}`.
-    InvalidPurposeLabel(String),
-    /// A purpose has no (or a zero) retention period.
-    MissingRetention(String),
-    /// A grant, category or recipient names a purpose that is not defined.
-    UndefinedPurpose {
-        /// Dotted path of the reference.
-        at: String,
-        /// The purpose.
-        purpose: String,
-    },
-    /// A role inherits from a role that is not defined.
-    UndefinedRole {
-        /// The inheriting role.
-        role: String,
-        /// The missing parent.
-        parent: String,
-    },
-    /// A consent-based purpose does not let subjects withdraw consent.
-    ConsentNotWithdrawable(String),
-    /// A purpose with legal basis `consent` sets `consent_required = false`.
-    ConsentBasisWithoutConsent(String),
-    /// Role inheritance has a cycle (the roles on it, in order).
-    InheritanceCycle(Vec<String>),
-    /// The home region is not 1-16 ASCII letters, digits, `-` or `_`.
-    InvalidHomeRegion(String),
-    /// A role or recipient name is not `[a-z][a-z0-9_]{0,31}` (names are compiled into engine
-    /// policy lines, so no separators are allowed).
-    InvalidName(String),
-}
-
-impl fmt::Display for LintError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LintError::UnsupportedVersion(v) => write!(f, "unsupported manifest version {v}"),
-            LintError::UnknownKind { at, kind } => write!(f, "{at}: unknown field kind `{kind}`"),
-            LintError::UnknownAction { at, action } => {
-                write!(f, "{at}: unknown action `{action}`")
-            }
-            LintError::InvalidPurposeLabel(p) => write!(f, "purposes.{p}: invalid purpose label"),
-            LintError::MissingRetention(p) => {
-                write!(f, "purposes.{p}: no retention period (retention_days)")
-            }
-            LintError::UndefinedPurpose { at, purpose } => {
-                write!(f, "{at}: undefined purpose `{purpose}`")
-            }
-            LintError::UndefinedRole { role, parent } => {
-                write!(f, "roles.{role}.inherits: undefined role `{parent}`")
-            }
-            LintError::ConsentNotWithdrawable(p) => {
-                write!(
-                    f,
-                    "purposes.{p}: consent-based purpose must be withdrawable"
-                )
-            }
-            LintError::ConsentBasisWithoutConsent(p) => {
-                write!(
-                    f,
-                    "purposes.{p}: legal basis consent needs consent_required"
-                )
-            }
-            LintError::InheritanceCycle(c) => {
-                write!(f, "role inheritance cycle: {}", c.join(" -> "))
-            }
-            LintError::InvalidHomeRegion(r) => {
-                write!(f, "home_region `{r}` is not 1-16 of [A-Za-z0-9_-]")
-            }
-            LintError::InvalidName(n) => write!(f, "invalid role or recipient name `{n}`"),
-        }
-    }
-}
-
-/// Why a manifest was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ManifestError {
-    /// The text is not valid TOML or does not have the manifest's shape.
-    Parse(ParseError),
-    /// The manifest parsed but breaks semantic rules; every problem found is listed.
-    Lint(Vec<LintError>),
-}
-
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ManifestError::Parse(p) => write!(
-                f,
-                "policy manifest parse error at line {}, column {}: {}",
-                p.line, p.column, p.message
-            ),
-            ManifestError::Lint(errs) => {
-                write!(f, "policy manifest has {} problem(s)", errs.len())?;
-                for e in errs {
-                    write!(f, "; {e}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ManifestError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -363,9 +262,16 @@ impl Manifest {
     /// Parses and lints a TOML manifest.
     ///
     /// # Errors
+    /// [`ManifestError::TooLarge`] if the text is longer than [`MAX_MANIFEST_BYTES`];
     /// [`ManifestError::Parse`] (with line, column and the field) if the text is not a manifest;
     /// [`ManifestError::Lint`] with every semantic problem otherwise.
     pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
+        if text.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                len: text.len(),
+                max: MAX_MANIFEST_BYTES,
+            });
+        }
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
             ManifestError::Parse(ParseError {
@@ -409,7 +315,28 @@ impl Manifest {
 
     /// The field kinds of a data category, if defined.
     pub fn category(&self, name: &str) -> Option<&BTreeSet<FieldKind>> {
-        self.categories.get(name)
+        self.categories.get(name).map(|c| &c.kinds)
+    }
+
+    /// The purposes a data category is collected for, sorted, if the category is defined.
+    pub fn category_purposes(&self, name: &str) -> Option<impl Iterator<Item = &str>> {
+        self.categories
+            .get(name)
+            .map(|c| c.purposes.iter().map(String::as_str))
+    }
+
+    /// Whether a value of `kind` may be sealed for `purpose`: always when the manifest defines
+    /// no categories; otherwise only when some category lists both the kind and the purpose. A
+    /// category without `purposes` allows no purpose.
+    ///
+    /// [`ManifestPolicy`](crate::ManifestPolicy) answers the same question from a precomputed
+    /// table on every [`Guard::seal`](crate::Guard::seal).
+    pub fn may_seal(&self, kind: FieldKind, purpose: &str) -> bool {
+        self.categories.is_empty()
+            || self
+                .categories
+                .values()
+                .any(|c| c.kinds.contains(&kind) && c.purposes.contains(purpose))
     }
 
     /// Whether `recipient` may receive data shared for `purpose`.
@@ -419,12 +346,14 @@ impl Manifest {
             .is_some_and(|p| p.contains(purpose))
     }
 
-    /// `role` and every role it inherits from (transitively), `role` first, each once.
+    /// `role` and every role it inherits from (transitively), `role` first, each once, in
+    /// depth-first order of the `inherits` lists.
     pub(crate) fn ancestors<'a>(&'a self, role: &'a str) -> Vec<&'a str> {
         let mut out: Vec<&str> = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut stack = vec![role];
         while let Some(r) = stack.pop() {
-            if out.contains(&r) {
+            if !seen.insert(r) {
                 continue;
             }
             out.push(r);
@@ -511,13 +440,17 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
     let mut categories = BTreeMap::new();
     for (name, c) in &raw.categories {
         let at = format!("categories.{name}");
-        categories.insert(
-            name.clone(),
-            kinds(&format!("{at}.kinds"), &c.kinds, &mut errs),
-        );
+        let kinds = kinds(&format!("{at}.kinds"), &c.kinds, &mut errs);
         for p in &c.purposes {
             check_purpose(format!("{at}.purposes"), p, &mut errs);
         }
+        categories.insert(
+            name.clone(),
+            Category {
+                kinds,
+                purposes: c.purposes.iter().cloned().collect(),
+            },
+        );
     }
 
     let mut recipients = BTreeMap::new();
@@ -568,7 +501,7 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
             },
         );
     }
-    errs.extend(cycles(&roles).into_iter().map(LintError::InheritanceCycle));
+    lint_inheritance(&roles, &purposes, &mut errs);
 
     if errs.is_empty() {
         Ok(Manifest {
@@ -584,57 +517,62 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
     }
 }
 
-/// Every inheritance cycle, each reported once (starting at its smallest role name).
-fn cycles(roles: &BTreeMap<String, RoleSpec>) -> Vec<Vec<String>> {
-    // Iterative three-colour depth-first search: manifests come from files and may be hostile
-    // (fuzzed), so no recursion depth proportional to the input.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
+/// Cycles, the role count, the inheritance depth and the work of expanding inheritance.
+fn lint_inheritance(
+    roles: &BTreeMap<String, RoleSpec>,
+    purposes: &BTreeMap<String, PurposeRules>,
+    errs: &mut Vec<LintError>,
+) {
+    if roles.len() > MAX_ROLES {
+        errs.push(LintError::TooManyRoles {
+            count: roles.len(),
+            max: MAX_ROLES,
+        });
     }
-    let names: Vec<&String> = roles.keys().collect();
-    let index = |n: &str| names.binary_search_by(|x| x.as_str().cmp(n)).ok();
-    let mut mark = vec![Mark::New; names.len()];
-    let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
-    for start in 0..names.len() {
-        if mark[start] != Mark::New {
-            continue;
-        }
-        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
-        mark[start] = Mark::OnPath;
-        while let Some(&mut (node, ref mut next)) = path.last_mut() {
-            let parents = &roles[names[node]].inherits;
-            if let Some(p) = parents.get(*next) {
-                *next += 1;
-                let Some(pi) = index(p) else { continue };
-                match mark[pi] {
-                    Mark::New => {
-                        mark[pi] = Mark::OnPath;
-                        path.push((pi, 0));
-                    }
-                    Mark::OnPath => {
-                        let from = path.iter().position(|&(n, _)| n == pi).unwrap_or(0);
-                        let mut cyc: Vec<String> = path[from..]
-                            .iter()
-                            .map(|&(n, _)| names[n].clone())
-                            .collect();
-                        let min = cyc
-                            .iter()
-                            .enumerate()
-                            .min_by(|a, b| a.1.cmp(b.1))
-                            .map_or(0, |(i, _)| i);
-                        cyc.rotate_left(min);
-                        found.insert(cyc);
-                    }
-                    Mark::Done => {}
-                }
-            } else {
-                mark[node] = Mark::Done;
-                path.pop();
-            }
-        }
+    let h = Hierarchy::new(roles);
+    let cycles = inherit::cycles(&h);
+    if !cycles.is_empty() {
+        errs.extend(cycles.into_iter().map(LintError::InheritanceCycle));
+        return;
     }
-    found.into_iter().collect()
+    let Some(order) = h.order() else {
+        return;
+    };
+    let depths = h.depths(&order);
+    // The deepest role; the first by name among equals (`max_by_key` keeps the last maximum).
+    if let Some((i, &depth)) = depths.iter().enumerate().rev().max_by_key(|(_, d)| **d)
+        && depth > MAX_INHERITANCE_DEPTH
+    {
+        errs.push(LintError::InheritanceTooDeep {
+            role: h.name(i).to_owned(),
+            depth,
+            max: MAX_INHERITANCE_DEPTH,
+        });
+    }
+    let index = purpose_index(purposes);
+    let own: Vec<Vec<(u32, ())>> = roles
+        .values()
+        .map(|spec| {
+            spec.grants
+                .keys()
+                .filter_map(|p| Some((*index.get(p.as_str())?, ())))
+                .collect()
+        })
+        .collect();
+    if h.expand(&order, &own, purposes.len(), |_, _| {}, MAX_EXPANDED_GRANTS)
+        .is_err()
+    {
+        errs.push(LintError::TooManyExpandedGrants {
+            max: MAX_EXPANDED_GRANTS,
+        });
+    }
+}
+
+/// Purpose label -> its position among the manifest's (sorted) purposes.
+pub(crate) fn purpose_index(purposes: &BTreeMap<String, PurposeRules>) -> BTreeMap<&str, u32> {
+    purposes
+        .keys()
+        .zip(0u32..)
+        .map(|(p, i)| (p.as_str(), i))
+        .collect()
 }

@@ -14,15 +14,19 @@ use crate::purpose::{Purpose, PurposeId};
 pub(crate) mod casbin;
 pub(crate) mod consent;
 pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod inherit;
 pub(crate) mod manifest;
+pub(crate) mod table;
 
 #[cfg(feature = "casbin")]
 pub use self::casbin::CasbinPolicy;
 pub use consent::{ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
 pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
+pub use error::{LintError, ManifestError, ParseError};
 pub use manifest::{
-    CrossBorderRule, LegalBasis, LintError, MANIFEST_VERSION, Manifest, ManifestError, ParseError,
-    PurposeRules, Region, RoleSpec,
+    CrossBorderRule, LegalBasis, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
+    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, Region, RoleSpec,
 };
 
 /// The identity of whoever asks to open data (a user, a service, a job).
@@ -230,15 +234,20 @@ pub enum DenyReason {
     /// The accessor is outside the home region and the cross-border rule refuses (no
     /// cross-border consent from the subject, or transfers denied outright).
     CrossBorder,
+    /// The policy does not collect this field kind for this purpose, so a value of it may not
+    /// be sealed for the purpose (with a [`ManifestPolicy`]: no data category lists both).
+    /// Returned by [`Guard::seal`](crate::Guard::seal) before anything is encrypted.
+    PurposeNotAllowedForKind,
 }
 
 impl DenyReason {
     /// Every reason.
-    pub const ALL: [DenyReason; 4] = [
+    pub const ALL: [DenyReason; 5] = [
         DenyReason::NotPermitted,
         DenyReason::ConsentMissing,
         DenyReason::Expired,
         DenyReason::CrossBorder,
+        DenyReason::PurposeNotAllowedForKind,
     ];
 
     /// Stable lower-case label (used in audit records).
@@ -248,6 +257,7 @@ impl DenyReason {
             DenyReason::ConsentMissing => "consent_missing",
             DenyReason::Expired => "expired",
             DenyReason::CrossBorder => "cross_border",
+            DenyReason::PurposeNotAllowedForKind => "purpose_not_allowed_for_kind",
         }
     }
 }
@@ -259,6 +269,9 @@ impl fmt::Display for DenyReason {
             DenyReason::ConsentMissing => "the subject's consent for this purpose is not on record",
             DenyReason::Expired => "the retention period for this purpose has passed",
             DenyReason::CrossBorder => "cross-border access without the subject's consent",
+            DenyReason::PurposeNotAllowedForKind => {
+                "the policy does not collect this field kind for this purpose"
+            }
         })
     }
 }
@@ -321,6 +334,19 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
             rules,
             policy_version: self.policy_version(),
         }
+    }
+
+    /// Whether a value of `kind` may be sealed for `purpose` at all: the policy's data
+    /// minimization rule, asked by [`Guard::seal`](crate::Guard::seal) before anything is
+    /// encrypted (sealing needs no accessor, so no role is involved). A denial should carry
+    /// [`DenyReason::PurposeNotAllowedForKind`].
+    ///
+    /// The default allows every kind for every purpose, as policies without such a rule (for
+    /// example [`AllowList`]) did before the method existed. Implementations must be cheap and
+    /// must not allocate: the guard asks on every seal.
+    fn decide_seal(&self, purpose: &str, kind: FieldKind) -> Decision {
+        let _ = (purpose, kind);
+        Decision::Allow
     }
 
     /// Why `request` is allowed or denied. The default reports the decision without a rule.
