@@ -70,6 +70,12 @@ impl<'i> Doc<'i> {
             LintError::InvalidName(n) => self
                 .key(&["roles", n])
                 .or_else(|| self.key(&["recipients", n])),
+            LintError::InheritanceTooDeep { role, .. } => self
+                .value(&["roles", role, "inherits"])
+                .or_else(|| self.key(&["roles", role])),
+            LintError::TooManyRoles { .. } | LintError::TooManyExpandedGrants { .. } => {
+                self.key(&["roles"])
+            }
             _ => None,
         }?;
         Some(self.line_col(span.start))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use fieldseal::{
     AccessPolicy as _, AccessRequest, Accessor, Action, Check, CrossBorderRule, Decision,
-    FieldKind, LegalBasis, Manifest, ManifestError, ManifestPolicy, Role,
+    FieldKind, LegalBasis, MAX_MANIFEST_BYTES, Manifest, ManifestError, ManifestPolicy, Role,
 };
 use serde::Serialize;
 
@@ -14,8 +14,8 @@ use crate::fail::{Failure, Result, io_at};
 use crate::locate::{Doc, line_col};
 use crate::out::json_line;
 
-/// Manifests are a few kilobytes; anything much larger is not one.
-const MAX_MANIFEST: u64 = 4 << 20;
+/// The library's limit: nothing larger is parsed, by the library or by the locator.
+const MAX_MANIFEST: u64 = MAX_MANIFEST_BYTES as u64;
 
 /// `policy …`.
 #[derive(Debug, Args)]
@@ -77,9 +77,8 @@ fn read_manifest(path: &Path) -> Result<String> {
         .map_err(|e| io_at(path, &e))?;
     if bytes.len() as u64 > MAX_MANIFEST {
         return Err(Failure::input(format_args!(
-            "{}: larger than {} MiB, not a manifest",
+            "{}: larger than {MAX_MANIFEST} bytes, the most a manifest may have",
             path.display(),
-            MAX_MANIFEST >> 20
         )));
     }
     String::from_utf8(bytes).map_err(|e| {

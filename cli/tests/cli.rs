@@ -1037,6 +1037,35 @@ fn policy_lint_syntax_and_shape_errors() {
 }
 
 #[test]
+fn policy_lint_limits() {
+    let dir = ok(tempfile::tempdir());
+    // A chain r0 -> r1 -> … -> r70: deeper than the library allows.
+    let mut text = String::from("version = 1\nhome_region = \"CN\"\n");
+    for i in 0..70 {
+        text.push_str(&format!(
+            "[roles.r{i:02}]\ninherits = [\"r{:02}\"]\n",
+            i + 1
+        ));
+    }
+    text.push_str("[roles.r70]\n");
+    let p = manifest(dir.path(), &text);
+    fieldseal()
+        .args(["policy", "lint"])
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stdout(contains("policy.toml:4:12: lint: "))
+        .stdout(contains("r00"));
+    let p = manifest(dir.path(), &"# padding\n".repeat(200_000));
+    fieldseal()
+        .args(["policy", "lint"])
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(contains("the most a manifest may have"));
+}
+
+#[test]
 fn policy_explain_allowed_through_inheritance() {
     fieldseal()
         .args([
