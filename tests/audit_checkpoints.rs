@@ -237,6 +237,24 @@ fn checkpoint_faults_are_reported_with_a_defined_seq() {
     assert!(builder(dir.path()).open().is_ok());
 }
 
+/// Dropping a log releases its directory at once: the background timer is stopped and joined
+/// first, so an immediate reopen is never refused as locked.
+#[test]
+fn a_dropped_log_can_be_reopened_at_once() {
+    let dir = tempdir();
+    for round in 0..200u64 {
+        let (log, _) = builder(dir.path())
+            .durability(Durability::Buffered)
+            .sync_interval(Duration::from_micros(50))
+            .open()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        append_n(&log, round, round + 1);
+        drop(log);
+    }
+    let r = verify_dir(dir.path());
+    assert_eq!((r.entries, r.fault), (200, None));
+}
+
 const CHILD_ENV: &str = "FIELDSEAL_LOCK_CHILD";
 
 /// The child: opens the log named by `FIELDSEAL_LOCK_CHILD`, says what happened, and holds the

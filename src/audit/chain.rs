@@ -94,6 +94,7 @@ pub struct ChainedLogBuilder {
     clock: Arc<dyn Clock>,
     sync_latency: Duration,
     accept_missing_checkpoints: bool,
+    lock_wait: Duration,
 }
 
 impl std::fmt::Debug for ChainedLogBuilder {
@@ -181,6 +182,16 @@ impl ChainedLogBuilder {
         self
     }
 
+    /// How long `open` waits for the directory lock before it reports
+    /// [`AuditErrorKind::Locked`] (default 200 ms). A previous holder in the middle of closing —
+    /// or a child process forked by this one that has not yet reached `exec`, which briefly
+    /// shares the lock — is waited out; a live second writer is refused.
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// Opens a log with entries whose checkpoint file is missing or holds no valid checkpoint,
     /// re-anchoring it with a new checkpoint of the current head.
     ///
@@ -214,7 +225,7 @@ impl ChainedLogBuilder {
             .signer
             .ok_or(AuditError::new(AuditErrorKind::Rejected))?;
         std::fs::create_dir_all(&self.dir).map_err(io_err)?;
-        let lock = lock_dir(&self.dir)?;
+        let lock = lock_dir(&self.dir, self.lock_wait)?;
         let mac = ChainMac::new(key.mac_key());
         let mut segments = read_segments(&self.dir)?;
         let mut created = false;
@@ -312,6 +323,7 @@ impl ChainedLogBuilder {
                 last_batch: 0,
                 gather: Duration::ZERO,
                 failed: false,
+                waiting: 0,
                 ckpt_seq,
                 // Entries left uncovered by an earlier run count from now.
                 uncovered_since: (ckpt_seq < w.last_seq()).then_some(now),
@@ -337,8 +349,27 @@ impl ChainedLogBuilder {
         });
         // Both modes: a buffered log is synced, and an idle log of either mode gets its
         // checkpoint when the time bound is due.
-        spawn_timer(Arc::downgrade(&shared), self.sync_interval);
-        Ok((ChainedLog { shared }, report))
+        let timer = Arc::new(Timer {
+            stopped: Mutex::new(false),
+            cond: Condvar::new(),
+        });
+        // Without its timer the checkpoint time bound would not hold: no timer, no log.
+        let thread = Some(
+            spawn_timer(
+                Arc::downgrade(&shared),
+                Arc::clone(&timer),
+                self.sync_interval,
+            )
+            .map_err(io_err)?,
+        );
+        Ok((
+            ChainedLog {
+                shared,
+                timer,
+                thread,
+            },
+            report,
+        ))
     }
 }
 
@@ -362,6 +393,15 @@ impl ChainedLogBuilder {
 /// ```
 pub struct ChainedLog {
     shared: Arc<Shared>,
+    timer: Arc<Timer>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Stops the background timer: set on drop, which then joins the timer thread so that no tick
+/// outlives the handle (and the directory lock is released when the handle is gone).
+struct Timer {
+    stopped: Mutex<bool>,
+    cond: Condvar,
 }
 
 impl std::fmt::Debug for ChainedLog {
@@ -419,6 +459,9 @@ struct State {
     last_batch: u64,
     gather: Duration,
     failed: bool,
+    /// Threads waiting on the condition variable: a leader wakes them only if there are any
+    /// (a lone appender pays no wake-up system call).
+    waiting: usize,
     /// Last sequence number covered by a checkpoint.
     ckpt_seq: u64,
     /// Clock time (seconds) from which the oldest entry not covered by a checkpoint counts.
@@ -450,6 +493,7 @@ impl ChainedLog {
             sync_latency: Duration::ZERO,
             clock: Arc::new(SystemClock),
             accept_missing_checkpoints: false,
+            lock_wait: Duration::from_millis(200),
         }
     }
 
@@ -501,6 +545,13 @@ impl ChainedLog {
 
 impl Drop for ChainedLog {
     fn drop(&mut self) {
+        if let Ok(mut stopped) = self.timer.stopped.lock() {
+            *stopped = true;
+        }
+        self.timer.cond.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
         // Best effort: a failure here was either reported to an appender already or leaves a
         // valid, shorter chain.
         let _ = self.shared.sync_to(None, Ckpt::IfUncovered);
@@ -605,10 +656,17 @@ impl Shared {
         }
     }
 
-    fn wait<'a>(&'a self, st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>, AuditError> {
-        self.cond
+    fn wait<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> Result<MutexGuard<'a, State>, AuditError> {
+        st.waiting += 1;
+        let mut st = self
+            .cond
             .wait(st)
-            .map_err(|_| AuditError::new(AuditErrorKind::Closed))
+            .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+        st.waiting -= 1;
+        Ok(st)
     }
 
     /// Becomes the leader: writes the pending batch (and syncs it) outside the lock.
@@ -676,8 +734,12 @@ impl Shared {
             }
             Err(_) => st.failed = true,
         }
+        // Anyone who takes the lock from here on sees the new state before deciding to wait.
+        let wake = st.waiting > 0;
         drop(st);
-        self.cond.notify_all();
+        if wake {
+            self.cond.notify_all();
+        }
         res.map_err(|e| AuditError::with_source(AuditErrorKind::Io, e))
     }
 
@@ -724,32 +786,57 @@ impl Shared {
 
 /// The background timer: syncs a buffered log and writes checkpoints that the time bound makes
 /// due, until the log is dropped or closed.
-fn spawn_timer(shared: Weak<Shared>, interval: Duration) {
-    let _ = std::thread::Builder::new()
+fn spawn_timer(
+    shared: Weak<Shared>,
+    timer: Arc<Timer>,
+    interval: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
         .name("audit-sync".into())
         .spawn(move || {
             loop {
-                std::thread::sleep(interval);
+                let Ok(stopped) = timer.stopped.lock() else {
+                    return;
+                };
+                let Ok((stopped, _)) =
+                    timer
+                        .cond
+                        .wait_timeout_while(stopped, interval, |stopped| !*stopped)
+                else {
+                    return;
+                };
+                if *stopped {
+                    return;
+                }
+                drop(stopped);
                 let Some(s) = shared.upgrade() else { return };
                 if s.sync_to(None, Ckpt::IfDue).is_err() {
                     return;
                 }
             }
-        });
+        })
 }
 
-/// Takes the exclusive lock on the log directory (non-blocking).
-fn lock_dir(dir: &Path) -> Result<File, AuditError> {
+/// Takes the exclusive lock on the log directory, waiting at most `wait` for it.
+fn lock_dir(dir: &Path, wait: Duration) -> Result<File, AuditError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(dir.join(LOCK_FILE))
         .map_err(io_err)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::new(AuditErrorKind::Locked)),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_err(e)),
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(AuditError::new(AuditErrorKind::Locked));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
     }
 }
 
