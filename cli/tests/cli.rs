@@ -8,8 +8,8 @@ use assert_cmd::Command;
 use assert_cmd::cargo::cargo_bin_cmd;
 use fieldseal::builtin::Service;
 use fieldseal::{
-    Accessor, Action, AllowList, AuditErrorKind, ChainedLog, Clock, Context, Durability, Field,
-    FieldKind, FileKek, FixedClock, Guard, Keyring, PhoneNumber, Role, Sealed, SubjectId,
+    Accessor, Action, AllowList, ChainedLog, Clock, Context, Durability, Field, FieldKind, FileKek,
+    FixedClock, Guard, Keyring, PhoneNumber, Role, Sealed, SubjectId,
 };
 use predicates::prelude::*;
 use predicates::str::contains;
