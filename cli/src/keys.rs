@@ -221,9 +221,9 @@ pub(crate) struct KeyArgs {
 pub(crate) struct RingArgs {
     /// Keyring file
     #[arg(long, value_name = "FILE")]
-    keyring: PathBuf,
+    pub(crate) keyring: PathBuf,
     #[command(flatten)]
-    kek: KekArgs,
+    pub(crate) kek: KekArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,7 +68,7 @@ pub(crate) fn run(a: &PolicyArgs) -> Result<()> {
     }
 }
 
-fn read_manifest(path: &Path) -> Result<String> {
+pub(crate) fn read_manifest(path: &Path) -> Result<String> {
     use std::io::Read as _;
     let f = std::fs::File::open(path).map_err(|e| io_at(path, &e))?;
     let mut bytes = Vec::new();
@@ -210,6 +210,17 @@ fn lint(path: &Path, json: bool) -> Result<()> {
     )))
 }
 
+/// The field kind named by `--kind`.
+pub(crate) fn kind_of(label: &str) -> Result<FieldKind> {
+    FieldKind::from_label(label).ok_or_else(|| {
+        let known: Vec<&str> = FieldKind::ALL.iter().map(|k| k.label()).collect();
+        Failure::input(format_args!(
+            "--kind {label}: unknown field kind (known: {})",
+            known.join(", ")
+        ))
+    })
+}
+
 fn explain(a: &ExplainArgs) -> Result<()> {
     let text = read_manifest(&a.manifest)?;
     let name = a.manifest.display();
@@ -218,14 +229,7 @@ fn explain(a: &ExplainArgs) -> Result<()> {
             "{name}: not a valid manifest (run `fieldseal policy lint {name}`)"
         ))
     })?;
-    let kind = FieldKind::from_label(&a.kind).ok_or_else(|| {
-        let known: Vec<&str> = FieldKind::ALL.iter().map(|k| k.label()).collect();
-        Failure::input(format_args!(
-            "--kind {}: unknown field kind (known: {})",
-            a.kind,
-            known.join(", ")
-        ))
-    })?;
+    let kind = kind_of(&a.kind)?;
     let action = Action::from_label(&a.action).ok_or_else(|| {
         let known: Vec<&str> = Action::ALL.iter().map(|k| k.label()).collect();
         Failure::input(format_args!(
