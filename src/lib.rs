@@ -9,6 +9,7 @@
     clippy::missing_errors_doc
 )]
 
+mod any;
 mod audit;
 mod clock;
 mod context;
@@ -25,6 +26,7 @@ mod secret;
 
 pub mod internal;
 
+pub use any::{AnyRevealed, AnySealed, AnyValue};
 pub use audit::{
     AuditEvent, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
     CheckpointSigningKey, CheckpointVerifyingKey, Durability, EventRecord, FailureKind, Fault,
@@ -42,7 +44,7 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder};
+pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
 pub use keys::{
     EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,

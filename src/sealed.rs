@@ -34,7 +34,7 @@ pub struct Sealed<F, P> {
     _marker: PhantomData<fn() -> (F, P)>,
 }
 
-fn check<F: Field, P: Purpose>(p: &Parsed<'_>) -> Result<(), FormatError> {
+pub(crate) fn check<F: Field, P: Purpose>(p: &Parsed<'_>) -> Result<(), FormatError> {
     if p.kind != F::KIND {
         return Err(FormatError::KindMismatch {
             expected: F::KIND,

@@ -177,6 +177,41 @@ fn exercise<F: Field + PartialEq>(guard: &Guard, input: &str, ctx: &Context) {
         guard.reveal(&tester(), &sealed, &elsewhere),
         Err(Error::Integrity)
     ));
+    // The runtime-typed path: seal, reveal (value and text form) and mask.
+    let any_value = AnyValue::parse(F::KIND, input).unwrap_or_else(|e| panic!("{e}"));
+    let service = PurposeId::of::<Service>();
+    let any = guard
+        .seal_any(&any_value, &service, ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let opened = guard
+        .reveal_any(&tester(), &any, ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = opened.expose_text();
+    let canonical = opened.expose_canonical();
+    assert_eq!(opened.kind(), F::KIND);
+    drop((text, canonical, opened));
+    let masked = Zeroizing::new(
+        guard
+            .mask_any(&tester(), &any, ctx)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert!(*masked == *shown);
+    // Re-sealing inside the crate: single, and a batch with one item that fails after it was
+    // admitted (wrong context) beside one that succeeds.
+    let rewrapped = guard
+        .rewrap(&tester(), &sealed, ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = guard
+        .rewrap_batch(
+            &tester(),
+            [
+                (AnySealed::from(rewrapped), ctx.clone()),
+                (any, elsewhere.clone()),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.rewrapped(), report.failed()), (1, 1));
+    drop(report);
     drop(copy);
     drop(sealed.into_bytes());
 }

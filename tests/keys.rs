@@ -292,6 +292,7 @@ fn rotation_under_load() {
                 let mut kept: Vec<(u64, Sealed<Email, Service>)> = Vec::new();
                 let (mut ok, mut retired, mut other) = (0u64, 0u64, 0u64);
                 let mut versions = std::collections::BTreeMap::<u32, u64>::new();
+                let mut reached_back = false;
                 start.wait();
                 for i in 0..PER_THREAD {
                     let n = t * PER_THREAD + i;
@@ -299,10 +300,19 @@ fn rotation_under_load() {
                         g.seal(&email(n), &ctx(n)).unwrap_or_else(|e| panic!("{e}"));
                     *versions.entry(s.key_version().get()).or_default() += 1;
                     kept.push((n, s));
-                    // Reveal an earlier value (every 7th step reaches back a long way).
-                    let back = if i % 7 == 0 { i / 2 } else { i.min(3) };
-                    let (m, old) = &kept[(i - back) as usize];
+                    // Reveal an earlier value (every 7th step reaches back a long way; the
+                    // first step after the retirement is seen reaches back to the very first
+                    // value, sealed under version 1, so a refusal is certain to be exercised).
                     let before = phase.load(Ordering::SeqCst);
+                    let back = if before == 2 && !reached_back {
+                        reached_back = true;
+                        i
+                    } else if i % 7 == 0 {
+                        i / 2
+                    } else {
+                        i.min(3)
+                    };
+                    let (m, old) = &kept[(i - back) as usize];
                     let got = g.reveal(&agent, old, &ctx(*m));
                     let after = phase.load(Ordering::SeqCst);
                     match got {

@@ -27,7 +27,11 @@ use super::keys::{PseudonymKey, hex};
 /// | `key_version` | integer | key version of the sealed value |
 /// | `sealed_at` | integer | Unix seconds when the value was sealed |
 /// | `policy_version` | integer | version of the access policy that decided (0: unversioned) |
+/// | `count` | integer, only in batch records | items covered by a batch record's one decision ([`AuditEvent::count`](crate::AuditEvent::count)); absent from every other record |
 ///
+/// `count` is written only when present, so a line without it (every line before batch records
+/// existed, and every single-value record) is byte for byte what earlier releases wrote and
+/// read; a `"count":null` member is not canonical and is rejected.
 /// Neither the raw subject identifier nor any other context value is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +63,9 @@ pub struct EventRecord {
     pub sealed_at: u64,
     /// Version of the access policy that decided.
     pub policy_version: u64,
+    /// Items covered by a batch record; `None` (and absent from the JSON) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl EventRecord {
@@ -87,6 +94,7 @@ impl EventRecord {
             key_version: event.key_version.get(),
             sealed_at: event.sealed_at,
             policy_version: event.policy_version,
+            count: event.count,
         }
     }
 
@@ -109,6 +117,7 @@ impl EventRecord {
             key_version: event.key_version.get(),
             sealed_at: event.sealed_at,
             policy_version: event.policy_version,
+            count: event.count,
         };
         // Serializing strings and integers into a Vec cannot fail.
         let _ = serde_json::to_writer(out, &r);
@@ -139,6 +148,8 @@ struct EventRef<'a> {
     key_version: u32,
     sealed_at: u64,
     policy_version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
 }
 
 struct Roles<'a>(&'a [crate::policy::Role]);
@@ -209,5 +220,38 @@ mod tests {
             let owned = serde_json::to_vec(&owned).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(owned, fast);
         }
+    }
+
+    #[test]
+    fn count_is_written_only_for_batch_records() {
+        let key = AuditKey::from_bytes([3; 32]).pseudonym_key();
+        let (single, batch) = with_sample_event(2, None, |e| {
+            let mut batch = *e;
+            batch.count = Some(1234);
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            EventRecord::json_of(e, &key, &mut a);
+            EventRecord::json_of(&batch, &key, &mut b);
+            (a, (b, EventRecord::from_event(&batch, &key)))
+        });
+        // A single-value record is what earlier releases wrote: no `count` member.
+        let single = String::from_utf8(single).unwrap_or_default();
+        assert!(!single.contains("count"), "{single}");
+        assert!(single.ends_with("\"policy_version\":3}"), "{single}");
+        let (bytes, owned) = batch;
+        let text = String::from_utf8(bytes.clone()).unwrap_or_default();
+        assert!(text.ends_with(",\"count\":1234}"), "{text}");
+        assert_eq!(
+            serde_json::to_vec(&owned).unwrap_or_else(|e| panic!("{e}")),
+            bytes
+        );
+        let back: EventRecord = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.count, Some(1234));
+        let old: EventRecord = serde_json::from_str(&single).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.count, None);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap_or_else(|e| panic!("{e}")),
+            single
+        );
     }
 }

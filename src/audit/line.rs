@@ -151,6 +151,10 @@ pub(crate) fn fast_accept(
     mac: &ChainMac,
 ) -> Option<[u8; 32]> {
     use subtle::ConstantTimeEq as _;
+    // The same length limit as `parse_line`: open and the verifier never disagree on a line.
+    if raw.len() > MAX_LINE {
+        return None;
+    }
     let split = raw.len().checked_sub(MAC_SUFFIX_LEN)?;
     let (body, suffix) = raw.split_at(split);
     let hexmac = suffix.strip_prefix(b",\"mac\":\"")?.strip_suffix(b"\"}")?;
@@ -303,6 +307,24 @@ mod tests {
         let mut spaced = raw.to_vec();
         spaced.insert(1, b' ');
         assert!(parse_line(&spaced).is_none());
+    }
+
+    /// A validly MACed line over the limit (only the audit key's holder can make one) is
+    /// refused by the fast path of `open` exactly as by the verifier's parser.
+    #[test]
+    fn an_overlong_line_is_refused_by_both_paths() {
+        let key = AuditKey::from_bytes([9; 32]);
+        let mac = ChainMac::new(key.mac_key());
+        let mut entry = with_sample_event(1, None, |e| {
+            EventRecord::from_event(e, &key.pseudonym_key())
+        });
+        entry.principal = "p".repeat(MAX_LINE);
+        let mut out = Vec::new();
+        mac.write_line(&mut out, 1, &GENESIS, &entry);
+        let raw = &out[..out.len() - 1];
+        assert!(raw.len() > MAX_LINE);
+        assert!(fast_accept(raw, 1, &GENESIS, &mac).is_none());
+        assert!(parse_line(raw).is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Audit events and the sink they go to.
 //!
-//! The [`Guard`](crate::Guard) builds an [`AuditEvent`] for every reveal or mask, allowed or
-//! denied, and hands it to the configured [`AuditSink`] *before* any plaintext is produced. If the
+//! The [`Guard`](crate::Guard) builds an [`AuditEvent`] for every reveal, mask, rewrap or
+//! repurpose, allowed or denied (one per decision for a batch rewrap), and hands it to the configured [`AuditSink`] *before* any plaintext is produced. If the
 //! sink returns an error, the operation fails closed.
 
 mod chain;
@@ -62,6 +62,8 @@ pub enum FailureKind {
     Field,
     /// The value's subject key was erased (crypto-shredded).
     Erased,
+    /// The random source failed while a value was being re-sealed (rewrap, repurpose).
+    Random,
 }
 
 impl Outcome {
@@ -81,6 +83,7 @@ impl Outcome {
             Outcome::Failed(FailureKind::Context) => "failed:context",
             Outcome::Failed(FailureKind::Field) => "failed:field",
             Outcome::Failed(FailureKind::Erased) => "failed:erased",
+            Outcome::Failed(FailureKind::Random) => "failed:random",
         }
     }
 }
@@ -103,6 +106,8 @@ pub struct AuditEvent<'a> {
     pub(crate) sealed_at: u64,
     pub(crate) policy_version: u64,
     pub(crate) context: &'a Context,
+    /// `Some(n)` for a batch record: one decision covering `n` items.
+    pub(crate) count: Option<u64>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -149,6 +154,15 @@ impl<'a> AuditEvent<'a> {
     /// The caller's context, for keyed digesting. Do not store it.
     pub fn context(&self) -> &'a Context {
         self.context
+    }
+    /// For a batch record ([`Guard::rewrap_batch`](crate::Guard::rewrap_batch)), the number of
+    /// items its one decision covers; `None` for a record about one value.
+    ///
+    /// A batch record names the batch's purpose and kind, the active key version the items are
+    /// re-sealed under, the oldest sealed-at among them, and the empty context (its items have
+    /// contexts of their own; each item that fails gets a record of its own with its context).
+    pub fn count(&self) -> Option<u64> {
+        self.count
     }
 }
 
@@ -198,6 +212,8 @@ pub struct AuditRecord {
     pub key_version: KeyVersion,
     /// Version of the access policy that decided.
     pub policy_version: u64,
+    /// Number of items a batch record covers ([`AuditEvent::count`]); `None` for one value.
+    pub count: Option<u64>,
 }
 
 impl AuditRecord {
@@ -213,6 +229,7 @@ impl AuditRecord {
             call_site: e.call_site,
             key_version: e.key_version,
             policy_version: e.policy_version,
+            count: e.count,
         }
     }
 }

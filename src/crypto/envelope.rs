@@ -77,11 +77,21 @@ pub(crate) const fn header_len(purpose_len: usize, subject_key: bool) -> usize {
         + NONCE_LEN
 }
 
+/// Longest header: a 32-byte purpose label and a subject-key id.
+pub(crate) const MAX_HEADER_LEN: usize = header_len(MAX_PURPOSE_LABEL, true);
+
 /// Appends a version-1 header. The purpose label must already be valid.
 pub(crate) fn write_header(out: &mut Vec<u8>, h: &HeaderFields<'_>) {
+    let (buf, len) = encode_header(h);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// A version-1 header in a fixed array, and its length (rewrap overwrites a header in place).
+/// The purpose label must already be valid.
+pub(crate) fn encode_header(h: &HeaderFields<'_>) -> ([u8; MAX_HEADER_LEN], usize) {
     debug_assert!(is_valid_label(h.purpose));
     // Assembled in a fixed array and appended once: cheaper than many small pushes.
-    let mut buf = [0u8; header_len(MAX_PURPOSE_LABEL, true)];
+    let mut buf = [0u8; MAX_HEADER_LEN];
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
         buf[at..at + bytes.len()].copy_from_slice(bytes);
@@ -104,7 +114,7 @@ pub(crate) fn write_header(out: &mut Vec<u8>, h: &HeaderFields<'_>) {
     put(h.salt);
     put(h.commitment);
     put(h.nonce);
-    out.extend_from_slice(&buf[..at]);
+    (buf, at)
 }
 
 /// A parsed, structurally valid envelope borrowing its bytes.

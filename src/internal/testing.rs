@@ -39,6 +39,7 @@ pub fn with_sample_event<R>(
         sealed_at: 1_600_000_000,
         policy_version: 1 + n % 3,
         context: &ctx,
+        count: None,
     };
     f(&event)
 }

@@ -168,11 +168,14 @@ pub enum Action {
     Export,
     /// Erase the value (destroy its subject key).
     Erase,
+    /// Re-seal the value for another purpose ([`Guard::repurpose`](crate::Guard::repurpose));
+    /// decided for the purpose it leaves and for the purpose it enters.
+    Repurpose,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Action::Reveal,
         Action::Mask,
         Action::Index,
@@ -180,6 +183,7 @@ impl Action {
         Action::Share,
         Action::Export,
         Action::Erase,
+        Action::Repurpose,
     ];
 
     /// Stable lower-case label (used in policies and audit records).
@@ -192,6 +196,7 @@ impl Action {
             Action::Share => "share",
             Action::Export => "export",
             Action::Erase => "erase",
+            Action::Repurpose => "repurpose",
         }
     }
 
