@@ -1,8 +1,9 @@
 //! How the command fails: one line on standard error and an exit code.
 //!
 //! Exit codes: 0 success; 1 a verification failed (an audit log that does not verify, a
-//! manifest with problems); 2 a usage or input error (a missing or malformed file, a wrong key,
-//! a bad argument; clap uses 2 for its own usage errors too).
+//! manifest with problems, an envelope that does not authenticate); 2 a usage or input error (a
+//! missing or malformed file, a wrong key, a bad argument; clap uses 2 for its own usage errors
+//! too); 3 access denied by the policy.
 
 use std::fmt;
 use std::io;
@@ -15,6 +16,8 @@ pub(crate) enum Exit {
     Verify,
     /// Bad usage or input.
     Input,
+    /// The policy refused.
+    Denied,
 }
 
 impl Exit {
@@ -22,6 +25,7 @@ impl Exit {
         match self {
             Exit::Verify => ExitCode::from(1),
             Exit::Input => ExitCode::from(2),
+            Exit::Denied => ExitCode::from(3),
         }
     }
 }

@@ -1,17 +1,18 @@
 //! `fieldseal`: the operators' command for fieldseal keyrings, envelopes, audit logs and policy
 //! manifests.
 //!
-//! Exit codes: 0 success, 1 a verification failed, 2 a usage or input error.
+//! Exit codes: 0 success, 1 a verification failed, 2 a usage or input error, 3 access denied.
 
 mod audit;
 mod fail;
+mod guard;
 mod inspect;
 mod keys;
 mod locate;
+mod operate;
 mod out;
 mod policy;
-// The engine of `rewrap`, which waits for `Guard::rewrap_batch`.
-#[allow(dead_code)]
+mod rewrap;
 mod rows;
 
 use std::io::Write as _;
@@ -23,8 +24,9 @@ use crate::fail::{Exit, Failure};
 
 /// Operate fieldseal: keyrings, envelopes, audit logs and policy manifests.
 ///
-/// Nothing is decrypted unless a subcommand's job is to reveal; no key or value is printed.
-/// Exit status: 0 success, 1 verification failed, 2 usage or input error.
+/// Nothing is decrypted unless a subcommand's job is to reveal (`reveal`, `mask`, `rewrap`, which
+/// go through the policy and the audit log like any call site); no key is ever printed.
+/// Exit status: 0 success, 1 verification failed, 2 usage or input error, 3 access denied.
 #[derive(Debug, Parser)]
 #[command(name = "fieldseal", version, propagate_version = true)]
 struct Cli {
@@ -44,6 +46,14 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Lint a policy manifest, explain a decision
     Policy(policy::PolicyArgs),
+    /// Seal a value read from standard input; prints the envelope
+    Seal(operate::SealArgs),
+    /// Reveal a value: the manifest policy decides and the audit log records it first
+    Reveal(operate::OpenArgs),
+    /// Print a value's masked rendering (policy and audit as for reveal)
+    Mask(operate::OpenArgs),
+    /// Re-seal the envelopes of a file (JSON lines or CSV) under the active key version
+    Rewrap(rewrap::RewrapArgs),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -59,6 +69,10 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Policy(a) => policy::run(a),
+        Command::Seal(a) => operate::seal(a),
+        Command::Reveal(a) => operate::open(a, false),
+        Command::Mask(a) => operate::open(a, true),
+        Command::Rewrap(a) => rewrap::run(a),
         Command::Completions { shell } => {
             // Generated into memory: clap_complete panics on a failed write, this reports it.
             let mut script = Vec::new();

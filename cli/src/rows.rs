@@ -48,8 +48,6 @@ pub(crate) struct Layout {
 /// One row's envelope and context, as the transform sees it.
 #[derive(Debug)]
 pub(crate) struct Item {
-    /// Row number in the input, from 1 (the CSV header is not a row).
-    pub(crate) row: u64,
     pub(crate) envelope: String,
     /// Context parts, in the order given on the command line.
     pub(crate) context: Vec<(String, String)>,
@@ -223,7 +221,7 @@ pub(crate) fn run(
         let mut verdicts: Vec<Option<Outcome>> = Vec::with_capacity(rows.len());
         for r in &rows {
             row += 1;
-            match reader.item(r, layout, row) {
+            match reader.item(r, layout) {
                 Ok(item) => {
                     items.push(item);
                     verdicts.push(None);
@@ -468,17 +466,13 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
-    fn item(&self, row: &Row, layout: &Layout, n: u64) -> std::result::Result<Item, String> {
+    fn item(&self, row: &Row, layout: &Layout) -> std::result::Result<Item, String> {
         let envelope = self.field(row, &layout.envelope)?;
         let mut context = layout.fixed.clone();
         for (part, field) in &layout.from_fields {
             context.push((part.clone(), self.field(row, field)?));
         }
-        Ok(Item {
-            row: n,
-            envelope,
-            context,
-        })
+        Ok(Item { envelope, context })
     }
 
     /// The row with its envelope replaced by `new`, as an output line.
@@ -650,7 +644,12 @@ mod tests {
                 restart: false,
             },
             |items: &[Item]| {
-                calls.push(items.iter().map(|i| i.row).collect::<Vec<_>>());
+                calls.push(
+                    items
+                        .iter()
+                        .map(|i| i.context[1].1.clone())
+                        .collect::<Vec<_>>(),
+                );
                 Ok(items
                     .iter()
                     .map(|i| Ok(i.envelope.replace("stop", "c").to_uppercase()))
@@ -659,7 +658,7 @@ mod tests {
             |_, _| {},
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(calls, vec![vec![3, 4]]);
+        assert_eq!(calls, vec![vec!["3".to_owned(), "4".to_owned()]]);
         assert_eq!((s.resumed_at, s.rows, s.rewritten, s.failed), (2, 4, 4, 0));
         let out = std::fs::read_to_string(&paths.out).unwrap_or_default();
         assert_eq!(

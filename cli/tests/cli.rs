@@ -21,8 +21,12 @@ mod audit;
 mod inspect;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/operate.rs"]
+mod operate;
 #[path = "cli/policy.rs"]
 mod policy;
+#[path = "cli/rewrap.rs"]
+mod rewrap;
 
 /// Unwraps a test step, naming what failed.
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
@@ -35,6 +39,11 @@ fn fieldseal() -> Command {
     cmd.env("RUST_BACKTRACE", "1");
     cmd
 }
+
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/reference-policy.toml"
+);
 
 const SEALED_AT: u64 = 1_700_000_000;
 
@@ -172,6 +181,10 @@ fn every_subcommand_has_help() {
         &["policy", "lint"],
         &["policy", "explain"],
         &["completions"],
+        &["seal"],
+        &["reveal"],
+        &["mask"],
+        &["rewrap"],
     ];
     for sub in subcommands {
         fieldseal()

@@ -2,11 +2,6 @@
 
 use super::*;
 
-const REFERENCE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/reference-policy.toml"
-);
-
 fn manifest(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("policy.toml");
     ok(std::fs::write(&p, text));
