@@ -7,6 +7,7 @@ mod audit;
 mod fail;
 mod guard;
 mod inspect;
+mod keyfile;
 mod keys;
 mod locate;
 mod operate;
