@@ -351,10 +351,10 @@ pub(crate) fn run(a: &AuditArgs) -> Result<()> {
                 writeln!(out, "  {label:<14} {}{range}", row.entries)?;
                 writeln!(
                     out,
-                    "  {:<14} {} signed checkpoint{} match the log",
+                    "  {:<14} {} signed checkpoint{} the log",
                     "checkpoints",
                     row.checkpoints,
-                    if row.checkpoints == 1 { "" } else { "s" }
+                    if row.checkpoints == 1 { " matches" } else { "s match" }
                 )?;
                 let from = match row.checkpoint_key_from {
                     KeySource::Keyring => "from the keyring",
