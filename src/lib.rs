@@ -45,6 +45,8 @@ pub use field::{
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
 pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
+#[cfg(feature = "pkcs11")]
+pub use keys::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use keys::{
     EnvKek, FileKek, KeyProvider, KeyState, KeyVersion, Keyring, KeyringBuilder, ProviderError,
     ProviderErrorKind, RootKey,

@@ -2,12 +2,16 @@
 
 mod file;
 mod keyring;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod provider;
 pub(crate) mod subject;
 
 pub(crate) use keyring::forget_thread_epochs;
 
 pub use keyring::{KeyState, Keyring, KeyringBuilder};
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use provider::{EnvKek, FileKek, KeyProvider, ProviderError, ProviderErrorKind};
 pub use subject::{
     FileSubjectKeys, MemorySubjectKeys, SubjectKeyId, SubjectKeyScope, SubjectKeyStore, SubjectKeys,

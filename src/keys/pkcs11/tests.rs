@@ -1,0 +1,77 @@
+//! Unit tests of the parts that need no token: identity, PIN sources, a missing module.
+
+use super::token::load_module;
+use super::*;
+use std::path::Path;
+
+#[test]
+fn id_escapes_labels_and_appends_id_and_serial() {
+    assert_eq!(provider_id("hsm", "kek", None, None), "pkcs11:hsm/kek");
+    assert_eq!(
+        provider_id("a/b;c", "k ey%", Some(&[0x01, 0xab]), Some("9859d2de")),
+        "pkcs11:a%2Fb%3Bc/k%20ey%25;id=01ab;serial=9859d2de"
+    );
+    // Labels that would join ambiguously stay apart.
+    assert_ne!(
+        provider_id("a/b", "c", None, None),
+        provider_id("a", "b/c", None, None)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn pin_sources() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("pin");
+    std::fs::write(&path, "1234\r\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let source = PinSource::file(&path);
+    assert_eq!(
+        source.read().err().map(|e| e.kind()),
+        Some(ProviderErrorKind::Permissions)
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pin = source.read_text().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pin.as_str(), "1234");
+    assert!(!format!("{source:?}").contains("1234"));
+
+    std::fs::write(&path, "\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        source.read().err().map(|e| e.kind()),
+        Some(ProviderErrorKind::Login)
+    );
+    assert_eq!(
+        PinSource::file(dir.path().join("missing"))
+            .read()
+            .err()
+            .map(|e| e.kind()),
+        Some(ProviderErrorKind::NotFound)
+    );
+    assert_eq!(
+        PinSource::env("FIELDSEAL_TEST_UNSET_PIN_VARIABLE")
+            .read()
+            .err()
+            .map(|e| e.kind()),
+        Some(ProviderErrorKind::NotFound)
+    );
+}
+
+#[test]
+fn missing_module_is_not_found_and_no_pin_is_login() {
+    let no_pin = Pkcs11Kek::builder("t", "k")
+        .module("/nonexistent/fieldseal/libpkcs11.so")
+        .open();
+    assert_eq!(
+        no_pin.err().map(|e| e.kind()),
+        Some(ProviderErrorKind::Login)
+    );
+    assert_eq!(
+        load_module(Path::new("/nonexistent/fieldseal/libpkcs11.so"))
+            .err()
+            .map(|e| e.kind()),
+        Some(ProviderErrorKind::NotFound)
+    );
+}
