@@ -354,7 +354,11 @@ pub(crate) fn run(a: &AuditArgs) -> Result<()> {
                     "  {:<14} {} signed checkpoint{} the log",
                     "checkpoints",
                     row.checkpoints,
-                    if row.checkpoints == 1 { " matches" } else { "s match" }
+                    if row.checkpoints == 1 {
+                        " matches"
+                    } else {
+                        "s match"
+                    }
                 )?;
                 let from = match row.checkpoint_key_from {
                     KeySource::Keyring => "from the keyring",
