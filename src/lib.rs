@@ -11,6 +11,7 @@
 
 mod any;
 mod audit;
+mod backends;
 mod clock;
 mod context;
 mod crypto;
@@ -28,7 +29,7 @@ pub mod internal;
 
 pub use any::{AnyRevealed, AnySealed, AnyValue};
 pub use audit::{
-    AuditEvent, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
+    AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
     CheckpointSigningKey, CheckpointVerifyingKey, Durability, EventRecord, FailureKind, Fault,
     FaultClass, MemorySink, NullSink, OpenReport, Outcome, PseudonymKey, SubjectAccess, TornLine,
     VerifyReport, verify_bytes, verify_log,
@@ -57,7 +58,7 @@ pub use keys::{
 #[cfg(feature = "casbin")]
 pub use policy::CasbinPolicy;
 pub use policy::{
-    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentRecord,
+    AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentFuture, ConsentRecord,
     ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, Explanation,
     GrantRef, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
     MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ManifestPolicy, MemoryConsent,
@@ -67,6 +68,19 @@ pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label
 pub use random::{RandomSource, SystemRandom, after_fork};
 pub use sealed::Sealed;
 pub use secret::Revealed;
+
+/// PostgreSQL backends (feature `postgres`): a fleet-wide audit chain, its verifier and
+/// checkpointer, consent, subject keys and `Sealed` column types. See SECURITY.md, "PostgreSQL".
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use crate::backends::postgres::{
+        PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, PgConsent, PgSubjectKeys, Roles,
+        SCHEMA_VERSION, grant, migrate, subject_access_pg, verify_pg, verify_pg_with_checkpoints,
+    };
+    /// The driver the backends and the `Sealed` column types (`ToSql`/`FromSql`) are built on,
+    /// so callers use the same version.
+    pub use tokio_postgres;
+}
 
 /// Escape hatches that weaken security, for tests and known-answer vectors only.
 pub mod hazmat {

@@ -8,7 +8,7 @@ mod chain;
 mod ckpt_file;
 mod event;
 mod keys;
-mod line;
+pub(crate) mod line;
 mod verify;
 
 /// Line formats, for the fuzzing entry points only.
@@ -22,6 +22,9 @@ pub use chain::{ChainedLog, ChainedLogBuilder, Durability, OpenReport, TornLine}
 pub use event::EventRecord;
 pub use keys::{AuditKey, CheckpointSigningKey, CheckpointVerifyingKey, PseudonymKey};
 pub use verify::{Fault, FaultClass, SubjectAccess, VerifyReport, verify_bytes, verify_log};
+
+#[cfg(feature = "postgres")]
+pub(crate) use keys::hex;
 
 use std::fmt;
 use std::panic::Location;
@@ -176,7 +179,25 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     /// # Errors
     /// An [`AuditError`] if the event could not be recorded.
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError>;
+
+    /// Records one event without blocking the caller's async runtime: the sink takes what it
+    /// needs from `event` before returning, and the future resolves once the event is recorded
+    /// (as [`AuditSink::record`] returns). Used by
+    /// [`Guard::reveal_async`](crate::Guard::reveal_async).
+    ///
+    /// The default calls [`AuditSink::record`] at once, on the caller's thread: right for sinks
+    /// that do not wait on I/O ([`MemorySink`], [`NullSink`]). Sinks that wait on a network
+    /// override it (`postgres::PgAuditSink`, feature `postgres`). [`ChainedLog`] does not: with
+    /// it, an async reveal waits for its `fdatasync` on the calling thread.
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        let recorded = self.record(event);
+        Box::pin(std::future::ready(recorded))
+    }
 }
+
+/// The future of [`AuditSink::record_async`]: owns everything it needs.
+pub type AuditFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'static>>;
 
 /// Accepts and discards every event. Choose it explicitly to run without auditing.
 #[derive(Debug, Default, Clone, Copy)]
@@ -289,5 +310,8 @@ impl AuditSink for MemorySink {
 impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         (**self).record(event)
+    }
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        (**self).record_async(event)
     }
 }

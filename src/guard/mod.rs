@@ -1,9 +1,11 @@
 //! The façade: the only place that sequences policy, keys, crypto and audit.
 //!
 //! Split by operation: `seal.rs` (seal, seal_any), `reveal.rs` (reveal, mask and their dynamic
-//! forms, on the one opening core), `lifecycle.rs` (rewrap, repurpose, erase), `batch.rs`
-//! (batch rewrap). This file holds the guard, its builder and the policy checks they all share.
+//! forms, on the one opening core), `asynchronous.rs` (reveal and mask on that core with the
+//! consent lookups and the record awaited), `lifecycle.rs` (rewrap, repurpose, erase),
+//! `batch.rs` (batch rewrap). This file holds the guard, its builder and the policy checks they all share.
 
+mod asynchronous;
 mod batch;
 mod lifecycle;
 mod reveal;
@@ -342,7 +344,15 @@ impl Guard {
         }
     }
 
-    fn consents(&self, context: &Context, scope: ConsentScope<'_>) -> bool {
+    fn consents(
+        &self,
+        context: &Context,
+        scope: ConsentScope<'_>,
+        answers: Option<&ConsentAnswers>,
+    ) -> bool {
+        if let Some(a) = answers {
+            return a.get(scope);
+        }
         match (&self.consent, context.subject_id()) {
             (Some(registry), Some(subject)) => registry.is_granted(&subject, scope),
             _ => false,
@@ -358,7 +368,23 @@ impl Guard {
         sealed_at: u64,
         context: &Context,
     ) -> Result<(), (DenyReason, Check)> {
-        if rules.consent_required && !self.consents(context, ConsentScope::Purpose(purpose)) {
+        self.check_rules_with(rules, accessor, purpose, sealed_at, context, None)
+    }
+
+    /// [`Guard::check_rules`] with consent from `answers` when the async path fetched it
+    /// ahead, else from the registry now.
+    fn check_rules_with(
+        &self,
+        rules: &PurposeRules,
+        accessor: &Accessor,
+        purpose: &str,
+        sealed_at: u64,
+        context: &Context,
+        answers: Option<&ConsentAnswers>,
+    ) -> Result<(), (DenyReason, Check)> {
+        if rules.consent_required
+            && !self.consents(context, ConsentScope::Purpose(purpose), answers)
+        {
             return Err((DenyReason::ConsentMissing, Check::Consent));
         }
         if self.clock.now() >= sealed_at.saturating_add(rules.retention_secs) {
@@ -370,13 +396,32 @@ impl Guard {
             let ok = match rules.cross_border {
                 CrossBorderRule::Allow => true,
                 CrossBorderRule::Deny => false,
-                CrossBorderRule::Consent => self.consents(context, ConsentScope::CrossBorder),
+                CrossBorderRule::Consent => {
+                    self.consents(context, ConsentScope::CrossBorder, answers)
+                }
             };
             if !ok {
                 return Err((DenyReason::CrossBorder, Check::Residency));
             }
         }
         Ok(())
+    }
+}
+
+/// Consent answers fetched before the decision (the async path): scopes not fetched count as
+/// not granted.
+#[derive(Debug, Default, Clone, Copy)]
+struct ConsentAnswers {
+    purpose: Option<bool>,
+    cross_border: Option<bool>,
+}
+
+impl ConsentAnswers {
+    fn get(&self, scope: ConsentScope<'_>) -> bool {
+        match scope {
+            ConsentScope::Purpose(_) => self.purpose == Some(true),
+            ConsentScope::CrossBorder => self.cross_border == Some(true),
+        }
     }
 }
 

@@ -6,12 +6,12 @@ use std::panic::Location;
 
 use zeroize::Zeroizing;
 
-use super::Guard;
+use super::{ConsentAnswers, Guard};
 use crate::any::{AnyRevealed, AnySealed};
 use crate::audit::{AuditEvent, FailureKind, Outcome};
 use crate::context::Context;
 use crate::crypto::envelope::Parsed;
-use crate::error::{ContextError, Error, KeyError};
+use crate::error::{AuditError, ContextError, Error, KeyError};
 use crate::field::Field;
 use crate::policy::{AccessRequest, Accessor, Action, Decision};
 use crate::purpose::{Purpose, PurposeId};
@@ -219,6 +219,16 @@ impl Guard {
         req: &OpenRequest<'a>,
         ctx_ok: bool,
     ) -> (Decision, AuditEvent<'a>) {
+        self.decide_with(req, ctx_ok, None)
+    }
+
+    /// [`Guard::decide`] with consent answers fetched ahead (the async path).
+    pub(super) fn decide_with<'a>(
+        &self,
+        req: &OpenRequest<'a>,
+        ctx_ok: bool,
+        answers: Option<&ConsentAnswers>,
+    ) -> (Decision, AuditEvent<'a>) {
         let env = req.env;
         let verdict = self.policy.verdict(&AccessRequest {
             accessor: req.accessor,
@@ -228,12 +238,13 @@ impl Guard {
         });
         let (mut decision, rules) = (verdict.decision, verdict.rules);
         if let (Decision::Allow, Some(rules)) = (decision, rules)
-            && let Err((reason, _)) = self.check_rules(
+            && let Err((reason, _)) = self.check_rules_with(
                 &rules,
                 req.accessor,
                 req.purpose.as_str(),
                 env.sealed_at,
                 req.context,
+                answers,
             )
         {
             decision = Decision::Deny(reason);
@@ -267,8 +278,20 @@ impl Guard {
         event: &AuditEvent<'_>,
         ctx: Result<&'c [u8], ContextError>,
     ) -> Result<&'c [u8], Error> {
-        // Fail closed: nothing is decrypted unless the sink accepted the record.
         let recorded = self.audit.record(event);
+        self.enforce(decision, recorded, ctx)
+    }
+
+    /// Enforces a decision once the sink answered for its record (`recorded`): returns the
+    /// context encoding only if the request is allowed, the context is valid and the record was
+    /// accepted.
+    pub(super) fn enforce<'c>(
+        &self,
+        decision: Decision,
+        recorded: Result<(), AuditError>,
+        ctx: Result<&'c [u8], ContextError>,
+    ) -> Result<&'c [u8], Error> {
+        // Fail closed: nothing is decrypted unless the sink accepted the record.
         if let Decision::Deny(reason) = decision {
             if !self.best_effort_denials {
                 recorded?;

@@ -21,7 +21,21 @@ pub enum ConsentScope<'a> {
 pub trait ConsentRegistry: Send + Sync + fmt::Debug {
     /// Whether `subject` currently consents to `scope`.
     fn is_granted(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> bool;
+
+    /// As [`ConsentRegistry::is_granted`], without blocking the caller's async runtime: the
+    /// registry takes what it needs before returning. Used by
+    /// [`Guard::reveal_async`](crate::Guard::reveal_async).
+    ///
+    /// The default calls [`ConsentRegistry::is_granted`] at once, on the caller's thread: right
+    /// for in-memory registries. Registries that wait on a network override it.
+    fn is_granted_async(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> ConsentFuture {
+        let granted = self.is_granted(subject, scope);
+        Box::pin(std::future::ready(granted))
+    }
 }
+
+/// The future of [`ConsentRegistry::is_granted_async`]: owns everything it needs.
+pub type ConsentFuture = std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'static>>;
 
 /// The timestamps of one consent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,5 +154,8 @@ impl ConsentRegistry for MemoryConsent {
 impl<C: ConsentRegistry + ?Sized> ConsentRegistry for std::sync::Arc<C> {
     fn is_granted(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> bool {
         (**self).is_granted(subject, scope)
+    }
+    fn is_granted_async(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> ConsentFuture {
+        (**self).is_granted_async(subject, scope)
     }
 }

@@ -21,7 +21,7 @@ pub(crate) mod table;
 
 #[cfg(feature = "casbin")]
 pub use self::casbin::CasbinPolicy;
-pub use consent::{ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
+pub use consent::{ConsentFuture, ConsentRecord, ConsentRegistry, ConsentScope, MemoryConsent};
 pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
 pub use error::{LintError, ManifestError, ParseError};
 pub use manifest::{

@@ -1,0 +1,4 @@
+//! Storage backends beyond the local file system.
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;

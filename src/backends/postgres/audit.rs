@@ -1,0 +1,615 @@
+//! [`PgAuditSink`]: the MAC chain of [`ChainedLog`](crate::ChainedLog) in a PostgreSQL table,
+//! one chain for a fleet of processes; [`PgCheckpointer`] signs its head.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{Client, IsolationLevel, Statement};
+
+use super::stream::{Walker, read_head, walk_rows};
+use super::worker::Worker;
+use super::{config, connect, db_err, shared_db_err};
+use crate::audit::line::{ChainMac, Checkpoint, GENESIS, MAX_LINE};
+use crate::audit::{
+    AuditEvent, AuditFuture, AuditKey, AuditSink, CheckpointSigningKey, CheckpointVerifyingKey,
+    EventRecord, PseudonymKey,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{AuditError, AuditErrorKind};
+
+const LOCK_HEAD: &str = "SELECT seq, mac FROM fieldseal_audit_head WHERE id FOR UPDATE";
+const INSERT: &str = "INSERT INTO fieldseal_audit (seq, time, subject, action, outcome, prev, mac, line) \
+     SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+     $6::bytea[], $7::bytea[], $8::text[])";
+const UPDATE_HEAD: &str = "UPDATE fieldseal_audit_head SET seq = $1, mac = $2 WHERE id";
+
+/// Configures and connects a [`PgAuditSink`].
+pub struct PgAuditSinkBuilder {
+    url: String,
+    key: Option<AuditKey>,
+    max_batch: usize,
+}
+
+impl std::fmt::Debug for PgAuditSinkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("PgAuditSinkBuilder")
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgAuditSinkBuilder {
+    /// The audit key (required): the same key for every process writing the chain.
+    #[must_use]
+    pub fn key(mut self, key: AuditKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The most entries one transaction carries (default 1,000, at least 1).
+    #[must_use]
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Connects (as the writer role) and starts the writer thread.
+    ///
+    /// # Errors
+    /// [`AuditErrorKind::Rejected`] without a key or for an invalid URL (or a non-loopback host
+    /// without `sslmode=disable`), [`AuditErrorKind::Io`] if the database cannot be reached or
+    /// has no audit schema (run [`migrate`](super::migrate) first).
+    pub fn connect(self) -> Result<PgAuditSink, AuditError> {
+        let key = self.key.ok_or(AuditError::new(AuditErrorKind::Rejected))?;
+        let config = config(&self.url)?;
+        let worker = Worker::start("fieldseal-pg-audit")?;
+        let conn = {
+            let config = config.clone();
+            worker
+                .run(async move { Conn::open(&config).await })
+                .unwrap_or_else(|| Err(AuditError::new(AuditErrorKind::Closed)))?
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Stats::default());
+        let writer = Writer {
+            config,
+            conn: Some(conn),
+            mac: ChainMac::new(key.mac_key()),
+            max_batch: self.max_batch,
+            stats: Arc::clone(&stats),
+        };
+        worker.handle().spawn(writer.run(rx));
+        Ok(PgAuditSink {
+            queue: tx,
+            pseudonym: key.pseudonym_key(),
+            stats,
+            _worker: worker,
+        })
+    }
+}
+
+/// An [`AuditSink`] appending to the MAC-chained audit table in PostgreSQL. Many processes may
+/// append to one chain.
+///
+/// Each append transaction (group commit: one transaction carries every event pending in this
+/// process, up to [`max_batch`](PgAuditSinkBuilder::max_batch)) locks the chain's head row
+/// (`SELECT … FOR UPDATE`), chains its entries from it with the MAC of
+/// [`ChainedLog`](crate::ChainedLog) (each row's `line` is byte for byte a `ChainedLog` line),
+/// inserts them, moves the head and commits. An append is acknowledged only after the commit;
+/// a failed transaction fails every append it carried (the guard refuses those operations) and
+/// leaves the chain as it was, so the next batch goes on from the committed head, over a new
+/// connection if the old one broke.
+///
+/// # Threads and async
+/// The connection lives on a dedicated thread with its own single-threaded tokio runtime.
+/// [`AuditSink::record`] hands the event over and blocks on a standard channel until the
+/// commit: it works from any thread, a tokio worker included, without panicking; but it blocks
+/// that worker for a commit's duration. From async code use
+/// [`Guard::reveal_async`](crate::Guard::reveal_async) (which awaits
+/// [`AuditSink::record_async`]), [`PgAuditSink::append_async`], or call the blocking guard in
+/// `tokio::task::spawn_blocking`.
+///
+/// ```no_run
+/// use fieldseal::{AuditKey, postgres::PgAuditSink};
+/// let url = std::env::var("FIELDSEAL_PG_WRITER_URL")?;
+/// let sink = PgAuditSink::builder(&url).key(AuditKey::from_bytes([7; 32])).connect()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PgAuditSink {
+    queue: mpsc::UnboundedSender<Job>,
+    pseudonym: PseudonymKey,
+    stats: Arc<Stats>,
+    // Dropped last: the writer task stops with the runtime once the queue is closed.
+    _worker: Worker,
+}
+
+impl std::fmt::Debug for PgAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAuditSink")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    commits: AtomicU64,
+    entries: AtomicU64,
+}
+
+/// One event's row, prepared by the caller (the pseudonyms are computed outside the writer).
+struct Pending {
+    entry: Vec<u8>,
+    time: i64,
+    subject: Option<String>,
+    action: &'static str,
+    outcome: &'static str,
+}
+
+enum Ack {
+    Blocking(std::sync::mpsc::SyncSender<Result<u64, AuditError>>),
+    Async(oneshot::Sender<Result<u64, AuditError>>),
+}
+
+impl Ack {
+    fn send(self, r: Result<u64, AuditError>) {
+        // A caller that went away (a cancelled future) needs no answer.
+        match self {
+            Ack::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+            Ack::Async(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+struct Job {
+    row: Pending,
+    ack: Ack,
+}
+
+impl PgAuditSink {
+    /// Starts configuring a sink for the database at `url` (a `postgresql://` URL; without TLS
+    /// support, the host must be loopback or a unix socket unless the URL says
+    /// `sslmode=disable`).
+    pub fn builder(url: &str) -> PgAuditSinkBuilder {
+        PgAuditSinkBuilder {
+            url: url.to_owned(),
+            key: None,
+            max_batch: 1000,
+        }
+    }
+
+    fn prepare(&self, event: &AuditEvent<'_>) -> Result<Pending, AuditError> {
+        let record = EventRecord::from_event(event, &self.pseudonym);
+        let entry = serde_json::to_vec(&record)
+            .map_err(|e| AuditError::with_source(AuditErrorKind::Rejected, e))?;
+        // As ChainedLog: a line the verifier would refuse is not written; the operation fails.
+        if entry.len() + 256 > MAX_LINE {
+            return Err(AuditError::new(AuditErrorKind::Rejected));
+        }
+        Ok(Pending {
+            entry,
+            time: i64::try_from(event.time())
+                .map_err(|_| AuditError::new(AuditErrorKind::Rejected))?,
+            subject: record.subject,
+            action: event.action().label(),
+            outcome: event.outcome().label(),
+        })
+    }
+
+    /// Appends `event` and returns its sequence number once the transaction carrying it
+    /// committed. Blocks the calling thread (see the type's documentation).
+    ///
+    /// # Errors
+    /// [`AuditErrorKind::Rejected`] for an entry too long for a line, [`AuditErrorKind::Io`]
+    /// (the driver's error as source) if the transaction failed, [`AuditErrorKind::Corrupt`] if
+    /// the head row is malformed, [`AuditErrorKind::Closed`] if the writer is gone.
+    pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
+        let row = self.prepare(event)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.queue
+            .send(Job {
+                row,
+                ack: Ack::Blocking(tx),
+            })
+            .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))
+    }
+
+    /// As [`PgAuditSink::append`], without blocking: the event is taken at once, the returned
+    /// future resolves after the commit.
+    ///
+    /// # Errors
+    /// As [`PgAuditSink::append`].
+    pub fn append_async(
+        &self,
+        event: &AuditEvent<'_>,
+    ) -> impl Future<Output = Result<u64, AuditError>> + Send + use<> {
+        let (tx, rx) = oneshot::channel();
+        let queued = self.prepare(event).and_then(|row| {
+            self.queue
+                .send(Job {
+                    row,
+                    ack: Ack::Async(tx),
+                })
+                .map_err(|_| AuditError::new(AuditErrorKind::Closed))
+        });
+        async move {
+            queued?;
+            rx.await
+                .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))
+        }
+    }
+
+    /// Transactions committed by this sink so far (group commit makes it smaller than
+    /// [`PgAuditSink::entries`] under concurrency).
+    pub fn commits(&self) -> u64 {
+        self.stats.commits.load(Ordering::Relaxed)
+    }
+
+    /// Entries committed by this sink so far.
+    pub fn entries(&self) -> u64 {
+        self.stats.entries.load(Ordering::Relaxed)
+    }
+}
+
+impl AuditSink for PgAuditSink {
+    fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        self.append(event).map(|_| ())
+    }
+
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        let appended = self.append_async(event);
+        Box::pin(async move { appended.await.map(|_| ()) })
+    }
+}
+
+/// A connection with its prepared statements.
+struct Conn {
+    client: Client,
+    lock_head: Statement,
+    insert: Statement,
+    update_head: Statement,
+}
+
+impl Conn {
+    async fn open(config: &tokio_postgres::Config) -> Result<Self, AuditError> {
+        let client = connect(config).await.map_err(db_err)?;
+        let lock_head = client.prepare(LOCK_HEAD).await.map_err(db_err)?;
+        let insert = client.prepare(INSERT).await.map_err(db_err)?;
+        let update_head = client.prepare(UPDATE_HEAD).await.map_err(db_err)?;
+        Ok(Self {
+            client,
+            lock_head,
+            insert,
+            update_head,
+        })
+    }
+}
+
+/// Why a batch failed; shared by every appender in it.
+enum BatchError {
+    Db(Arc<tokio_postgres::Error>),
+    Audit(AuditErrorKind),
+}
+
+impl From<tokio_postgres::Error> for BatchError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        BatchError::Db(Arc::new(e))
+    }
+}
+
+impl From<AuditError> for BatchError {
+    fn from(e: AuditError) -> Self {
+        BatchError::Audit(e.kind())
+    }
+}
+
+struct Writer {
+    config: tokio_postgres::Config,
+    conn: Option<Conn>,
+    mac: ChainMac,
+    max_batch: usize,
+    stats: Arc<Stats>,
+}
+
+impl Writer {
+    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        while let Some(job) = queue.recv().await {
+            batch.push(job);
+            match self.commit(&mut batch, &mut queue).await {
+                Ok(first) => {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .entries
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    for (job, seq) in batch.drain(..).zip(first..) {
+                        job.ack.send(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+                        self.conn = None;
+                    }
+                    for job in batch.drain(..) {
+                        job.ack.send(Err(match &e {
+                            BatchError::Db(e) => shared_db_err(e),
+                            BatchError::Audit(k) => AuditError::new(*k),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for `batch`; returns the first seq it was given.
+    async fn commit(
+        &mut self,
+        batch: &mut Vec<Job>,
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Result<u64, BatchError> {
+        if self.conn.is_none() {
+            self.conn = Some(Conn::open(&self.config).await?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(BatchError::Audit(AuditErrorKind::Closed));
+        };
+        let tx = conn.client.transaction().await?;
+        let head = tx.query_one(&conn.lock_head, &[]).await?;
+        // Events that queued while the last transaction ran, and while this one waited for the
+        // head (held by another process's transaction), join this one. They are taken only now,
+        // after the lock: a batch grows with the contention it waits through.
+        let max_batch = self.max_batch;
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let seq: i64 = head.try_get(0)?;
+        let mac: &[u8] = head.try_get(1)?;
+        let corrupt = || {
+            BatchError::Audit(AuditErrorKind::Corrupt {
+                seq: u64::try_from(seq).unwrap_or(0).saturating_add(1),
+            })
+        };
+        let mut prev: [u8; 32] = mac.try_into().map_err(|_| corrupt())?;
+        let first = u64::try_from(seq).map_err(|_| corrupt())? + 1;
+        let n = batch.len();
+        let (mut seqs, mut times, mut subjects) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut actions, mut outcomes, mut prevs, mut macs, mut lines) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let mut buf = Vec::with_capacity(512);
+        for (job, s) in batch.iter().zip(first..) {
+            buf.clear();
+            let m = self.mac.write_line_json(&mut buf, s, &prev, &job.row.entry);
+            buf.pop(); // the newline: rows hold lines without it
+            let line = String::from_utf8(std::mem::take(&mut buf))
+                .map_err(|_| BatchError::Audit(AuditErrorKind::Rejected))?;
+            seqs.push(i64::try_from(s).map_err(|_| corrupt())?);
+            times.push(job.row.time);
+            subjects.push(job.row.subject.as_deref());
+            actions.push(job.row.action);
+            outcomes.push(job.row.outcome);
+            prevs.push(prev.to_vec());
+            macs.push(m.to_vec());
+            lines.push(line);
+            prev = m;
+        }
+        let last = seqs.last().copied().unwrap_or(seq);
+        let head_mac = prev.to_vec();
+        // Pipelined: both statements go out before either answer comes back.
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &seqs, &times, &subjects, &actions, &outcomes, &prevs, &macs, &lines,
+        ];
+        let update_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&last, &head_mac];
+        let insert = tx.execute(&conn.insert, &insert_params);
+        let update = tx.execute(&conn.update_head, &update_params);
+        let (inserted, _) = tokio::try_join!(insert, update)?;
+        if inserted != n as u64 {
+            return Err(BatchError::Audit(AuditErrorKind::Io));
+        }
+        tx.commit().await?;
+        Ok(first)
+    }
+}
+
+/// Signs checkpoints of the PostgreSQL audit chain, as the checkpoint role.
+///
+/// Before signing, it verifies the entries added since the latest checkpoint (MAC chain, seqs
+/// without gaps, the head row naming the last one), starting from that checkpoint, whose
+/// signature it checks: it never signs a head it has not seen chained from a signed one. Run
+/// it on a schedule (every few seconds or thousand entries), ideally in another process than
+/// the writers, with a signing key they do not hold.
+pub struct PgCheckpointer {
+    inner: Arc<CheckpointInner>,
+    worker: Worker,
+}
+
+struct CheckpointInner {
+    config: tokio_postgres::Config,
+    mac: ChainMac,
+    signer: CheckpointSigningKey,
+    public: CheckpointVerifyingKey,
+    clock: Arc<dyn Clock>,
+    accept_missing: bool,
+}
+
+impl std::fmt::Debug for PgCheckpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCheckpointer")
+            .field("public", &self.inner.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgCheckpointer {
+    /// A checkpointer for the chain in the database at `url` (the checkpoint role's URL).
+    ///
+    /// # Errors
+    /// [`AuditErrorKind::Rejected`] for an invalid URL, [`AuditErrorKind::Io`] if the runtime
+    /// thread cannot start.
+    pub fn new(
+        url: &str,
+        key: &AuditKey,
+        signer: CheckpointSigningKey,
+    ) -> Result<Self, AuditError> {
+        Ok(Self {
+            inner: Arc::new(CheckpointInner {
+                config: config(url)?,
+                mac: ChainMac::new(key.mac_key()),
+                public: signer.verifying_key(),
+                signer,
+                clock: Arc::new(SystemClock),
+                accept_missing: false,
+            }),
+            worker: Worker::start("fieldseal-pg-checkpoint")?,
+        })
+    }
+
+    /// Signs a checkpoint even though the chain has entries and no checkpoint (the first
+    /// checkpoint then covers everything so far).
+    ///
+    /// # Security
+    /// Only for an operator who knows the checkpoints were lost, or who starts checkpointing a
+    /// chain that never had any: a cut made before this call can no longer be detected.
+    #[must_use]
+    pub fn dangerous_accept_missing_checkpoints(mut self) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.accept_missing = true;
+        }
+        self
+    }
+
+    /// Checkpoints the current head: returns its seq, or `None` if the latest checkpoint already
+    /// covers it. An empty chain gets its genesis checkpoint (seq 0).
+    ///
+    /// # Errors
+    /// [`AuditErrorKind::CheckpointsMissing`] if the chain has entries but no checkpoint (see
+    /// [`PgCheckpointer::dangerous_accept_missing_checkpoints`]),
+    /// [`AuditErrorKind::Corrupt`] naming the first bad seq if the latest checkpoint does not
+    /// verify or the entries after it do not (the [`Fault`](crate::Fault) as source),
+    /// [`AuditErrorKind::Io`] for database errors.
+    pub fn checkpoint(&self) -> Result<Option<u64>, AuditError> {
+        let inner = Arc::clone(&self.inner);
+        self.worker
+            .run(async move { inner.checkpoint().await })
+            .unwrap_or_else(|| Err(AuditError::new(AuditErrorKind::Closed)))
+    }
+}
+
+impl CheckpointInner {
+    async fn checkpoint(&self) -> Result<Option<u64>, AuditError> {
+        let mut client = connect(&self.config).await.map_err(db_err)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(db_err)?;
+        let (head_seq, head_mac) = read_head(&tx)
+            .await?
+            .ok_or(AuditError::new(AuditErrorKind::Corrupt { seq: 1 }))?;
+        let latest = tx
+            .query_opt(
+                "SELECT seq, line FROM fieldseal_audit_checkpoints ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(db_err)?;
+        let (from, from_mac) = match latest {
+            None if head_seq > 0 && !self.accept_missing => {
+                return Err(AuditError::new(AuditErrorKind::CheckpointsMissing));
+            }
+            None => (0, GENESIS),
+            Some(row) => {
+                let seq = row.try_get::<_, i64>(0).map_err(db_err)?;
+                let line: &str = row.try_get(1).map_err(db_err)?;
+                let c = Checkpoint::parse(line.as_bytes())
+                    .filter(|c| c.verify(&self.public) && i64::try_from(c.seq) == Ok(seq))
+                    .ok_or(AuditError::new(AuditErrorKind::Corrupt {
+                        seq: u64::try_from(seq).unwrap_or(0) + 1,
+                    }))?;
+                (c.seq, c.head)
+            }
+        };
+        if latest_covers(from, head_seq) {
+            if from == head_seq && from_mac != head_mac {
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: head_seq.max(1),
+                }));
+            }
+            if from > head_seq {
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: head_seq + 1,
+                }));
+            }
+            if from > 0 || self.has_genesis(&tx).await? {
+                return Ok(None);
+            }
+        } else {
+            let mut walker = Walker::new(self.mac.clone(), from, from_mac);
+            walk_rows(&tx, &mut walker, from, head_seq)
+                .await
+                .map_err(db_err)?;
+            if let Some(f) = walker.fault {
+                return Err(AuditError::with_source(
+                    AuditErrorKind::Corrupt { seq: f.seq },
+                    f,
+                ));
+            }
+            if walker.last_seq != head_seq || walker.head != head_mac {
+                return Err(AuditError::new(AuditErrorKind::Corrupt {
+                    seq: walker.last_seq + 1,
+                }));
+            }
+        }
+        let c = Checkpoint::sign(&self.signer, head_seq, head_mac, self.clock.now());
+        let mut line = c.to_line();
+        line.pop();
+        let line =
+            String::from_utf8(line).map_err(|_| AuditError::new(AuditErrorKind::Rejected))?;
+        let seq = i64::try_from(head_seq).map_err(|_| AuditError::new(AuditErrorKind::Rejected))?;
+        tx.execute(
+            "INSERT INTO fieldseal_audit_checkpoints (seq, line) VALUES ($1, $2) \
+             ON CONFLICT (seq) DO NOTHING",
+            &[&seq, &line],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(head_seq))
+    }
+
+    async fn has_genesis(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<bool, AuditError> {
+        Ok(tx
+            .query_opt(
+                "SELECT 1 FROM fieldseal_audit_checkpoints WHERE seq = 0",
+                &[],
+            )
+            .await
+            .map_err(db_err)?
+            .is_some())
+    }
+}
+
+/// Whether the latest checkpoint (at `from`) already reaches the head.
+fn latest_covers(from: u64, head: u64) -> bool {
+    from >= head
+}

@@ -1,0 +1,331 @@
+//! Consent and subject keys in PostgreSQL, shared between processes: a withdrawal or an erasure
+//! committed by one process is honoured by another's next reveal.
+//!
+//! Needs the throwaway cluster of `scripts/pg-env`; without it every test prints a skip message
+//! and passes.
+#![cfg(feature = "postgres")]
+
+mod common;
+mod pg;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use fieldseal::builtin::{Marketing, Service};
+use fieldseal::postgres::{PgConsent, PgSubjectKeys};
+use fieldseal::*;
+use pg::{fresh, psql};
+
+const CONSENT_KEY: [u8; 32] = [0x44; 32];
+const CHILD_ENV: &str = "FIELDSEAL_PG_CONSENT_CHILD_URL";
+const SUBJECT: &str = "subject-7";
+
+fn reference() -> ManifestPolicy {
+    ManifestPolicy::from_toml(include_str!("../examples/reference-policy.toml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ctx() -> Context {
+    Context::new()
+        .table("inquiries")
+        .column("email")
+        .row("7")
+        .subject(&SubjectId::new(SUBJECT))
+}
+
+fn dpo() -> PrincipalId {
+    PrincipalId::new("dpo-1")
+}
+
+/// The child: withdraws the subject's marketing consent, then exits.
+#[test]
+fn pg_consent_child() {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let consent = PgConsent::new(&url, CONSENT_KEY).unwrap_or_else(|e| panic!("{e}"));
+    consent
+        .withdraw(
+            &SubjectId::new(SUBJECT),
+            ConsentScope::Purpose("marketing"),
+            1_700_000_100,
+            &dpo(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_withdrawal_in_another_process_is_honoured_by_the_next_reveal() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let Some(db) = fresh("consent") else { return };
+    let consent =
+        Arc::new(PgConsent::new(&db.writer, CONSENT_KEY).unwrap_or_else(|e| panic!("{e}")));
+    let guard = Guard::builder()
+        .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+        .policy(reference())
+        .consent(Arc::clone(&consent))
+        .audit(MemorySink::new())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let marketer = Accessor::new("m-1", [Role::new("marketing")]);
+    let sealed: Sealed<Email, Marketing> = guard
+        .seal(
+            &Email::parse("zhang.san@example.com").unwrap_or_else(|e| panic!("{e}")),
+            &ctx(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let denied = |r: Result<Revealed<Email>, Error>| match r {
+        Err(Error::Denied { reason }) => reason,
+        other => panic!("expected a denial, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(
+        denied(guard.reveal(&marketer, &sealed, &ctx())),
+        DenyReason::ConsentMissing
+    );
+    consent
+        .grant(
+            &SubjectId::new(SUBJECT),
+            ConsentScope::Purpose("marketing"),
+            1_700_000_000,
+            &dpo(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let email = guard
+        .reveal(&marketer, &sealed, &ctx())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(email.expose_secret().as_str(), "zhang.san@example.com");
+
+    // Another process withdraws; this process's very next reveal is refused.
+    let status = Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
+        .args(["--exact", "pg_consent_child", "--test-threads=1"])
+        .env(CHILD_ENV, &db.writer)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    assert_eq!(
+        denied(guard.reveal(&marketer, &sealed, &ctx())),
+        DenyReason::ConsentMissing
+    );
+
+    // Rows, not updates: both events are kept with time and actor, under a pseudonym.
+    let rows = psql(
+        &db.owner,
+        "SELECT scope, granted, at, actor, length(subject) FROM fieldseal_consent ORDER BY id",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rows,
+        "purpose:marketing|t|1700000000|dpo-1|32\npurpose:marketing|f|1700000100|dpo-1|32"
+    );
+    let dump = psql(
+        &db.owner,
+        "SELECT string_agg(encode(subject, 'escape'), '') FROM fieldseal_consent",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!dump.contains(SUBJECT));
+    assert!(psql(&db.writer, "DELETE FROM fieldseal_consent").is_err());
+    assert!(psql(&db.owner, "UPDATE fieldseal_consent SET granted = true").is_err());
+
+    // An unreachable registry grants nothing.
+    let nowhere = PgConsent::new("postgresql://u:p@127.0.0.1:1/none", CONSENT_KEY)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!nowhere.is_granted(&SubjectId::new(SUBJECT), ConsentScope::Purpose("marketing")));
+}
+
+#[test]
+fn consent_from_async_code() {
+    let Some(db) = fresh("consent_async") else {
+        return;
+    };
+    let consent = PgConsent::new(&db.writer, CONSENT_KEY).unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = SubjectId::new("subject-8");
+    rt.block_on(async {
+        let scope = ConsentScope::CrossBorder;
+        assert!(!consent.is_granted_async(&s, scope).await.unwrap_or(true));
+        consent
+            .grant_async(&s, scope, 1, &dpo())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(consent.is_granted_async(&s, scope).await.unwrap_or(false));
+        // The blocking trait method works from inside the runtime too.
+        assert!(consent.is_granted(&s, scope));
+        consent
+            .withdraw_async(&s, scope, 2, &dpo())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!consent.is_granted(&s, scope));
+    });
+}
+
+fn guard_with_keys(ring: Arc<Keyring>, kek: Arc<FileKek>, url: &str) -> Guard {
+    Guard::builder()
+        .shared_keyring(ring)
+        .policy(allow_all(&["service", "marketing"]))
+        .audit(MemorySink::new())
+        .subject_keys(SubjectKeys::new(
+            kek,
+            Arc::new(PgSubjectKeys::new(url).unwrap_or_else(|e| panic!("{e}"))),
+        ))
+        .subject_key_purpose(PurposeId::of::<Service>(), SubjectKeyScope::Subject)
+        .subject_key_purpose(PurposeId::of::<Marketing>(), SubjectKeyScope::Purpose)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn subject_keys_in_the_table_and_erasure_across_instances() {
+    let Some(db) = fresh("keys") else { return };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kek = Arc::new(FileKek::create(dir.path().join("kek")).unwrap_or_else(|e| panic!("{e}")));
+    let ring = Arc::new(Keyring::generate().unwrap_or_else(|e| panic!("{e}")));
+    // Two guards over two connections, as two processes would have.
+    let a = guard_with_keys(Arc::clone(&ring), Arc::clone(&kek), &db.writer);
+    let b = guard_with_keys(Arc::clone(&ring), Arc::clone(&kek), &db.writer);
+    let email = Email::parse("li.si@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let service: Sealed<Email, Service> = a.seal(&email, &ctx()).unwrap_or_else(|e| panic!("{e}"));
+    let marketing: Sealed<Email, Marketing> =
+        a.seal(&email, &ctx()).unwrap_or_else(|e| panic!("{e}"));
+    let other_ctx = Context::new()
+        .table("inquiries")
+        .row("8")
+        .subject(&SubjectId::new("subject-8"));
+    let other: Sealed<Email, Service> =
+        a.seal(&email, &other_ctx).unwrap_or_else(|e| panic!("{e}"));
+    for g in [&a, &b] {
+        assert!(g.reveal(&tester(), &service, &ctx()).is_ok());
+        assert!(g.reveal(&tester(), &marketing, &ctx()).is_ok());
+    }
+    // Index key, two subject keys and their slots for subject-7, one key and slot for subject-8.
+    assert_eq!(
+        psql(&db.owner, "SELECT count(*) FROM fieldseal_subject_keys")
+            .ok()
+            .as_deref(),
+        Some("7")
+    );
+
+    // B erases subject-7's marketing key: A's next reveal of it fails, service stays readable.
+    let report = b
+        .erase(
+            &tester(),
+            &SubjectId::new(SUBJECT),
+            Erasure::Purpose(&PurposeId::of::<Marketing>()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.keys_deleted, 1);
+    assert!(matches!(
+        a.reveal(&tester(), &marketing, &ctx()),
+        Err(Error::Key(KeyError::Erased))
+    ));
+    assert!(a.reveal(&tester(), &service, &ctx()).is_ok());
+    // Then the whole subject.
+    b.erase(&tester(), &SubjectId::new(SUBJECT), Erasure::Subject)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        a.reveal(&tester(), &service, &ctx()),
+        Err(Error::Key(KeyError::Erased))
+    ));
+    assert!(
+        a.reveal(&tester(), &other, &other_ctx).is_ok(),
+        "other subjects are untouched"
+    );
+    assert_eq!(
+        psql(&db.owner, "SELECT count(*) FROM fieldseal_subject_keys")
+            .ok()
+            .as_deref(),
+        Some("3")
+    );
+}
+
+#[test]
+fn reveal_async_keeps_a_single_threaded_runtime_free() {
+    let Some(db) = fresh("reveal_async") else {
+        return;
+    };
+    let consent =
+        Arc::new(PgConsent::new(&db.writer, CONSENT_KEY).unwrap_or_else(|e| panic!("{e}")));
+    let sink = Arc::new(
+        fieldseal::postgres::PgAuditSink::builder(&db.writer)
+            .key(AuditKey::from_bytes(AUDIT_KEY))
+            .connect()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let guard = Arc::new(
+        Guard::builder()
+            .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+            .policy(reference())
+            .consent(Arc::clone(&consent))
+            .audit(Arc::clone(&sink))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let sealed: Sealed<Email, Marketing> = guard
+        .seal(
+            &Email::parse("zhang.san@example.com").unwrap_or_else(|e| panic!("{e}")),
+            &ctx(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    consent
+        .grant(
+            &SubjectId::new(SUBJECT),
+            ConsentScope::Purpose("marketing"),
+            1_700_000_000,
+            &dpo(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // One runtime thread for 64 concurrent reveals: each awaits its consent lookup and its
+    // commit, so they are in flight together and share transactions. A reveal that blocked the
+    // thread would run them one by one, one commit each.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let (guard, sealed) = (Arc::clone(&guard), sealed.clone());
+            tasks.spawn(async move {
+                let marketer = Accessor::new("m-1", [Role::new("marketing")]);
+                guard
+                    .reveal_async(&marketer, &sealed, &ctx())
+                    .await
+                    .map(|e| e.expose_secret().as_str().len())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let len = r
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(len, "zhang.san@example.com".len());
+        }
+        // A withdrawal committed by another process: the next async reveal is refused.
+        let status = Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
+            .args(["--exact", "pg_consent_child", "--test-threads=1"])
+            .env(CHILD_ENV, &db.writer)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success());
+        let marketer = Accessor::new("m-1", [Role::new("marketing")]);
+        let r = guard.reveal_async(&marketer, &sealed, &ctx()).await;
+        assert!(matches!(
+            r,
+            Err(Error::Denied {
+                reason: DenyReason::ConsentMissing
+            })
+        ));
+    });
+    assert_eq!(sink.entries(), 65);
+    assert!(
+        sink.commits() < 32,
+        "{} commits for 64 concurrent reveals",
+        sink.commits()
+    );
+}
