@@ -53,7 +53,8 @@ pub use keys::{
     ProviderErrorKind, RootKey,
 };
 pub use keys::{
-    FileSubjectKeys, MemorySubjectKeys, SubjectKeyId, SubjectKeyScope, SubjectKeyStore, SubjectKeys,
+    FileSubjectKeys, MemorySubjectKeys, SubjectKeyFuture, SubjectKeyId, SubjectKeyScope,
+    SubjectKeyStore, SubjectKeys,
 };
 #[cfg(feature = "casbin")]
 pub use policy::CasbinPolicy;

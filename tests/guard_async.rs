@@ -250,3 +250,83 @@ fn a_failed_async_record_fails_closed_at_the_callers_line() {
         assert!(matches!(r, Err(Error::Audit(e)) if e.kind() == AuditErrorKind::Io));
     });
 }
+
+/// A store whose blocking `get` may be switched off: the async path must use `get_async`.
+#[derive(Debug, Default)]
+struct AsyncGetOnly {
+    inner: MemorySubjectKeys,
+    forbid_sync_get: std::sync::atomic::AtomicBool,
+}
+
+impl SubjectKeyStore for AsyncGetOnly {
+    fn get(&self, id: &SubjectKeyId) -> Result<Option<Vec<u8>>, Error> {
+        assert!(
+            !self.forbid_sync_get.load(Ordering::Relaxed),
+            "the async path read the store through the blocking get"
+        );
+        self.inner.get(id)
+    }
+    fn insert(&self, id: &SubjectKeyId, wrapped: &[u8]) -> Result<Vec<u8>, Error> {
+        self.inner.insert(id, wrapped)
+    }
+    fn delete(&self, id: &SubjectKeyId) -> Result<bool, Error> {
+        self.inner.delete(id)
+    }
+    fn get_async(&self, id: &SubjectKeyId) -> SubjectKeyFuture {
+        let found = self.inner.get(id);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            found
+        })
+    }
+}
+
+#[test]
+fn subject_key_values_are_checked_through_the_async_store_read() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kek = Arc::new(FileKek::create(dir.path().join("kek")).unwrap_or_else(|e| panic!("{e}")));
+    let store = Arc::new(AsyncGetOnly::default());
+    let sink = Arc::new(MemorySink::new());
+    let mut policy = AllowList::new();
+    for action in [Action::Reveal, Action::Mask, Action::Erase] {
+        policy = policy.allow::<Service>(Role::new("dpo"), FieldKind::Email, action);
+    }
+    let guard = Guard::builder()
+        .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+        .policy(policy)
+        .audit(Arc::clone(&sink))
+        .subject_keys(SubjectKeys::new(
+            kek,
+            Arc::clone(&store) as Arc<dyn SubjectKeyStore>,
+        ))
+        .subject_key_purpose(PurposeId::of::<Service>(), SubjectKeyScope::Subject)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dpo = Accessor::new("d", [Role::new("dpo")]);
+    let sealed: Sealed<Email, Service> = guard
+        .seal(
+            &Email::parse("lin@example.com").unwrap_or_else(|e| panic!("{e}")),
+            &ctx(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    block_on(async {
+        store.forbid_sync_get.store(true, Ordering::Relaxed);
+        let v = guard.reveal_async(&dpo, &sealed, &ctx()).await;
+        assert_eq!(
+            v.map(|e| e.expose_secret().as_str().to_owned())
+                .ok()
+                .as_deref(),
+            Some("lin@example.com")
+        );
+        assert!(guard.mask_async(&dpo, &sealed, &ctx()).await.is_ok());
+        store.forbid_sync_get.store(false, Ordering::Relaxed);
+        guard
+            .erase(&dpo, &subject(), Erasure::Subject)
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.forbid_sync_get.store(true, Ordering::Relaxed);
+        let r = guard.reveal_async(&dpo, &sealed, &ctx()).await;
+        assert!(matches!(r, Err(Error::Key(KeyError::Erased))));
+    });
+    let last = sink.records().last().map(|r| r.outcome.label());
+    assert_eq!(last, Some("failed:erased"));
+}

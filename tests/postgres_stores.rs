@@ -236,6 +236,18 @@ fn subject_keys_in_the_table_and_erasure_across_instances() {
         a.reveal(&tester(), &other, &other_ctx).is_ok(),
         "other subjects are untouched"
     );
+    // The async path reads the table without blocking, with the same answers.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        assert!(matches!(
+            a.reveal_async(&tester(), &service, &ctx()).await,
+            Err(Error::Key(KeyError::Erased))
+        ));
+        assert!(a.reveal_async(&tester(), &other, &other_ctx).await.is_ok());
+    });
     assert_eq!(
         psql(&db.owner, "SELECT count(*) FROM fieldseal_subject_keys")
             .ok()

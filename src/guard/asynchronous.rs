@@ -25,10 +25,11 @@ impl Guard {
     /// nothing is decrypted unless the record was accepted.
     ///
     /// Consent is read before the decision is recorded, as on the blocking path (a withdrawal
-    /// committed before the call is honoured). Sinks and registries that do not override the
-    /// async methods run their blocking ones on the caller's thread. A value sealed under a
-    /// subject key still reads the [`SubjectKeyStore`](crate::SubjectKeyStore) synchronously
-    /// (one lookup) to confirm the key was not erased.
+    /// committed before the call is honoured). A value sealed under a subject key reads the
+    /// [`SubjectKeyStore`](crate::SubjectKeyStore) through
+    /// [`get_async`](crate::SubjectKeyStore::get_async) to confirm the key was not erased.
+    /// Sinks, registries and stores that do not override the async methods run their blocking
+    /// ones on the caller's thread.
     ///
     /// # Errors
     /// As [`Guard::reveal`].
@@ -133,10 +134,14 @@ impl Guard {
         let (decision, mut event) = self.decide_with(&req, ctx.is_ok(), Some(&answers));
         let recorded = self.audit.record_async(&event).await;
         let ctx = self.enforce(decision, recorded, ctx)?;
-        // A value that authenticates but does not parse is a failure of its own, as there.
-        let result = self
-            .decrypt(&env, ctx)
-            .and_then(|plain| Ok(F::from_canonical(plain.bytes())?));
+        // A value that authenticates but does not parse is a failure of its own, as there. The
+        // subject key's store read (the erasure check) is awaited too.
+        let result = match self.subject_secret_async(&env).await {
+            Ok(secret) => self
+                .decrypt_with(&env, ctx, secret)
+                .and_then(|plain| Ok(F::from_canonical(plain.bytes())?)),
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             event.outcome = Outcome::Failed(failure_kind(e));
             // Best effort: the caller gets the failure either way, and no plaintext exists.

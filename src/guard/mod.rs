@@ -344,6 +344,26 @@ impl Guard {
         }
     }
 
+    /// [`Guard::subject_secret_of`] with the store read awaited (the async path).
+    ///
+    /// # Errors
+    /// As [`Guard::subject_secret_of`].
+    async fn subject_secret_async(
+        &self,
+        env: &Parsed<'_>,
+    ) -> Result<Option<Arc<zeroize::Zeroizing<[u8; 32]>>>, Error> {
+        match env.subject_key_id {
+            None => Ok(None),
+            Some(id) => {
+                let keys = self
+                    .subject_keys
+                    .as_ref()
+                    .ok_or(Error::Key(KeyError::SubjectKeyUnavailable))?;
+                Ok(Some(keys.key_async(id).await?))
+            }
+        }
+    }
+
     fn consents(
         &self,
         context: &Context,

@@ -3,6 +3,7 @@
 //! plaintext it is handed at the very end.
 
 use std::panic::Location;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -315,6 +316,16 @@ impl Guard {
     pub(super) fn decrypt(&self, env: &Parsed<'_>, ctx: &[u8]) -> Result<Opened, Error> {
         // A subject-key envelope needs its subject key; an erased one fails here.
         let secret = self.subject_secret_of(env)?;
+        self.decrypt_with(env, ctx, secret)
+    }
+
+    /// [`Guard::decrypt`] with the subject key (if the envelope has one) already looked up.
+    pub(super) fn decrypt_with(
+        &self,
+        env: &Parsed<'_>,
+        ctx: &[u8],
+        secret: Option<Arc<Zeroizing<[u8; 32]>>>,
+    ) -> Result<Opened, Error> {
         self.keyring
             .with_opening_key(env, secret.as_deref().map(|s| &**s), |key| {
                 // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it

@@ -14,7 +14,8 @@ pub use keyring::{KeyState, Keyring, KeyringBuilder};
 pub use pkcs11::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use provider::{EnvKek, FileKek, KeyProvider, ProviderError, ProviderErrorKind};
 pub use subject::{
-    FileSubjectKeys, MemorySubjectKeys, SubjectKeyId, SubjectKeyScope, SubjectKeyStore, SubjectKeys,
+    FileSubjectKeys, MemorySubjectKeys, SubjectKeyFuture, SubjectKeyId, SubjectKeyScope,
+    SubjectKeyStore, SubjectKeys,
 };
 
 use std::fmt;

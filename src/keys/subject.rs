@@ -54,7 +54,20 @@ pub trait SubjectKeyStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Storage failures.
     fn delete(&self, id: &SubjectKeyId) -> Result<bool, Error>;
+
+    /// As [`SubjectKeyStore::get`], without blocking the caller's async runtime (the lookup
+    /// [`Guard::reveal_async`](crate::Guard::reveal_async) makes to confirm a key still
+    /// exists). The default calls `get` at once, on the caller's thread: right for stores that
+    /// do not wait on a network.
+    fn get_async(&self, id: &SubjectKeyId) -> SubjectKeyFuture {
+        let found = self.get(id);
+        Box::pin(std::future::ready(found))
+    }
 }
+
+/// The future of [`SubjectKeyStore::get_async`]: owns everything it needs.
+pub type SubjectKeyFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, Error>> + Send + 'static>>;
 
 /// An in-memory [`SubjectKeyStore`] (tests, demos, single-process tools).
 #[derive(Debug, Default)]
@@ -301,7 +314,29 @@ impl SubjectKeys {
     /// # Errors
     /// [`KeyError::Erased`] if the store no longer holds it; provider and store errors.
     pub(crate) fn key(&self, id: &SubjectKeyId) -> Result<Arc<Zeroizing<[u8; 32]>>, Error> {
-        let Some(wrapped) = self.store.get(id)? else {
+        let stored = self.store.get(id)?;
+        self.key_from(id, stored)
+    }
+
+    /// [`SubjectKeys::key`] with the store read awaited.
+    ///
+    /// # Errors
+    /// As [`SubjectKeys::key`].
+    pub(crate) async fn key_async(
+        &self,
+        id: &SubjectKeyId,
+    ) -> Result<Arc<Zeroizing<[u8; 32]>>, Error> {
+        let stored = self.store.get_async(id).await?;
+        self.key_from(id, stored)
+    }
+
+    /// The key under `id`, given what the store holds under it now.
+    fn key_from(
+        &self,
+        id: &SubjectKeyId,
+        stored: Option<Vec<u8>>,
+    ) -> Result<Arc<Zeroizing<[u8; 32]>>, Error> {
+        let Some(wrapped) = stored else {
             self.cache()?.remove(id);
             return Err(KeyError::Erased.into());
         };

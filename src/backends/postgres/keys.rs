@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::worker::Worker;
 use super::{SharedClient, config, io_err};
 use crate::Error;
-use crate::keys::{SubjectKeyId, SubjectKeyStore};
+use crate::keys::{SubjectKeyFuture, SubjectKeyId, SubjectKeyStore};
 
 const GET: &str = "SELECT wrapped FROM fieldseal_subject_keys WHERE id = $1";
 /// Inserts unless present and returns what is stored afterwards, in one statement (the outer
@@ -87,6 +87,22 @@ impl SubjectKeyStore for PgSubjectKeys {
         self.run(async move {
             let c = client.get().await.map_err(io_err)?;
             Ok(c.execute(DELETE, &[&id]).await.map_err(io_err)? > 0)
+        })
+    }
+
+    fn get_async(&self, id: &SubjectKeyId) -> SubjectKeyFuture {
+        let (client, id) = (Arc::clone(&self.client), id.to_vec());
+        let found = self.worker.spawn(async move {
+            let c = client.get().await.map_err(io_err)?;
+            match c.query_opt(GET, &[&id]).await.map_err(io_err)? {
+                Some(row) => Ok(Some(row.try_get::<_, Vec<u8>>(0).map_err(io_err)?)),
+                None => Ok(None),
+            }
+        });
+        Box::pin(async move {
+            found
+                .await
+                .unwrap_or_else(|| Err(Error::Io(std::io::ErrorKind::BrokenPipe.into())))
         })
     }
 }
