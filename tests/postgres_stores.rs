@@ -341,3 +341,64 @@ fn reveal_async_keeps_a_single_threaded_runtime_free() {
         sink.commits()
     );
 }
+
+#[test]
+fn sealed_values_as_bytea_and_text_columns() {
+    use fieldseal::postgres::tokio_postgres::{self, NoTls};
+    let Some(db) = fresh("columns") else { return };
+    let guard = common::guard();
+    let c = Context::new().table("t").column("v").row("1");
+    let phone: Sealed<PhoneNumber, Service> = guard
+        .seal(
+            &PhoneNumber::parse("+8613800138000").unwrap_or_else(|e| panic!("{e}")),
+            &c,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&db.owner, NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute("CREATE TABLE t (b bytea, s text, v varchar)")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        client
+            .execute(
+                "INSERT INTO t VALUES ($1, $2, $3)",
+                &[&phone, &phone, &phone],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let row = client
+            .query_one("SELECT b, s, v, s LIKE 'fs1:%', length(b) FROM t", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..3 {
+            let back: Sealed<PhoneNumber, Service> =
+                row.try_get(i).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back, phone);
+        }
+        assert!(row.get::<_, bool>(3), "text columns hold the text form");
+        assert_eq!(row.get::<_, i32>(4) as usize, phone.as_bytes().len());
+        // Another kind or purpose does not read back; nor does a damaged value.
+        assert!(row.try_get::<_, Sealed<Email, Service>>(0).is_err());
+        assert!(row.try_get::<_, Sealed<PhoneNumber, Marketing>>(1).is_err());
+        let bad = client
+            .query_one("SELECT 'fs1:AAAA'::text, '\\x00'::bytea", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(bad.try_get::<_, Sealed<PhoneNumber, Service>>(0).is_err());
+        assert!(bad.try_get::<_, Sealed<PhoneNumber, Service>>(1).is_err());
+        // A column of another type is refused before any value is read.
+        let n = client
+            .query_one("SELECT 1::int4", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n.try_get::<_, Sealed<PhoneNumber, Service>>(0).is_err());
+    });
+}
