@@ -525,15 +525,33 @@ fn a_held_head_lock_times_out_and_appends_resume() {
     let holder = std::thread::spawn(move || {
         psql(
             &owner,
-            "BEGIN; SELECT seq FROM fieldseal_audit_head FOR UPDATE; SELECT pg_sleep(2); COMMIT;",
+            "BEGIN; SELECT seq FROM fieldseal_audit_head FOR UPDATE; SELECT pg_sleep(4); COMMIT;",
         )
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Wait until the holder sleeps with the lock taken (psql may start slowly on a busy host).
+    let waiting = Instant::now();
+    loop {
+        let n = psql(
+            &db.owner,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE state = 'active' AND query LIKE '%pg_sleep(4)%' AND pid <> pg_backend_pid()",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        if n == "1" {
+            break;
+        }
+        assert!(
+            waiting.elapsed().as_secs() < 20,
+            "the lock holder never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let started = Instant::now();
     let r = with_sample_event(0, None, |e| s.append(e));
     assert_eq!(r.err().map(|e| e.kind()), Some(AuditErrorKind::Io));
+    // Refused at the lock timeout, well before the holder lets go.
     assert!(
-        started.elapsed().as_secs_f64() < 1.5,
+        started.elapsed().as_secs_f64() < 3.0,
         "{:?}",
         started.elapsed()
     );
