@@ -88,8 +88,8 @@ fn main() -> Result<(), Error> {
             "  {} {:<6} {:<12} {:<8} {:<22} at {}:{}",
             r.principal,
             r.action.label(),
-            r.kind.label(),
-            r.purpose.as_str(),
+            r.kind.map_or("-", FieldKind::label),
+            r.purpose.as_ref().map_or("-", PurposeId::as_str),
             r.outcome.label(),
             r.call_site.file(),
             r.call_site.line()

@@ -215,6 +215,10 @@ pub enum FormatError {
     ZeroKeyVersion,
     /// The ciphertext is shorter than an authentication tag or longer than the kind allows.
     CiphertextLength,
+    /// An application event or recipient name is not `[a-z][a-z0-9_]{0,31}`.
+    InvalidName,
+    /// An event reference is not 1-64 characters of `[A-Za-z0-9._:/#-]`.
+    InvalidReference,
 }
 
 impl fmt::Display for FormatError {
@@ -238,6 +242,12 @@ impl fmt::Display for FormatError {
             FormatError::ReservedFlags(b) => write!(f, "reserved flag bits set ({b:#04x})"),
             FormatError::ZeroKeyVersion => f.write_str("key version 0 is invalid"),
             FormatError::CiphertextLength => f.write_str("ciphertext length out of range"),
+            FormatError::InvalidName => {
+                f.write_str("invalid event or recipient name (expected [a-z][a-z0-9_]{0,31})")
+            }
+            FormatError::InvalidReference => {
+                f.write_str("invalid event reference (expected 1-64 of [A-Za-z0-9._:/#-])")
+            }
         }
     }
 }
@@ -447,6 +457,11 @@ pub enum ConfigError {
     /// Purposes use subject keys, or an erasure was asked for, but no subject keys are
     /// configured.
     MissingSubjectKeys,
+    /// A consent change was asked for, but no consent registry is configured.
+    MissingConsent,
+    /// The consent registry is read-only (it does not implement
+    /// [`ConsentRegistry::change`](crate::ConsentRegistry::change)).
+    ReadOnlyConsent,
 }
 
 impl fmt::Display for ConfigError {
@@ -460,6 +475,8 @@ impl fmt::Display for ConfigError {
                 "active key version is below the minimum decryption version"
             }
             ConfigError::MissingSubjectKeys => "no subject keys configured",
+            ConfigError::MissingConsent => "no consent registry configured",
+            ConfigError::ReadOnlyConsent => "the consent registry is read-only",
         })
     }
 }

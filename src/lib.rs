@@ -29,10 +29,11 @@ pub mod internal;
 
 pub use any::{AnyRevealed, AnySealed, AnyValue};
 pub use audit::{
-    AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink, ChainedLog, ChainedLogBuilder,
-    CheckpointSigningKey, CheckpointVerifyingKey, Durability, EventRecord, FailureKind, Fault,
-    FaultClass, MemorySink, NullSink, OpenReport, Outcome, PseudonymKey, SubjectAccess, TornLine,
-    VerifyReport, verify_bytes, verify_log,
+    AppEventName, AuditAction, AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink,
+    ChainedLog, ChainedLogBuilder, CheckpointSigningKey, CheckpointVerifyingKey, Durability,
+    EventRecord, FailureKind, Fault, FaultClass, MemorySink, NullSink, OpenReport, Outcome,
+    PseudonymKey, RecipientName, Reference, SubjectAccess, TornLine, VerifyReport, verify_bytes,
+    verify_log,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Context, SubjectId};
@@ -45,7 +46,7 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
+pub use guard::{AppEvent, Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
 #[cfg(feature = "pkcs11")]
 pub use keys::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use keys::{

@@ -557,7 +557,7 @@ fn a_runtime_purpose_opens_only_as_the_policy_allows() {
     assert_eq!(ex.decision, Decision::Deny(DenyReason::NotPermitted));
     let records = sink.records();
     assert_eq!(records.len(), 2);
-    assert!(records.iter().all(|r| r.purpose == billing));
+    assert!(records.iter().all(|r| r.purpose.as_ref() == Some(&billing)));
 }
 
 /// Sealing under a runtime purpose built afresh for every call stays in the thread's sealing

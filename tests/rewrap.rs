@@ -295,8 +295,11 @@ fn repurpose_is_decided_for_both_purposes_and_keeps_the_value() {
     let records = sink.records();
     assert_eq!(records.len(), 2);
     assert_eq!(
-        (records[0].purpose.as_str(), records[1].purpose.as_str()),
-        ("service", "legal")
+        (
+            records[0].purpose.as_ref().map(PurposeId::as_str),
+            records[1].purpose.as_ref().map(PurposeId::as_str)
+        ),
+        (Some("service"), Some("legal"))
     );
     assert!(records.iter().all(|r| r.action == Action::Repurpose
         && r.outcome == Outcome::Allowed
@@ -317,7 +320,15 @@ fn repurpose_is_decided_for_both_purposes_and_keeps_the_value() {
     let labels: Vec<(String, &str)> = sink
         .records()
         .iter()
-        .map(|r| (r.purpose.to_string(), r.outcome.label()))
+        .map(|r| {
+            (
+                r.purpose
+                    .as_ref()
+                    .map(PurposeId::to_string)
+                    .unwrap_or_default(),
+                r.outcome.label(),
+            )
+        })
         .collect();
     assert_eq!(
         labels,
@@ -543,7 +554,7 @@ fn a_batch_reports_exactly_the_bad_items_and_rewraps_the_rest() {
     let count_of = |kind| {
         batch
             .iter()
-            .find(|r| r.kind == kind)
+            .find(|r| r.kind == Some(kind))
             .map(|r| (r.outcome, r.count))
             .unwrap_or_else(|| panic!("no batch record for {kind}"))
     };

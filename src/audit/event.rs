@@ -28,8 +28,13 @@ use super::keys::{PseudonymKey, hex};
 /// | `sealed_at` | integer | Unix seconds when the value was sealed |
 /// | `policy_version` | integer | version of the access policy that decided (0: unversioned) |
 /// | `count` | integer, only in batch records | items covered by a batch record's one decision ([`AuditEvent::count`](crate::AuditEvent::count)); absent from every other record |
+/// | `recipient` | string, only in shares and disclosures | the recipient's manifest name ([`AuditEvent::recipient`](crate::AuditEvent::recipient)) |
+/// | `reference` | string, only where the application gave one | the application's reference ([`AuditEvent::reference`](crate::AuditEvent::reference)) |
 ///
-/// `count` is written only when present, so a line without it (every line before batch records
+/// `purpose` and `kind` are `-` for an event about no one purpose or kind (a policy reload, a
+/// subject-key erasure); `action` is an [`AuditAction`](crate::AuditAction) label.
+///
+/// `count`, `recipient` and `reference` are written only when present, so a line without it (every line before batch records
 /// existed, and every single-value record) is byte for byte what earlier releases wrote and
 /// read; a `"count":null` member is not canonical and is rejected.
 /// Neither the raw subject identifier nor any other context value is stored.
@@ -66,7 +71,26 @@ pub struct EventRecord {
     /// Items covered by a batch record; `None` (and absent from the JSON) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Recipient of a share or disclosure; `None` (and absent from the JSON) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The application's reference; `None` (and absent from the JSON) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
+
+/// The stored label of an event's purpose: `-` for none.
+fn purpose_label<'a>(event: &AuditEvent<'a>) -> &'a str {
+    event.purpose.map_or(NONE, |p| p.as_str())
+}
+
+/// The stored label of an event's kind: `-` for none.
+fn kind_label(event: &AuditEvent<'_>) -> &'static str {
+    event.kind.map_or(NONE, |k| k.label())
+}
+
+/// What a stored record says for "no purpose" or "no kind".
+pub(crate) const NONE: &str = "-";
 
 impl EventRecord {
     /// The stored form of `event`, pseudonymized under `key`.
@@ -84,9 +108,9 @@ impl EventRecord {
                 .iter()
                 .map(|r| r.as_str().to_owned())
                 .collect(),
-            purpose: event.purpose.as_str().to_owned(),
-            kind: event.kind.label().to_owned(),
-            action: event.action.label().to_owned(),
+            purpose: purpose_label(event).to_owned(),
+            kind: kind_label(event).to_owned(),
+            action: event.action.label().into_owned(),
             outcome: event.outcome.label().to_owned(),
             subject: ctx.part("subject").map(|s| hex(&key.subject(s))),
             context: hex(&key.context(encoded)),
@@ -95,6 +119,8 @@ impl EventRecord {
             sealed_at: event.sealed_at,
             policy_version: event.policy_version,
             count: event.count,
+            recipient: event.detail.recipient.map(|r| r.as_str().to_owned()),
+            reference: event.detail.reference.map(|r| r.as_str().to_owned()),
         }
     }
 
@@ -107,8 +133,8 @@ impl EventRecord {
             time: event.time,
             principal: event.accessor.principal().as_str(),
             roles: Roles(event.accessor.roles()),
-            purpose: event.purpose.as_str(),
-            kind: event.kind.label(),
+            purpose: purpose_label(event),
+            kind: kind_label(event),
             action: event.action.label(),
             outcome: event.outcome.label(),
             subject: ctx.part("subject").map(|s| hex(&key.subject(s))),
@@ -118,6 +144,8 @@ impl EventRecord {
             sealed_at: event.sealed_at,
             policy_version: event.policy_version,
             count: event.count,
+            recipient: event.detail.recipient.map(|r| r.as_str()),
+            reference: event.detail.reference.map(|r| r.as_str()),
         };
         // Serializing strings and integers into a Vec cannot fail.
         let _ = serde_json::to_writer(out, &r);
@@ -140,7 +168,7 @@ struct EventRef<'a> {
     roles: Roles<'a>,
     purpose: &'a str,
     kind: &'static str,
-    action: &'static str,
+    action: std::borrow::Cow<'static, str>,
     outcome: &'static str,
     subject: Option<String>,
     context: String,
@@ -150,6 +178,10 @@ struct EventRef<'a> {
     policy_version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
 }
 
 struct Roles<'a>(&'a [crate::policy::Role]);

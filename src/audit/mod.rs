@@ -4,6 +4,7 @@
 //! repurpose, allowed or denied (one per decision for a batch rewrap), and hands it to the configured [`AuditSink`] *before* any plaintext is produced. If the
 //! sink returns an error, the operation fails closed.
 
+mod action;
 mod chain;
 mod ckpt_file;
 mod event;
@@ -18,6 +19,7 @@ pub(crate) mod line_fuzz {
     };
 }
 
+pub use action::{AppEventName, AuditAction, RecipientName, Reference};
 pub use chain::{ChainedLog, ChainedLogBuilder, Durability, OpenReport, TornLine};
 pub use event::EventRecord;
 pub use keys::{AuditKey, CheckpointSigningKey, CheckpointVerifyingKey, PseudonymKey};
@@ -34,7 +36,7 @@ use crate::context::Context;
 use crate::error::{AuditError, AuditErrorKind};
 use crate::field::FieldKind;
 use crate::keys::KeyVersion;
-use crate::policy::{Accessor, Action, DenyReason, PrincipalId, Role};
+use crate::policy::{Accessor, DenyReason, PrincipalId, Role};
 use crate::purpose::PurposeId;
 
 /// What happened to the request an event describes.
@@ -91,7 +93,8 @@ impl Outcome {
     }
 }
 
-/// One access to personal data, as seen by an audit sink. Borrowed: sinks copy what they keep.
+/// One access to personal data, or one event of its lifecycle, as seen by an audit sink.
+/// Borrowed: sinks copy what they keep.
 ///
 /// It never holds plaintext or key bytes. It does give sinks the caller's [`Context`] (which may
 /// name a row or subject) so that a sink can store a keyed digest of it; sinks must not store the
@@ -100,9 +103,9 @@ impl Outcome {
 pub struct AuditEvent<'a> {
     pub(crate) time: u64,
     pub(crate) accessor: &'a Accessor,
-    pub(crate) purpose: &'a PurposeId,
-    pub(crate) kind: FieldKind,
-    pub(crate) action: Action,
+    pub(crate) purpose: Option<&'a PurposeId>,
+    pub(crate) kind: Option<FieldKind>,
+    pub(crate) action: AuditAction,
     pub(crate) outcome: Outcome,
     pub(crate) call_site: &'static Location<'static>,
     pub(crate) key_version: KeyVersion,
@@ -111,6 +114,22 @@ pub struct AuditEvent<'a> {
     pub(crate) context: &'a Context,
     /// `Some(n)` for a batch record: one decision covering `n` items.
     pub(crate) count: Option<u64>,
+    /// Recipient and reference of a share or disclosure.
+    pub(crate) detail: Detail<'a>,
+}
+
+/// The optional parts of an event that only some actions have.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Detail<'a> {
+    pub(crate) recipient: Option<&'a RecipientName>,
+    pub(crate) reference: Option<&'a Reference>,
+}
+
+impl Detail<'_> {
+    pub(crate) const NONE: Detail<'static> = Detail {
+        recipient: None,
+        reference: None,
+    };
 }
 
 impl<'a> AuditEvent<'a> {
@@ -122,31 +141,34 @@ impl<'a> AuditEvent<'a> {
     pub fn accessor(&self) -> &'a Accessor {
         self.accessor
     }
-    /// The purpose.
-    pub fn purpose(&self) -> &'a PurposeId {
+    /// The purpose; `None` for an event about no one purpose (a policy reload, a consent to
+    /// cross-border access, an application event that names none).
+    pub fn purpose(&self) -> Option<&'a PurposeId> {
         self.purpose
     }
-    /// The field kind.
-    pub fn kind(&self) -> FieldKind {
+    /// The field kind; `None` for an event about no one kind (an erasure of a subject key, a
+    /// consent change, a policy reload).
+    pub fn kind(&self) -> Option<FieldKind> {
         self.kind
     }
     /// The action.
-    pub fn action(&self) -> Action {
+    pub fn action(&self) -> AuditAction {
         self.action
     }
     /// The decision or failure.
     pub fn outcome(&self) -> Outcome {
         self.outcome
     }
-    /// The source location of the `reveal`/`mask` call (from `#[track_caller]`).
+    /// The source location of the call (from `#[track_caller]`).
     pub fn call_site(&self) -> &'static Location<'static> {
         self.call_site
     }
-    /// The key version of the sealed value.
+    /// The key version of the sealed value (for events about no value: the active version
+    /// when the event was recorded).
     pub fn key_version(&self) -> KeyVersion {
         self.key_version
     }
-    /// When the value was sealed.
+    /// When the value was sealed (0 for events about no value).
     pub fn sealed_at(&self) -> u64 {
         self.sealed_at
     }
@@ -166,6 +188,14 @@ impl<'a> AuditEvent<'a> {
     /// contexts of their own; each item that fails gets a record of its own with its context).
     pub fn count(&self) -> Option<u64> {
         self.count
+    }
+    /// The recipient of a share or disclosure, as named in the policy manifest.
+    pub fn recipient(&self) -> Option<&'a RecipientName> {
+        self.detail.recipient
+    }
+    /// The application's reference for the event (a legal order's number, a ticket).
+    pub fn reference(&self) -> Option<&'a Reference> {
+        self.detail.reference
     }
 }
 
@@ -219,12 +249,12 @@ pub struct AuditRecord {
     pub principal: PrincipalId,
     /// The roles presented.
     pub roles: Arc<[Role]>,
-    /// The purpose.
-    pub purpose: PurposeId,
-    /// The field kind.
-    pub kind: FieldKind,
+    /// The purpose, if the event is about one.
+    pub purpose: Option<PurposeId>,
+    /// The field kind, if the event is about one.
+    pub kind: Option<FieldKind>,
     /// The action.
-    pub action: Action,
+    pub action: AuditAction,
     /// The decision or failure.
     pub outcome: Outcome,
     /// `file:line` of the call.
@@ -235,6 +265,10 @@ pub struct AuditRecord {
     pub policy_version: u64,
     /// Number of items a batch record covers ([`AuditEvent::count`]); `None` for one value.
     pub count: Option<u64>,
+    /// Recipient of a share or disclosure.
+    pub recipient: Option<RecipientName>,
+    /// The application's reference for the event.
+    pub reference: Option<Reference>,
 }
 
 impl AuditRecord {
@@ -243,7 +277,7 @@ impl AuditRecord {
             time: e.time,
             principal: e.accessor.principal().clone(),
             roles: Arc::clone(e.accessor.roles_arc()),
-            purpose: e.purpose.clone(),
+            purpose: e.purpose.cloned(),
             kind: e.kind,
             action: e.action,
             outcome: e.outcome,
@@ -251,6 +285,8 @@ impl AuditRecord {
             key_version: e.key_version,
             policy_version: e.policy_version,
             count: e.count,
+            recipient: e.detail.recipient.cloned(),
+            reference: e.detail.reference.cloned(),
         }
     }
 }

@@ -299,6 +299,30 @@ impl VerifyReport {
         &self.records
     }
 
+    /// Every record about subject `subject` (any action and outcome: accesses, denials,
+    /// consent changes, shares, erasures, application events), with its seq, oldest first: the
+    /// subject's own audit trail, for an access export.
+    ///
+    /// # Errors
+    /// The log's [`Fault`] if it did not verify.
+    pub fn subject_events(
+        &self,
+        key: &PseudonymKey,
+        subject: &SubjectId,
+    ) -> Result<Vec<(u64, &EventRecord)>, Fault> {
+        if let Some(f) = self.fault {
+            return Err(f);
+        }
+        let pseudonym = hex(&key.subject(subject.expose_secret().as_bytes()));
+        Ok(self
+            .records
+            .iter()
+            .zip(1u64..)
+            .filter(|(r, _)| r.is_subject(&pseudonym))
+            .map(|(r, seq)| (seq, r))
+            .collect())
+    }
+
     /// Who read subject `subject`'s data (allowed reveals and masks), for which purpose and
     /// when, oldest first.
     ///

@@ -13,7 +13,7 @@ use super::Guard;
 use super::reveal::failure_kind;
 use super::seal::stable_label;
 use crate::any::AnySealed;
-use crate::audit::{AuditEvent, FailureKind, Outcome};
+use crate::audit::{AuditAction, AuditEvent, Detail, FailureKind, Outcome};
 use crate::context::Context;
 use crate::crypto::aead::{EpochKey, NONCE_LEN, TAG_LEN};
 use crate::crypto::envelope::{self, HeaderFields, MAX_HEADER_LEN, Parsed};
@@ -351,9 +351,9 @@ impl Guard {
             let event = AuditEvent {
                 time: self.clock.now(),
                 accessor,
-                purpose: &g.purpose,
-                kind: g.kind,
-                action: Action::Rewrap,
+                purpose: Some(&g.purpose),
+                kind: Some(g.kind),
+                action: AuditAction::Access(Action::Rewrap),
                 outcome,
                 call_site: site,
                 key_version: active,
@@ -361,6 +361,7 @@ impl Guard {
                 policy_version: g.verdict.policy_version,
                 context: &empty,
                 count: Some(g.count),
+                detail: Detail::NONE,
             };
             if let Err(e) = self.audit.record(&event) {
                 let tolerated = self.best_effort_denials && outcome != Outcome::Allowed;
@@ -429,9 +430,9 @@ impl Guard {
         Some(AuditEvent {
             time: self.clock.now(),
             accessor,
-            purpose: &g.purpose,
-            kind: g.kind,
-            action: Action::Rewrap,
+            purpose: Some(&g.purpose),
+            kind: Some(g.kind),
+            action: AuditAction::Access(Action::Rewrap),
             outcome,
             call_site: site,
             key_version: item.key_version,
@@ -439,6 +440,7 @@ impl Guard {
             policy_version: g.verdict.policy_version,
             context: &item.context,
             count: None,
+            detail: Detail::NONE,
         })
     }
 

@@ -8,7 +8,7 @@ use super::reveal::OpenRequest;
 use super::seal::{SealRequest, stable_label};
 use super::{Guard, scope_label};
 use crate::any::AnySealed;
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{AuditAction, AuditEvent, Detail, Outcome};
 use crate::context::{Context, SubjectId};
 use crate::crypto::envelope::Parsed;
 use crate::error::{ConfigError, Error, FormatError, KeyError};
@@ -286,9 +286,9 @@ impl Guard {
             let event = AuditEvent {
                 time: self.clock.now(),
                 accessor,
-                purpose,
-                kind: FieldKind::Text,
-                action: Action::Erase,
+                purpose: Some(purpose),
+                kind: None,
+                action: AuditAction::Access(Action::Erase),
                 outcome: Outcome::Denied(DenyReason::NotPermitted),
                 call_site: site,
                 key_version: self.keyring.active_version(),
@@ -296,6 +296,7 @@ impl Guard {
                 policy_version: self.policy.policy_version(),
                 context: &context,
                 count: None,
+                detail: Detail::NONE,
             };
             let recorded = self.audit.record(&event);
             if !self.best_effort_denials {
@@ -314,9 +315,9 @@ impl Guard {
             let event = AuditEvent {
                 time: self.clock.now(),
                 accessor,
-                purpose,
-                kind: FieldKind::Text,
-                action: Action::Erase,
+                purpose: Some(purpose),
+                kind: None,
+                action: AuditAction::Access(Action::Erase),
                 outcome: Outcome::Allowed,
                 call_site: site,
                 key_version: self.keyring.active_version(),
@@ -324,6 +325,7 @@ impl Guard {
                 policy_version: version.unwrap_or_default(),
                 context: &context,
                 count: None,
+                detail: Detail::NONE,
             };
             // Recorded before the key is destroyed: an erasure is never unaudited.
             self.audit.record(&event)?;

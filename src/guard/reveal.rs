@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::{ConsentAnswers, Guard};
 use crate::any::{AnyRevealed, AnySealed};
-use crate::audit::{AuditEvent, FailureKind, Outcome};
+use crate::audit::{AuditAction, AuditEvent, Detail, FailureKind, Outcome};
 use crate::context::Context;
 use crate::crypto::envelope::Parsed;
 use crate::error::{AuditError, ContextError, Error, KeyError};
@@ -253,9 +253,9 @@ impl Guard {
         let event = AuditEvent {
             time: self.clock.now(),
             accessor: req.accessor,
-            purpose: req.purpose,
-            kind: env.kind,
-            action: req.action,
+            purpose: Some(req.purpose),
+            kind: Some(env.kind),
+            action: AuditAction::Access(req.action),
             outcome: match (decision, ctx_ok) {
                 (Decision::Deny(r), _) => Outcome::Denied(r),
                 (Decision::Allow, false) => Outcome::Failed(FailureKind::Context),
@@ -267,6 +267,7 @@ impl Guard {
             policy_version: verdict.policy_version,
             context: req.context,
             count: None,
+            detail: Detail::NONE,
         };
         (decision, event)
     }

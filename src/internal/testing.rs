@@ -2,7 +2,7 @@
 
 use std::panic::Location;
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{AuditAction, AuditEvent, Detail, Outcome};
 use crate::context::{Context, SubjectId};
 use crate::field::FieldKind;
 use crate::keys::KeyVersion;
@@ -26,9 +26,9 @@ pub fn with_sample_event<R>(
     let event = AuditEvent {
         time: 1_700_000_000 + n,
         accessor: &accessor,
-        purpose: &purpose,
-        kind: FieldKind::PhoneNumber,
-        action: Action::Reveal,
+        purpose: Some(&purpose),
+        kind: Some(FieldKind::PhoneNumber),
+        action: AuditAction::Access(Action::Reveal),
         outcome: if n % 5 == 4 {
             Outcome::Denied(DenyReason::NotPermitted)
         } else {
@@ -40,6 +40,7 @@ pub fn with_sample_event<R>(
         policy_version: 1 + n % 3,
         context: &ctx,
         count: None,
+        detail: Detail::NONE,
     };
     f(&event)
 }

@@ -32,6 +32,26 @@ pub trait ConsentRegistry: Send + Sync + fmt::Debug {
         let granted = self.is_granted(subject, scope);
         Box::pin(std::future::ready(granted))
     }
+
+    /// Records that `subject` grants (`granted`) or withdraws consent to `scope` at `at` (Unix
+    /// seconds), by `actor`; every lookup that starts after this returns sees it. Called by
+    /// [`Guard::grant_consent`](crate::Guard::grant_consent) and
+    /// [`Guard::withdraw_consent`](crate::Guard::withdraw_consent), which audit the change.
+    ///
+    /// # Errors
+    /// The default refuses with [`ConfigError::ReadOnlyConsent`](crate::ConfigError): a
+    /// registry that the guard cannot change.
+    fn change(
+        &self,
+        subject: &SubjectId,
+        scope: ConsentScope<'_>,
+        granted: bool,
+        at: u64,
+        actor: &crate::policy::PrincipalId,
+    ) -> Result<(), crate::Error> {
+        let _ = (subject, scope, granted, at, actor);
+        Err(crate::ConfigError::ReadOnlyConsent.into())
+    }
 }
 
 /// The future of [`ConsentRegistry::is_granted_async`]: owns everything it needs.
@@ -149,6 +169,22 @@ impl ConsentRegistry for MemoryConsent {
         self.record(subject, scope)
             .is_some_and(|r| r.withdrawn_at.is_none())
     }
+
+    fn change(
+        &self,
+        subject: &SubjectId,
+        scope: ConsentScope<'_>,
+        granted: bool,
+        at: u64,
+        _actor: &crate::policy::PrincipalId,
+    ) -> Result<(), crate::Error> {
+        if granted {
+            self.grant(subject, scope, at);
+        } else {
+            self.withdraw(subject, scope, at);
+        }
+        Ok(())
+    }
 }
 
 impl<C: ConsentRegistry + ?Sized> ConsentRegistry for std::sync::Arc<C> {
@@ -157,5 +193,15 @@ impl<C: ConsentRegistry + ?Sized> ConsentRegistry for std::sync::Arc<C> {
     }
     fn is_granted_async(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> ConsentFuture {
         (**self).is_granted_async(subject, scope)
+    }
+    fn change(
+        &self,
+        subject: &SubjectId,
+        scope: ConsentScope<'_>,
+        granted: bool,
+        at: u64,
+        actor: &crate::policy::PrincipalId,
+    ) -> Result<(), crate::Error> {
+        (**self).change(subject, scope, granted, at, actor)
     }
 }

@@ -411,14 +411,27 @@ impl ManifestPolicy {
     /// # Errors
     /// As [`ManifestPolicy::from_toml`]; on error the current rules stay in force.
     pub fn reload(&self, manifest: Manifest) -> Result<u64, crate::Error> {
+        self.reload_with(manifest, |_| Ok(()))
+    }
+
+    /// [`ManifestPolicy::reload`], calling `before_install` with the version about to be
+    /// installed once the manifest compiled; an error from it installs nothing (the version is
+    /// not used up).
+    pub(crate) fn reload_with(
+        &self,
+        manifest: Manifest,
+        before_install: impl FnOnce(u64) -> Result<(), crate::Error>,
+    ) -> Result<u64, crate::Error> {
         // The version is not known yet; it is set just before the snapshot is published.
         let mut snap = Self::compile(Arc::new(manifest), self.engine, 0)?;
-        // Nothing under the lock can panic, so a poisoned lock guards no broken state.
+        // Nothing under the lock can panic, so a poisoned lock guards no broken state (the
+        // callback runs under it and must not panic either: the guard's only records).
         let _installing = self
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let version = self.state.load().version.saturating_add(1);
+        before_install(version)?;
         snap.version = version;
         // Announce before publishing (see `announced`).
         self.announced.store(version, Ordering::SeqCst);

@@ -176,7 +176,7 @@ struct Pending {
     entry: Vec<u8>,
     time: i64,
     subject: Option<String>,
-    action: &'static str,
+    action: std::borrow::Cow<'static, str>,
     outcome: &'static str,
 }
 
@@ -450,7 +450,7 @@ impl Writer {
             seqs.push(i64::try_from(s).map_err(|_| corrupt())?);
             times.push(job.row.time);
             subjects.push(job.row.subject.as_deref());
-            actions.push(job.row.action);
+            actions.push(job.row.action.as_ref());
             outcomes.push(job.row.outcome);
             prevs.push(prev.to_vec());
             macs.push(m.to_vec());

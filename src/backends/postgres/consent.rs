@@ -219,4 +219,19 @@ impl ConsentRegistry for PgConsent {
         let answer = self.worker.spawn(self.lookup(subject, scope));
         Box::pin(async move { answer.await.is_some_and(|r| r.unwrap_or(false)) })
     }
+
+    fn change(
+        &self,
+        subject: &SubjectId,
+        scope: ConsentScope<'_>,
+        granted: bool,
+        at: u64,
+        actor: &PrincipalId,
+    ) -> Result<(), crate::Error> {
+        if granted {
+            self.grant(subject, scope, at, actor)
+        } else {
+            self.withdraw(subject, scope, at, actor)
+        }
+    }
 }
