@@ -25,7 +25,23 @@ fn targets() -> Vec<(&'static str, Target)> {
         ("audit_checkpoint", fuzzing::audit_checkpoint),
         ("audit_verify", fuzzing::audit_verify),
         ("policy_manifest", fuzzing::policy_manifest),
+        ("keyring_file", fuzzing::keyring_file),
+        ("sealed_json", fuzzing::sealed_json),
+        ("sealed_postcard", sealed_postcard),
+        ("seal_mutate_reveal", fuzzing::seal_mutate_reveal),
+        ("key_parsing", fuzzing::key_parsing),
     ]
+}
+
+/// The `sealed_postcard` target's body (the fuzz crate's target calls the same).
+fn sealed_postcard(data: &[u8]) {
+    use fieldseal::builtin::Service;
+    use fieldseal::{Email, Sealed};
+    fuzzing::sealed_binary(
+        postcard::from_bytes::<Sealed<Email, Service>>(data),
+        |s| postcard::to_allocvec(s).ok(),
+        |b| postcard::from_bytes(b).ok(),
+    );
 }
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -83,11 +99,48 @@ fn write_seeds() {
         seeds.push((target, s.as_bytes().to_vec()));
     }
     seeds.extend(audit_seeds());
+    seeds.extend(new_target_seeds(&texts));
     for (i, (target, data)) in seeds.into_iter().enumerate() {
         let dir = corpus_dir(target);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join(format!("seed-{i:03}")), data).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// Seeds for the keyring-file, serde, round-trip and key-parsing targets.
+fn new_target_seeds(texts: &[String]) -> Vec<(&'static str, Vec<u8>)> {
+    use fieldseal::builtin::Service;
+    use fieldseal::{Email, Sealed};
+    let mut seeds = Vec::new();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ring = dir.path().join("keyring.json");
+    fuzzing::keyring_seed(&ring).unwrap_or_else(|e| panic!("{e}"));
+    let ring = std::fs::read(&ring).unwrap_or_else(|e| panic!("{e}"));
+    seeds.push(("keyring_file", ring.clone()));
+    seeds.push(("keyring_file", ring[..ring.len() / 2].to_vec()));
+    for t in texts {
+        seeds.push(("sealed_json", format!("\"{t}\"").into_bytes()));
+        if let Ok(s) = Sealed::<Email, Service>::from_text(t) {
+            let bin = postcard::to_allocvec(&s).unwrap_or_else(|e| panic!("{e}"));
+            seeds.push(("sealed_postcard", bin));
+        }
+    }
+    for (op, text) in [
+        (0u8, "hello"),
+        (1, "x"),
+        (2, "a longer text value"),
+        (3, "中文"),
+    ] {
+        let mut d = vec![op, 0, 7, 42];
+        d.extend_from_slice(text.as_bytes());
+        seeds.push(("seal_mutate_reveal", d));
+    }
+    seeds.push((
+        "key_parsing",
+        b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_vec(),
+    ));
+    seeds.push(("key_parsing", vec![7; 32]));
+    seeds
 }
 
 /// A small deterministic log (fixed keys and clock): its lines, checkpoints and whole files.

@@ -217,3 +217,161 @@ pub fn policy_manifest(data: &[u8]) {
         }
     }
 }
+
+/// The KEK the keyring-file target unwraps under (its seed corpus is made with it).
+pub const FUZZ_KEK: [u8; 32] = [0x33; 32];
+
+fn fuzz_kek() -> &'static crate::FileKek {
+    static K: OnceLock<crate::FileKek> = OnceLock::new();
+    K.get_or_init(|| crate::FileKek::from_key_for_tests(&FUZZ_KEK))
+}
+
+/// A valid keyring file under [`FUZZ_KEK`], written to `path` (a seed for `keyring_file`).
+///
+/// # Errors
+/// If the file exists or cannot be written.
+pub fn keyring_seed(path: &std::path::Path) -> Result<(), crate::Error> {
+    crate::keys::KeyringFile::create(fuzz_kek(), path).map(|_| ())
+}
+
+/// The keyring-file parser: any bytes are refused with a typed error or load into versions
+/// that are unique, with a root key for every version not retired.
+pub fn keyring_file(data: &[u8]) {
+    let path = std::path::Path::new("/nonexistent/fuzz-keyring.json");
+    if let Ok((_, versions)) = crate::keys::KeyringFile::from_text(fuzz_kek(), path, data) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (v, state, root) in &versions {
+            assert!(seen.insert(*v), "duplicate version loaded");
+            assert_eq!(root.is_some(), *state != crate::KeyState::Retired);
+        }
+    }
+}
+
+/// `Sealed` through serde: JSON (the text form) and any binary form `decode` stands for.
+/// Whatever deserializes re-serializes to the same envelope and never opens under the fuzz key
+/// without the right context.
+pub fn sealed_json(data: &[u8]) {
+    if let Ok(s) = serde_json::from_slice::<Sealed<Email, Service>>(data) {
+        let again = serde_json::to_vec(&s).unwrap_or_default();
+        let back = serde_json::from_slice::<Sealed<Email, Service>>(&again);
+        assert!(
+            back.is_ok_and(|b| b.as_bytes().to_vec() == s.as_bytes().to_vec()),
+            "JSON round trip"
+        );
+        assert_eq!(
+            Sealed::<Email, Service>::from_text(&s.to_text())
+                .map(|b| b.as_bytes().to_vec())
+                .ok(),
+            Some(s.as_bytes().to_vec())
+        );
+    }
+    let _ = serde_json::from_slice::<crate::AnySealed>(data);
+}
+
+/// As [`sealed_json`] for a binary serde format: `decoded` is what the format made of the
+/// fuzz input, `encode` serializes a value back.
+pub fn sealed_binary<E>(
+    decoded: Result<Sealed<Email, Service>, E>,
+    encode: impl Fn(&Sealed<Email, Service>) -> Option<Vec<u8>>,
+    decode: impl Fn(&[u8]) -> Option<Sealed<Email, Service>>,
+) {
+    if let Ok(s) = decoded {
+        let bytes = encode(&s);
+        let back = bytes.as_deref().and_then(decode);
+        assert!(
+            back.is_some_and(|b| b.as_bytes().to_vec() == s.as_bytes().to_vec()),
+            "binary round trip"
+        );
+        assert!(Sealed::<Email, Service>::from_bytes(s.as_bytes()).is_ok());
+    }
+}
+
+fn open_guard() -> &'static Guard {
+    static G: OnceLock<Guard> = OnceLock::new();
+    G.get_or_init(|| {
+        let ring = Keyring::single(RootKey::from_bytes([0x5b; 32]));
+        let ring = ring.unwrap_or_else(|_| unreachable!("a single static key always builds"));
+        let mut policy = AllowList::new();
+        for kind in crate::FieldKind::ALL {
+            policy = policy.allow::<Service>(crate::Role::new("fuzz"), kind, crate::Action::Reveal);
+        }
+        Guard::builder()
+            .keyring(ring)
+            .policy(policy)
+            .audit(NullSink)
+            .build()
+            .unwrap_or_else(|_| unreachable!("complete builder"))
+    })
+}
+
+/// Seal → mutate → reveal, structure-aware: the input picks a text value, a context row, and a
+/// mutation (flip a byte of the envelope, truncate it, append to it, or change the context).
+/// The unmutated round trip is exact; every mutation is rejected.
+pub fn seal_mutate_reveal(data: &[u8]) {
+    let [op, pos_hi, pos_lo, val, rest @ ..] = data else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let Ok(value) = Text::parse(text) else {
+        return;
+    };
+    let g = open_guard();
+    let who = crate::Accessor::new("fuzz", [crate::Role::new("fuzz")]);
+    let ctx = Context::new().table("t").row(&format!("{val}"));
+    let Ok(sealed) = g.seal::<Text, Service>(&value, &ctx) else {
+        return;
+    };
+    let opened = g.reveal(&who, &sealed, &ctx);
+    assert!(
+        opened.is_ok_and(|o| o.expose_secret().canonical_bytes() == value.canonical_bytes()),
+        "round trip"
+    );
+    let mut bytes = sealed.as_bytes().to_vec();
+    let pos = usize::from(u16::from_be_bytes([*pos_hi, *pos_lo])) % bytes.len();
+    let (bytes, ctx2) = match op % 4 {
+        0 => {
+            let flip = if *val == 0 { 1 } else { *val };
+            bytes[pos] ^= flip;
+            (bytes, ctx.clone())
+        }
+        1 => {
+            bytes.truncate(pos);
+            (bytes, ctx.clone())
+        }
+        2 => {
+            bytes.push(*val);
+            (bytes, ctx.clone())
+        }
+        _ => (
+            bytes,
+            Context::new()
+                .table("t")
+                .row(&format!("{}", u16::from(*val) + 256)),
+        ),
+    };
+    if let Ok(m) = Sealed::<Text, Service>::from_bytes(&bytes) {
+        assert!(g.reveal(&who, &m, &ctx2).is_err(), "a mutated value opened");
+    }
+}
+
+/// Key parsing: root keys from bytes and base64, checkpoint verifying keys from bytes. Never
+/// panics; a root key parses from base64 exactly when the text is 32 bytes of standard base64.
+pub fn key_parsing(data: &[u8]) {
+    let _ = RootKey::from_slice(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(text.trim());
+        let parsed = RootKey::from_base64(text);
+        if parsed.is_ok() {
+            assert!(
+                decoded.is_ok_and(|d| d.len() == 32),
+                "root key from non-32-byte base64"
+            );
+        }
+    }
+    if let Ok(bytes) = <&[u8; 32]>::try_from(data) {
+        let _ = crate::CheckpointVerifyingKey::from_bytes(bytes);
+    }
+}

@@ -134,7 +134,19 @@ impl KeyringFile {
     /// Reads, authenticates and decrypts the file at `path`.
     pub(crate) fn load(provider: &dyn KeyProvider, path: &Path) -> Result<(Self, Versions), Error> {
         let text = read_bounded(path)?;
-        let (body_line, mac_line) = split_two_lines(&text).ok_or(KeyError::FileMalformed)?;
+        Self::from_text(provider, path, &text)
+    }
+
+    /// [`KeyringFile::load`] of a file's bytes (`path` is where later changes are written).
+    pub(crate) fn from_text(
+        provider: &dyn KeyProvider,
+        path: &Path,
+        text: &[u8],
+    ) -> Result<(Self, Versions), Error> {
+        if text.len() > MAX_FILE_LEN {
+            return Err(KeyError::FileMalformed.into());
+        }
+        let (body_line, mac_line) = split_two_lines(text).ok_or(KeyError::FileMalformed)?;
         let body: Body = serde_json::from_slice(body_line).map_err(|_| KeyError::FileMalformed)?;
         if body.format != FORMAT {
             return Err(KeyError::FileMalformed.into());

@@ -7,6 +7,7 @@ mod pkcs11;
 mod provider;
 pub(crate) mod subject;
 
+pub(crate) use file::KeyringFile;
 pub(crate) use keyring::forget_thread_epochs;
 
 pub use keyring::{KeyState, Keyring, KeyringBuilder};

@@ -321,6 +321,16 @@ impl FileKek {
     }
 }
 
+impl FileKek {
+    /// A file KEK from its bytes, not backed by a file (the fuzzing entry points).
+    pub(crate) fn from_key_for_tests(key: &[u8; 32]) -> Self {
+        Self {
+            kek: LocalKek::new(key, "file"),
+            path: PathBuf::new(),
+        }
+    }
+}
+
 impl KeyProvider for FileKek {
     fn id(&self) -> String {
         self.kek.fingerprint.clone()
