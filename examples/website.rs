@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use fieldseal::builtin::{Marketing, Security, Service};
+use fieldseal::builtin::{Improvement, Marketing, Security, Service};
 use fieldseal::*;
 
 const DAY: u64 = 86_400;
@@ -238,12 +238,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n[security] fraud review of the visit log");
     let analyst = Accessor::new("sec-bot", [Role::new("security_analyst")]);
     println!(
-        "  IP {} (masked for reports: {})",
+        "  IP {} (for reports, anonymized: {})",
         guard
             .reveal(&analyst, &ip, &row("ip"))?
             .expose_secret()
             .addr(),
-        guard.reveal(&analyst, &ip, &row("ip"))?.mask()
+        guard.anonymize(&analyst, &ip, &row("ip"), Anonymization::IpNetwork)?
+    );
+    // Repeat visitors are found by a blind index over the visit log's addresses, not by
+    // decrypting it: equal addresses give equal terms.
+    let repeat = BlindIndex::<IpAddress, Security>::builder("repeat_visitor")
+        .expected_rows(1_000_000)
+        .distinct_values(200_000)
+        .build()?;
+    let stored = guard.blind_index_sealed(&analyst, &ip, &row("ip"), &repeat)?;
+    let query = guard.index_query(
+        &analyst,
+        &IpAddress::parse("203.0.113.77")?,
+        &Context::new().table("inquiries"),
+        &repeat,
+    )?;
+    println!(
+        "  repeat-visitor index ({} bits): the visit matches: {}",
+        repeat.bits(),
+        query.matches(&stored)
+    );
+
+    // ------------------------------------------------------------------ improvement
+    println!("\n[improvement] analytics on the visit log (pseudonymized)");
+    let job = Accessor::new("nightly-report", [Role::new("analytics_job")]);
+    let visit = |n: &str| Context::new().table("visits").column("ip").row(n);
+    let visits: Vec<Sealed<IpAddress, Improvement>> =
+        ["203.0.113.77", "203.0.113.77", "198.51.100.4"]
+            .iter()
+            .enumerate()
+            .map(|(n, ip)| guard.seal(&IpAddress::parse(ip)?, &visit(&n.to_string())))
+            .collect::<Result<_, Error>>()?;
+    for (n, v) in visits.iter().enumerate() {
+        let ctx = visit(&n.to_string());
+        let who = guard.anonymize(&job, v, &ctx, Anonymization::Pseudonym)?;
+        let net = guard.anonymize(&job, v, &ctx, Anonymization::IpNetwork)?;
+        println!(
+            "  visit {n}: visitor {}… from {net}",
+            &who.to_string()[..12]
+        );
+    }
+    report(
+        "  analytics job reveals a visit's IP",
+        guard.reveal(&job, &visits[0], &visit("0")),
     );
 
     // ------------------------------------------------------------------ retention

@@ -216,8 +216,14 @@ impl<F: Field, P: Purpose> BlindIndexBuilder<F, P> {
 pub(crate) fn bit_bounds(rows: u64, distinct: u64, k: u64) -> (u8, u8) {
     let per = distinct / k.max(1);
     // ⌊log2(x)⌋ for x ≥ 1; 0 values per bucket gives 0 bits.
-    let max = if per == 0 { 0 } else { 63 - per.leading_zeros() };
-    let max = u8::try_from(max).unwrap_or(MAX_INDEX_BITS).min(MAX_INDEX_BITS);
+    let max = if per == 0 {
+        0
+    } else {
+        63 - per.leading_zeros()
+    };
+    let max = u8::try_from(max)
+        .unwrap_or(MAX_INDEX_BITS)
+        .min(MAX_INDEX_BITS);
     // ⌈log2(N)⌉, then halved rounding up: ⌈⌈log2 N⌉ / 2⌉ = ⌈log2(N) / 2⌉ for integers.
     let log2_ceil = 64 - rows.saturating_sub(1).leading_zeros();
     let min = u8::try_from(log2_ceil.div_ceil(2).max(1)).unwrap_or(MAX_INDEX_BITS);
@@ -443,7 +449,11 @@ mod tests {
         KeyVersion::new(n).unwrap_or_else(|| unreachable!())
     }
 
-    fn index(name: &str, rows: u64, distinct: u64) -> Result<BlindIndex<Email, Service>, crate::Error> {
+    fn index(
+        name: &str,
+        rows: u64,
+        distinct: u64,
+    ) -> Result<BlindIndex<Email, Service>, crate::Error> {
         BlindIndex::builder(name)
             .expected_rows(rows)
             .distinct_values(distinct)
@@ -470,7 +480,9 @@ mod tests {
         assert_eq!(err(index("login", 0, 0)), IndexError::InvalidEstimate);
         assert_eq!(err(index("login", 10, 11)), IndexError::InvalidEstimate);
         assert_eq!(
-            err(BlindIndex::<Email, Service>::builder("login").expected_rows(5).build()),
+            err(BlindIndex::<Email, Service>::builder("login")
+                .expected_rows(5)
+                .build()),
             IndexError::InvalidEstimate
         );
         assert_eq!(
@@ -486,7 +498,10 @@ mod tests {
             err(index("dedup", 1_000_000, 1_000)),
             IndexError::DomainTooSmall { min: 10, max: 8 }
         );
-        assert_eq!(err(index("one", 1, 1)), IndexError::DomainTooSmall { min: 1, max: 0 });
+        assert_eq!(
+            err(index("one", 1, 1)),
+            IndexError::DomainTooSmall { min: 1, max: 0 }
+        );
         let near = BlindIndex::<Email, Service>::builder("login")
             .expected_rows(1_000_000)
             .distinct_values(1_000_000)
@@ -508,7 +523,10 @@ mod tests {
                 .build();
             assert_eq!(ok.map(|i| i.bits()).ok(), Some(b));
         }
-        assert_eq!(index("login", 1_000_000, 1_000_000).map(|i| i.bits()).ok(), Some(18));
+        assert_eq!(
+            index("login", 1_000_000, 1_000_000).map(|i| i.bits()).ok(),
+            Some(18)
+        );
     }
 
     #[test]

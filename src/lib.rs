@@ -30,7 +30,7 @@ mod secret;
 pub mod internal;
 
 pub use anonymize::{
-    AgeBand, Anonymization, Anonymized, AnonymizeError, DateGranularity, GeneralizedDate,
+    AgeBand, Anonymization, AnonymizeError, Anonymized, DateGranularity, GeneralizedDate,
     IpNetwork, PSEUDONYM_LEN, Pseudonym, RegionLevel, age_band, birth_year, generalize_time,
     ip_network, region,
 };

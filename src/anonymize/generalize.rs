@@ -283,10 +283,7 @@ mod tests {
             Ok(AgeBand { low: 76, high: 76 })
         );
         assert_eq!(age_band(&x, dec30, 10), Ok(AgeBand { low: 70, high: 79 }));
-        assert_eq!(
-            age_band(&x, dec30, 100),
-            Ok(AgeBand { low: 0, high: 99 })
-        );
+        assert_eq!(age_band(&x, dec30, 100), Ok(AgeBand { low: 0, high: 99 }));
         assert_eq!(age_band(&x, dec30, 0), Err(AnonymizeError::BandWidth));
         assert_eq!(age_band(&x, dec30, 101), Err(AnonymizeError::BandWidth));
         // Born after the date asked about: age 0.
@@ -317,13 +314,22 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(generalize_time(0, DateGranularity::Day).to_string(), "1970-01-01");
+        assert_eq!(
+            generalize_time(0, DateGranularity::Day).to_string(),
+            "1970-01-01"
+        );
         assert_eq!(
             generalize_time(951_782_400, DateGranularity::Day).to_string(),
             "2000-02-29"
         );
-        assert_eq!(generalize_time(951_782_400, DateGranularity::Month).to_string(), "2000-02");
-        assert_eq!(generalize_time(951_782_400, DateGranularity::Year).to_string(), "2000");
+        assert_eq!(
+            generalize_time(951_782_400, DateGranularity::Month).to_string(),
+            "2000-02"
+        );
+        assert_eq!(
+            generalize_time(951_782_400, DateGranularity::Year).to_string(),
+            "2000"
+        );
         // The last second of a day stays on it.
         assert_eq!(
             generalize_time(951_868_799, DateGranularity::Day).to_string(),

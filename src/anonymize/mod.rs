@@ -257,7 +257,11 @@ mod tests {
         let other = Pseudonymizer::new(v(1), &RootPrk::new(&[8; 32]), "improvement");
         assert_ne!(x, other.pseudonym(FieldKind::Text, b"hello"), "another key");
         let again = Pseudonymizer::new(v(2), &prk, "improvement");
-        assert_ne!(x, again.pseudonym(FieldKind::Text, b"hello"), "version is part");
+        assert_ne!(
+            x,
+            again.pseudonym(FieldKind::Text, b"hello"),
+            "version is part"
+        );
         assert_eq!(x.to_hex().len(), 32);
         let dbg = format!("{x:?}");
         assert!(!dbg.contains(&x.to_hex()[..8]), "{dbg}");

@@ -223,7 +223,10 @@ mod tests {
         let i = prk.index_key("service", FieldKind::Email, "login");
         assert_ne!(*i, *prk.index_key("service", FieldKind::Email, "login2"));
         assert_ne!(*i, *prk.index_key("security", FieldKind::Email, "login"));
-        assert_ne!(*i, *prk.index_key("service", FieldKind::PhoneNumber, "login"));
+        assert_ne!(
+            *i,
+            *prk.index_key("service", FieldKind::PhoneNumber, "login")
+        );
         // Never one of the sealing keys.
         assert_ne!(*i, *prk.purpose_key("service", FieldKind::Email, None));
         assert_ne!(*p1, *prk.purpose_key("service", FieldKind::Email, None));

@@ -101,7 +101,9 @@ impl Guard {
             action: Action::Anonymize,
             site,
         };
-        self.open_as(&req, |plain| self.anonymized(env.kind, &purpose, plain, how))
+        self.open_as(&req, |plain| {
+            self.anonymized(env.kind, &purpose, plain, how)
+        })
     }
 
     /// The anonymized form of canonical bytes of `kind` (already decided and recorded).

@@ -589,7 +589,11 @@ impl Keyring {
     pub(crate) fn live_prks(&self) -> Vec<(KeyVersion, Arc<RootPrk>)> {
         let roots = self.roots.load();
         let mut out: Vec<(KeyVersion, Arc<RootPrk>)> = Vec::with_capacity(roots.entries.len());
-        if let Some(prk) = roots.entries.get(&roots.active).and_then(|e| e.prk.as_ref()) {
+        if let Some(prk) = roots
+            .entries
+            .get(&roots.active)
+            .and_then(|e| e.prk.as_ref())
+        {
             out.push((roots.active, Arc::clone(prk)));
         }
         for (v, e) in roots.entries.iter().rev() {

@@ -177,7 +177,12 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let t = Table::compile(&m).unwrap_or_else(|e| panic!("{e}"));
-        assert!(t.allows("job", "improvement", FieldKind::IpAddress, Action::Anonymize));
+        assert!(t.allows(
+            "job",
+            "improvement",
+            FieldKind::IpAddress,
+            Action::Anonymize
+        ));
         assert!(!t.allows("job", "improvement", FieldKind::IpAddress, Action::Reveal));
         assert!(!t.allows("job", "improvement", FieldKind::IpAddress, Action::Mask));
         assert!(!t.allows("job", "improvement", FieldKind::Email, Action::Anonymize));
