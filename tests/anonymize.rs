@@ -423,3 +423,47 @@ fn anonymized_debug_does_not_show_the_plaintext() {
         );
     }
 }
+
+/// A subject access report lists the anonymizations and index computations that used the
+/// subject's data, next to reveals (and not other subjects' or denied ones).
+#[test]
+fn subject_access_reports_list_anonymize_and_index() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (log, _) = ok(ChainedLog::builder(dir.path())
+        .key(AuditKey::from_bytes(AUDIT_KEY))
+        .checkpoint_key(CheckpointSigningKey::from_bytes(CKPT_KEY))
+        .open());
+    let log = Arc::new(log);
+    let guard = ok(Guard::builder()
+        .keyring(ok(Keyring::generate()))
+        .policy(allow_all(&["improvement"]))
+        .audit(Arc::clone(&log))
+        .build());
+    let subject = SubjectId::new("visitor-7");
+    let c = ctx(7).subject(&subject);
+    let sealed: Sealed<IpAddress, Improvement> = ok(guard.seal(&ip(7), &c));
+    ok(guard.anonymize(&tester(), &sealed, &c, Anonymization::IpNetwork));
+    let idx: BlindIndex<IpAddress, Improvement> = ok(BlindIndex::builder("visits")
+        .expected_rows(1 << 20)
+        .distinct_values(1 << 20)
+        .build());
+    ok(guard.blind_index(&tester(), &ip(7), &c, &idx));
+    drop(ok(guard.reveal(&tester(), &sealed, &c)));
+    let other = ctx(8).subject(&SubjectId::new("visitor-8"));
+    let theirs: Sealed<IpAddress, Improvement> = ok(guard.seal(&ip(8), &other));
+    ok(guard.anonymize(&tester(), &theirs, &other, Anonymization::Pseudonym));
+    ok(log.checkpoint());
+    drop(guard);
+    drop(log);
+    let report = ok(verify_log(
+        dir.path(),
+        None,
+        &AuditKey::from_bytes(AUDIT_KEY),
+        &CheckpointSigningKey::from_bytes(CKPT_KEY).verifying_key(),
+    ));
+    assert_eq!(report.fault, None);
+    let rows =
+        ok(report.subject_access(&AuditKey::from_bytes(AUDIT_KEY).pseudonym_key(), &subject));
+    let actions: Vec<&str> = rows.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["anonymize", "index", "reveal"]);
+}
