@@ -5,7 +5,9 @@
 
 use std::fmt;
 
+use crate::anonymize::AnonymizeError;
 use crate::field::{FieldError, FieldKind};
+use crate::index::IndexError;
 use crate::keys::{KeyVersion, ProviderError};
 use crate::policy::{DenyReason, ManifestError};
 
@@ -46,6 +48,10 @@ pub enum Error {
     Provider(ProviderError),
     /// Reading or writing a file (a keyring or key store) failed.
     Io(std::io::Error),
+    /// An anonymization method does not apply to the value.
+    Anonymize(AnonymizeError),
+    /// A blind index's configuration was refused.
+    Index(IndexError),
 }
 
 impl fmt::Display for Error {
@@ -64,6 +70,8 @@ impl fmt::Display for Error {
             Error::Engine(e) => write!(f, "policy engine error: {e}"),
             Error::Provider(e) => write!(f, "key provider error: {e}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Anonymize(e) => write!(f, "cannot anonymize: {e}"),
+            Error::Index(e) => write!(f, "invalid blind index: {e}"),
         }
     }
 }
@@ -81,6 +89,8 @@ impl std::error::Error for Error {
             Error::Engine(e) => Some(e),
             Error::Provider(e) => Some(e),
             Error::Io(e) => Some(e),
+            Error::Anonymize(e) => Some(e),
+            Error::Index(e) => Some(e),
             Error::Denied { .. } | Error::Integrity | Error::Random => None,
         }
     }
@@ -109,6 +119,17 @@ impl From<KeyError> for Error {
 impl From<ProviderError> for Error {
     fn from(e: ProviderError) -> Self {
         Error::Provider(e)
+    }
+}
+
+impl From<AnonymizeError> for Error {
+    fn from(e: AnonymizeError) -> Self {
+        Error::Anonymize(e)
+    }
+}
+impl From<IndexError> for Error {
+    fn from(e: IndexError) -> Self {
+        Error::Index(e)
     }
 }
 

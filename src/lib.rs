@@ -9,6 +9,7 @@
     clippy::missing_errors_doc
 )]
 
+mod anonymize;
 mod any;
 mod audit;
 mod backends;
@@ -18,6 +19,7 @@ mod crypto;
 mod error;
 mod field;
 mod guard;
+mod index;
 mod keys;
 mod policy;
 mod purpose;
@@ -27,6 +29,11 @@ mod secret;
 
 pub mod internal;
 
+pub use anonymize::{
+    AgeBand, Anonymization, AnonymizeError, Anonymized, DateGranularity, GeneralizedDate,
+    IpNetwork, PSEUDONYM_LEN, Pseudonym, RegionLevel, age_band, birth_year, generalize_time,
+    ip_network, region,
+};
 pub use any::{AnyRevealed, AnySealed, AnyValue};
 pub use audit::{
     AppEventName, AuditAction, AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink,
@@ -47,6 +54,10 @@ pub use field::{
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
 pub use guard::{AppEvent, Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
+pub use index::{
+    BlindIndex, BlindIndexBuilder, DEFAULT_VALUES_PER_TERM, IndexError, IndexQuery, IndexTerm,
+    MAX_INDEX_BITS,
+};
 #[cfg(feature = "pkcs11")]
 pub use keys::{DEFAULT_PKCS11_MODULE, PinSource, Pkcs11Kek, Pkcs11KekBuilder};
 pub use keys::{

@@ -73,6 +73,12 @@ fn expected_grants() -> Vec<(&'static str, &'static str, &'static str, Vec<&'sta
             "index",
             vec!["ip_address", "email", "phone_number"],
         ),
+        (
+            "security_analyst",
+            "security",
+            "anonymize",
+            vec!["ip_address"],
+        ),
         ("security_analyst", "legal", "mask", vec!["ip_address"]),
         (
             "marketing",
@@ -92,6 +98,12 @@ fn expected_grants() -> Vec<(&'static str, &'static str, &'static str, Vec<&'sta
             "analytics_job",
             "improvement",
             "index",
+            vec!["ip_address", "device_info", "text"],
+        ),
+        (
+            "analytics_job",
+            "improvement",
+            "anonymize",
             vec!["ip_address", "device_info", "text"],
         ),
         ("legal_counsel", "legal", "reveal", legal6.clone()),

@@ -323,8 +323,8 @@ impl VerifyReport {
             .collect())
     }
 
-    /// Who read subject `subject`'s data (allowed reveals and masks), for which purpose and
-    /// when, oldest first.
+    /// Who read subject `subject`'s data (allowed reveals and masks, and the anonymizations and
+    /// blind-index computations that used it), for which purpose and when, oldest first.
     ///
     /// # Errors
     /// The log's [`Fault`] if it did not verify: a report is only made from a verified log.
@@ -344,7 +344,7 @@ impl VerifyReport {
             .filter(|(r, _)| {
                 r.is_subject(&pseudonym)
                     && r.outcome == "allowed"
-                    && (r.action == "reveal" || r.action == "mask")
+                    && matches!(r.action.as_str(), "reveal" | "mask" | "anonymize" | "index")
             })
             .map(|(r, seq)| SubjectAccess {
                 seq,

@@ -55,6 +55,68 @@ impl RootPrk {
     }
 }
 
+/// First info part of analytics pseudonym-key expansion.
+const PSEUDONYM_INFO: &[u8] = b"fieldseal/v1/pseudonym-key";
+/// First info part of blind-index-key expansion.
+const INDEX_INFO: &[u8] = b"fieldseal/v1/index-key";
+
+impl RootPrk {
+    /// Analytics pseudonym key of `purpose` = HKDF-Expand(PRK, lp(PSEUDONYM_INFO) lp([1])
+    /// lp(purpose)). One key per purpose, so pseudonyms of one purpose do not link to another's.
+    pub(crate) fn pseudonym_key(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut info = Vec::with_capacity(64);
+        push_lp(&mut info, PSEUDONYM_INFO);
+        push_lp(&mut info, &[1]);
+        push_lp(&mut info, purpose.as_bytes());
+        let mut okm = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's output limit.
+        let _ = self.0.expand(&info, okm.as_mut());
+        okm
+    }
+
+    /// Blind-index key of (`purpose`, `kind`, index `name`) = HKDF-Expand(PRK, lp(INDEX_INFO)
+    /// lp([1]) lp(purpose) lp([kind]) lp(name)).
+    pub(crate) fn index_key(
+        &self,
+        purpose: &str,
+        kind: FieldKind,
+        name: &str,
+    ) -> Zeroizing<[u8; 32]> {
+        let mut info = Vec::with_capacity(96);
+        push_lp(&mut info, INDEX_INFO);
+        push_lp(&mut info, &[1]);
+        push_lp(&mut info, purpose.as_bytes());
+        push_lp(&mut info, &[kind.code()]);
+        push_lp(&mut info, name.as_bytes());
+        let mut okm = Zeroizing::new([0u8; 32]);
+        let _ = self.0.expand(&info, okm.as_mut());
+        okm
+    }
+}
+
+/// A prepared HMAC-SHA256 key (the key schedule computed once), for many messages under one
+/// derived key. Its state is wiped on drop (hmac's `zeroize` feature); it is not `Clone` outside
+/// this module and has no `Debug` that shows it.
+pub(crate) struct PreparedMac(hmac::Hmac<Sha256>);
+
+impl PreparedMac {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Self(
+            <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length")),
+        )
+    }
+
+    /// HMAC over the concatenation of `parts`.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = self.0.clone();
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+}
+
 /// Epoch key material: (AES-256 key, key commitment), from a purpose key and an epoch salt.
 ///
 /// HKDF(salt = epoch salt, IKM = purpose key, info = lp(EPOCH_INFO)) expanded to 48 bytes: the
@@ -149,6 +211,30 @@ mod tests {
         assert_ne!(ca, cb);
         assert_ne!(*a, *plain, "never the key derivable without the secret");
         assert_eq!(*a, *subject_epoch_key(&pk, &[1; 32], &salt).0);
+    }
+
+    #[test]
+    fn analytics_keys_are_separated() {
+        let prk = RootPrk::new(&[7; 32]);
+        let p1 = prk.pseudonym_key("service");
+        let p2 = prk.pseudonym_key("improvement");
+        assert_ne!(*p1, *p2);
+        assert_eq!(*p1, *prk.pseudonym_key("service"));
+        let i = prk.index_key("service", FieldKind::Email, "login");
+        assert_ne!(*i, *prk.index_key("service", FieldKind::Email, "login2"));
+        assert_ne!(*i, *prk.index_key("security", FieldKind::Email, "login"));
+        assert_ne!(
+            *i,
+            *prk.index_key("service", FieldKind::PhoneNumber, "login")
+        );
+        // Never one of the sealing keys.
+        assert_ne!(*i, *prk.purpose_key("service", FieldKind::Email, None));
+        assert_ne!(*p1, *prk.purpose_key("service", FieldKind::Email, None));
+        // Name and purpose cannot trade bytes.
+        assert_ne!(
+            *prk.index_key("ab", FieldKind::Email, "c"),
+            *prk.index_key("a", FieldKind::Email, "bc")
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub use device::{DeviceInfo, DeviceInfoBuilder};
 pub use email::Email;
 pub use error::FieldError;
 pub use id_number::IdNumber;
+#[cfg(test)]
+pub(crate) use id_number::check_char as id_check_char;
+pub(crate) use id_number::civil_from_days;
 pub use ip::IpAddress;
 pub use name::PersonName;
 pub use phone::PhoneNumber;

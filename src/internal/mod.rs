@@ -2,6 +2,7 @@
 //! release.
 #![doc(hidden)]
 
+pub mod analytics;
 pub mod fuzzing;
 pub mod testing;
 pub mod vectors;

@@ -571,6 +571,42 @@ impl Keyring {
         Ok(())
     }
 
+    /// The extract step of the active version (analytics pseudonyms and blind-index terms for
+    /// storing are computed under it).
+    pub(crate) fn active_prk(&self) -> Result<(KeyVersion, Arc<RootPrk>), Error> {
+        let roots = self.roots.load();
+        let prk = roots
+            .entries
+            .get(&roots.active)
+            .and_then(|e| e.prk.as_ref())
+            .ok_or(KeyError::NoActiveKey)?;
+        Ok((roots.active, Arc::clone(prk)))
+    }
+
+    /// The extract steps of every version that still opens (active and decrypt-only), the
+    /// active one first, then the others newest first: blind-index queries during a rotation
+    /// are computed under each.
+    pub(crate) fn live_prks(&self) -> Vec<(KeyVersion, Arc<RootPrk>)> {
+        let roots = self.roots.load();
+        let mut out: Vec<(KeyVersion, Arc<RootPrk>)> = Vec::with_capacity(roots.entries.len());
+        if let Some(prk) = roots
+            .entries
+            .get(&roots.active)
+            .and_then(|e| e.prk.as_ref())
+        {
+            out.push((roots.active, Arc::clone(prk)));
+        }
+        for (v, e) in roots.entries.iter().rev() {
+            if *v != roots.active
+                && e.state != KeyState::Retired
+                && let Some(prk) = e.prk.as_ref()
+            {
+                out.push((*v, Arc::clone(prk)));
+            }
+        }
+        out
+    }
+
     /// Runs `f` with the epoch key for sealing `(purpose, kind)` under the active version.
     pub(crate) fn with_sealing_key<R>(
         &self,

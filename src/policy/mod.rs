@@ -171,11 +171,14 @@ pub enum Action {
     /// Re-seal the value for another purpose ([`Guard::repurpose`](crate::Guard::repurpose));
     /// decided for the purpose it leaves and for the purpose it enters.
     Repurpose,
+    /// Obtain only an anonymized form (a keyed pseudonym or a generalization such as an IP
+    /// network or a birth year) through [`Guard::anonymize`](crate::Guard::anonymize).
+    Anonymize,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Reveal,
         Action::Mask,
         Action::Index,
@@ -184,6 +187,7 @@ impl Action {
         Action::Export,
         Action::Erase,
         Action::Repurpose,
+        Action::Anonymize,
     ];
 
     /// Stable lower-case label (used in policies and audit records).
@@ -197,6 +201,7 @@ impl Action {
             Action::Export => "export",
             Action::Erase => "erase",
             Action::Repurpose => "repurpose",
+            Action::Anonymize => "anonymize",
         }
     }
 

@@ -12,12 +12,13 @@ use crate::policy::manifest::{MAX_EXPANDED_GRANTS, Manifest, purpose_index};
 /// One slot per field-kind code (codes start at 1).
 const KIND_SLOTS: usize = 9;
 
-fn bit(action: Action) -> u8 {
-    1 << (action as u8)
+/// The action's bit in a slot. Actions are a handful (fewer than 16), so a `u16` holds them.
+fn bit(action: Action) -> u16 {
+    1u16.checked_shl(u32::from(action as u8)).unwrap_or(0)
 }
 
 /// Per field-kind code, the action bits granted.
-type Slots = [u8; KIND_SLOTS];
+type Slots = [u16; KIND_SLOTS];
 
 /// The compiled grant table: per role, the purposes it holds grants for (inheritance expanded)
 /// with the action bits per field kind.
@@ -151,5 +152,39 @@ impl SealRule {
                 kinds & 1u16.checked_shl(u32::from(kind.code())).unwrap_or(0) != 0
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_own_bit() {
+        let mut seen = 0u16;
+        for a in Action::ALL {
+            let b = bit(a);
+            assert_ne!(b, 0, "{a} has no bit");
+            assert_eq!(seen & b, 0, "{a} shares a bit");
+            seen |= b;
+        }
+    }
+
+    #[test]
+    fn anonymize_is_granted_on_its_own() {
+        let m = Manifest::from_toml(
+            "version = 1\nhome_region = \"CN\"\n[purposes.improvement]\nlegal_basis = \"legitimate_interest\"\nretention_days = 1\n[roles.job.grants.improvement]\nanonymize = [\"ip_address\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = Table::compile(&m).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.allows(
+            "job",
+            "improvement",
+            FieldKind::IpAddress,
+            Action::Anonymize
+        ));
+        assert!(!t.allows("job", "improvement", FieldKind::IpAddress, Action::Reveal));
+        assert!(!t.allows("job", "improvement", FieldKind::IpAddress, Action::Mask));
+        assert!(!t.allows("job", "improvement", FieldKind::Email, Action::Anonymize));
     }
 }

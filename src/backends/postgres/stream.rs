@@ -108,7 +108,7 @@ impl Walker {
         if let Some(p) = &self.subject
             && e.is_subject(p)
             && e.outcome == "allowed"
-            && (e.action == "reveal" || e.action == "mask")
+            && matches!(e.action.as_str(), "reveal" | "mask" | "anonymize" | "index")
         {
             self.accesses.push(SubjectAccess {
                 seq: expected,
