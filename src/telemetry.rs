@@ -16,6 +16,7 @@
 //! subscriber interested in the `fieldseal` target, an operation costs one disabled-span check:
 //! no clock read and no field is formatted.
 
+#[cfg(feature = "tracing")]
 use crate::error::{AuditError, AuditErrorKind, Error};
 
 /// The guard operations that get a span.
@@ -31,6 +32,7 @@ pub(crate) enum Op {
 }
 
 /// The class of an error: a fixed label, never the message.
+#[cfg(feature = "tracing")]
 pub(crate) fn error_class(e: &Error) -> &'static str {
     match e {
         Error::Field(_) => "field",
@@ -50,6 +52,7 @@ pub(crate) fn error_class(e: &Error) -> &'static str {
 }
 
 /// The class of an audit sink error.
+#[cfg(feature = "tracing")]
 pub(crate) fn audit_error_class(e: &AuditError) -> &'static str {
     match e.kind() {
         AuditErrorKind::Rejected => "audit:rejected",

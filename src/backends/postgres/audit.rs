@@ -17,6 +17,7 @@ use crate::audit::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuditError, AuditErrorKind};
+use crate::telemetry::{SinkOp, SinkSpan};
 
 const LOCK_HEAD: &str = "SELECT seq, mac FROM fieldseal_audit_head WHERE id FOR UPDATE";
 const INSERT: &str = "INSERT INTO fieldseal_audit (seq, time, subject, action, outcome, prev, mac, line) \
