@@ -6,11 +6,12 @@
 //! or the error's class); each decision handed to the audit sink is also an event. The audit
 //! sinks have spans of their own (`fieldseal.audit.*`).
 //!
-//! What is never recorded: plaintext, canonical bytes, context values, subject ids, key bytes,
-//! envelopes, or error messages (which are free of those too, but a class label is all a trace
-//! needs). Only labels from closed sets and numbers are recorded, so no caller-chosen string
-//! reaches a subscriber except the purpose label (an identifier from the policy) and the
-//! accessor's principal (staff, not data subjects), which the audit record holds anyway.
+//! What is never recorded: plaintext, canonical bytes, context values, subject ids, principals,
+//! key bytes, envelopes, or error messages (free of those too, but a class label is all a trace
+//! needs). Only labels from closed sets and numbers are recorded; the one caller-chosen string
+//! is the purpose label, an identifier from the policy (`[a-z][a-z0-9_]*`, at most 32 bytes),
+//! empty for a whole-subject erasure and a batch (whose groups' purposes are in the decision
+//! events).
 //!
 //! Without the feature every function here is an empty inline function. With it but without a
 //! subscriber interested in the `fieldseal` target, an operation costs one disabled-span check:
@@ -280,7 +281,7 @@ mod imp {
             Self { span, started }
         }
 
-        /// Records a numeric field (`seq`, `entries`) or a flag (`synced`, `checkpoint`).
+        /// Records a numeric field (`seq`, `entries`).
         #[inline]
         pub(crate) fn number(&self, field: &'static str, v: u64) {
             if self.started.is_some() {
