@@ -26,6 +26,7 @@ mod purpose;
 mod random;
 mod sealed;
 mod secret;
+mod telemetry;
 
 pub mod internal;
 

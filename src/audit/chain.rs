@@ -25,6 +25,7 @@ use super::verify::{split_lines, walk};
 use super::{AuditEvent, AuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuditError, AuditErrorKind};
+use crate::telemetry::{SinkOp, SinkSpan};
 
 /// Default checkpoint file name inside the log directory.
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoints.log";
@@ -503,15 +504,20 @@ impl ChainedLog {
     /// [`AuditErrorKind::Closed`] after an earlier write or sync failure, [`AuditErrorKind::Io`]
     /// if the write or sync covering this entry fails.
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
-        // Serialized outside the lock; only the chaining happens under it.
-        let mut entry = Vec::with_capacity(384);
-        EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
-        // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they are
-        // refused here (the operation fails closed) rather than written.
-        if entry.len() + 256 > super::line::MAX_LINE {
-            return Err(AuditError::new(AuditErrorKind::Rejected));
-        }
-        self.shared.append(&entry)
+        let span = SinkSpan::start(SinkOp::Append);
+        span.run(|| {
+            // Serialized outside the lock; only the chaining happens under it.
+            let mut entry = Vec::with_capacity(384);
+            EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
+            // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they
+            // are refused here (the operation fails closed) rather than written.
+            if entry.len() + 256 > super::line::MAX_LINE {
+                return Err(AuditError::new(AuditErrorKind::Rejected));
+            }
+            let seq = self.shared.append(&entry)?;
+            span.number("seq", seq);
+            Ok(seq)
+        })
     }
 
     /// Writes and `fdatasync`s everything appended so far, then writes a checkpoint if any
@@ -528,7 +534,8 @@ impl ChainedLog {
     /// # Errors
     /// As [`ChainedLog::append`].
     pub fn checkpoint(&self) -> Result<(), AuditError> {
-        self.shared.sync_to(None, Ckpt::Force)
+        let span = SinkSpan::start(SinkOp::Checkpoint);
+        span.run(|| self.shared.sync_to(None, Ckpt::Force))
     }
 
     /// How many `fdatasync` batches this handle has completed (group commit makes it much
@@ -701,9 +708,19 @@ impl Shared {
         let checkpoint = (sync || rotate) && self.wants_checkpoint(&st, upto, mode);
         let taken_at = self.clock.now();
         drop(st);
+        let span = SinkSpan::start(SinkOp::Batch);
+        span.number("entries", upto - first);
+        span.flag("synced", sync || rotate);
+        span.flag("checkpoint", checkpoint);
         let started = Instant::now();
         let res = self.write_batch(&mut io, &batch, upto, head, sync || rotate, checkpoint);
         let took = started.elapsed();
+        span.finish(
+            res.as_ref()
+                .err()
+                .map(|_| AuditError::new(AuditErrorKind::Io))
+                .as_ref(),
+        );
         let mut st = self.lock()?;
         // The batch's allocation is kept for the next one (nothing secret: lines hold no
         // plaintext), unless a burst made it large.

@@ -16,6 +16,7 @@ use crate::policy::{AccessRequest, Accessor, Action, ConsentScope, CrossBorderRu
 use crate::purpose::{Purpose, PurposeId};
 use crate::sealed::Sealed;
 use crate::secret::Revealed;
+use crate::telemetry::{Op, OpSpan, decided};
 
 impl Guard {
     /// [`Guard::reveal`] for async code (an axum or tonic handler): the consent lookups and the
@@ -42,8 +43,10 @@ impl Guard {
     ) -> impl Future<Output = Result<Revealed<F>, Error>> + Send + 'a {
         let site = Location::caller();
         async move {
-            let value = self
-                .open_async(accessor, sealed, context, Action::Reveal, site)
+            let op = OpSpan::start(Op::Reveal, P::LABEL, Some(F::KIND));
+            op.key_version(sealed.key_version());
+            let value = op
+                .run_async(self.open_async(accessor, sealed, context, Action::Reveal, site))
                 .await?;
             Ok(Revealed::new(value))
         }
@@ -62,8 +65,10 @@ impl Guard {
     ) -> impl Future<Output = Result<String, Error>> + Send + 'a {
         let site = Location::caller();
         async move {
-            let value = self
-                .open_async(accessor, sealed, context, Action::Mask, site)
+            let op = OpSpan::start(Op::Mask, P::LABEL, Some(F::KIND));
+            op.key_version(sealed.key_version());
+            let value = op
+                .run_async(self.open_async(accessor, sealed, context, Action::Mask, site))
                 .await?;
             Ok(value.mask())
         }
@@ -132,6 +137,7 @@ impl Guard {
         // An invalid context is recorded as a failed attempt, not returned unrecorded.
         let ctx = context.encoded();
         let (decision, mut event) = self.decide_with(&req, ctx.is_ok(), Some(&answers));
+        decided(&event);
         let recorded = self.audit.record_async(&event).await;
         let ctx = self.enforce(decision, recorded, ctx)?;
         // A value that authenticates but does not parse is a failure of its own, as there. The
@@ -145,6 +151,7 @@ impl Guard {
         if let Err(e) = &result {
             event.outcome = Outcome::Failed(failure_kind(e));
             // Best effort: the caller gets the failure either way, and no plaintext exists.
+            decided(&event);
             let _ = self.audit.record_async(&event).await;
         }
         result

@@ -22,6 +22,7 @@ use crate::field::FieldKind;
 use crate::keys::KeyVersion;
 use crate::policy::{AccessRequest, Accessor, Action, Decision, DenyReason, Verdict};
 use crate::purpose::{MAX_PURPOSE_LABEL, PurposeId};
+use crate::telemetry::{Op, OpSpan, decided};
 
 /// Items opened per keyring lookup at most: the opening key is held (and the keyring's cache
 /// read-locked) only while one chunk is decrypted, and at most one chunk of plaintext exists at
@@ -216,6 +217,23 @@ impl Guard {
         I: IntoIterator<Item = (AnySealed, Context)>,
     {
         let site = Location::caller();
+        let op = OpSpan::start(Op::RewrapBatch, "", None);
+        op.run(|| {
+            let report = self.rewrap_batch_at(accessor, items, site)?;
+            op.batch(report.len(), report.rewrapped());
+            Ok(report)
+        })
+    }
+
+    fn rewrap_batch_at<I>(
+        &self,
+        accessor: &Accessor,
+        items: I,
+        site: &'static Location<'static>,
+    ) -> Result<RewrapReport, Error>
+    where
+        I: IntoIterator<Item = (AnySealed, Context)>,
+    {
         let mut groups: Vec<Group> = Vec::new();
         let mut items = self.admit(accessor, items, &mut groups);
         self.record_groups(accessor, &groups, site)?;
@@ -363,6 +381,7 @@ impl Guard {
                 count: Some(g.count),
                 detail: Detail::NONE,
             };
+            decided(&event);
             if let Err(e) = self.audit.record(&event) {
                 let tolerated = self.best_effort_denials && outcome != Outcome::Allowed;
                 if !tolerated {
@@ -390,6 +409,7 @@ impl Guard {
             let Some(event) = self.item_event(accessor, item, groups, site, outcome) else {
                 continue;
             };
+            decided(&event);
             if let Err(e) = self.audit.record(&event) {
                 let tolerated = self.best_effort_denials && matches!(outcome, Outcome::Denied(_));
                 if !tolerated {
@@ -412,6 +432,7 @@ impl Guard {
                 let outcome = Outcome::Failed(failure_kind(e));
                 if let Some(event) = self.item_event(accessor, item, groups, site, outcome) {
                     // Best effort: the item fails either way, and no plaintext exists.
+                    decided(&event);
                     let _ = self.audit.record(&event);
                 }
             }

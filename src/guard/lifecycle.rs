@@ -17,6 +17,7 @@ use crate::keys::SubjectKeyScope;
 use crate::policy::{AccessRequest, Accessor, Action, Decision, DenyReason};
 use crate::purpose::{Purpose, PurposeId, is_valid_label};
 use crate::sealed::Sealed;
+use crate::telemetry::{Op, OpSpan, decided};
 
 impl Guard {
     /// Re-seals `sealed` under the keyring's active key version, for the same purpose, kind and
@@ -78,9 +79,16 @@ impl Guard {
             action: Action::Rewrap,
             site,
         };
-        // The label of `P` is 'static: its address finds this thread's sealing epoch.
-        self.open_as(&req, |plain| self.reseal(&env, P::LABEL, context, plain))
-            .map(Sealed::from_trusted)
+        let op = OpSpan::start(Op::Rewrap, P::LABEL, Some(F::KIND));
+        op.key_version(env.key_version);
+        op.run(|| {
+            // The label of `P` is 'static: its address finds this thread's sealing epoch.
+            let new = self
+                .open_as(&req, |plain| self.reseal(&env, P::LABEL, context, plain))
+                .map(Sealed::<F, P>::from_trusted)?;
+            op.new_key_version(new.key_version());
+            Ok(new)
+        })
     }
 
     /// [`Guard::rewrap`] for an envelope whose kind and purpose are read from its header. For
@@ -106,9 +114,16 @@ impl Guard {
             action: Action::Rewrap,
             site,
         };
-        let label = stable_label(purpose.as_str());
-        self.open_as(&req, |plain| self.reseal(&env, &label, context, plain))
-            .map(AnySealed::from_trusted)
+        let op = OpSpan::start(Op::Rewrap, purpose.as_str(), Some(env.kind));
+        op.key_version(env.key_version);
+        op.run(|| {
+            let label = stable_label(purpose.as_str());
+            let new = self
+                .open_as(&req, |plain| self.reseal(&env, &label, context, plain))
+                .map(AnySealed::from_trusted)?;
+            op.new_key_version(new.key_version());
+            Ok(new)
+        })
     }
 
     /// Re-seals `sealed` for purpose `Q`: the one way a value changes purpose. Never a side
@@ -153,6 +168,22 @@ impl Guard {
         context: &Context,
     ) -> Result<Sealed<F, Q>, Error> {
         let site = Location::caller();
+        let op = OpSpan::start(Op::Repurpose, P::LABEL, Some(F::KIND));
+        op.key_version(sealed.key_version());
+        op.run(|| {
+            let new = self.repurpose_at::<F, P, Q>(accessor, sealed, context, site)?;
+            op.new_key_version(new.key_version());
+            Ok(new)
+        })
+    }
+
+    fn repurpose_at<F: Field, P: Purpose, Q: Purpose>(
+        &self,
+        accessor: &Accessor,
+        sealed: &Sealed<F, P>,
+        context: &Context,
+        site: &'static Location<'static>,
+    ) -> Result<Sealed<F, Q>, Error> {
         if !is_valid_label(Q::LABEL) {
             return Err(FormatError::InvalidPurposeLabel.into());
         }
@@ -252,6 +283,21 @@ impl Guard {
         what: Erasure<'_>,
     ) -> Result<ErasureReport, Error> {
         let site = Location::caller();
+        let purpose = match what {
+            Erasure::Subject => "",
+            Erasure::Purpose(p) => p.as_str(),
+        };
+        let op = OpSpan::start(Op::Erase, purpose, None);
+        op.run(|| self.erase_at(accessor, subject, what, site))
+    }
+
+    fn erase_at(
+        &self,
+        accessor: &Accessor,
+        subject: &SubjectId,
+        what: Erasure<'_>,
+        site: &'static Location<'static>,
+    ) -> Result<ErasureReport, Error> {
         let keys = self
             .subject_keys
             .as_ref()
@@ -298,6 +344,7 @@ impl Guard {
                 count: None,
                 detail: Detail::NONE,
             };
+            decided(&event);
             let recorded = self.audit.record(&event);
             if !self.best_effort_denials {
                 recorded?;
@@ -328,6 +375,7 @@ impl Guard {
                 detail: Detail::NONE,
             };
             // Recorded before the key is destroyed: an erasure is never unaudited.
+            decided(&event);
             self.audit.record(&event)?;
             let scope = scope_label(*scope, purpose.as_str());
             if !done.contains(&scope) {

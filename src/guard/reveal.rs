@@ -18,6 +18,7 @@ use crate::policy::{AccessRequest, Accessor, Action, Decision};
 use crate::purpose::{Purpose, PurposeId};
 use crate::sealed::Sealed;
 use crate::secret::Revealed;
+use crate::telemetry::{Op, OpSpan, decided};
 
 /// One request to open a value, typed or dynamic: everything the decision, the audit record and
 /// the decryption need, without `F` or `P`.
@@ -68,7 +69,9 @@ impl Guard {
             action: Action::Reveal,
             site,
         };
-        self.open_as(&req, |plain| Ok(Revealed::new(F::from_canonical(plain)?)))
+        let op = OpSpan::start(Op::Reveal, P::LABEL, Some(F::KIND));
+        op.key_version(env.key_version);
+        op.run(|| self.open_as(&req, |plain| Ok(Revealed::new(F::from_canonical(plain)?))))
     }
 
     /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
@@ -95,7 +98,9 @@ impl Guard {
             action: Action::Mask,
             site,
         };
-        self.open_as(&req, |plain| Ok(F::from_canonical(plain)?.mask()))
+        let op = OpSpan::start(Op::Mask, P::LABEL, Some(F::KIND));
+        op.key_version(env.key_version);
+        op.run(|| self.open_as(&req, |plain| Ok(F::from_canonical(plain)?.mask())))
     }
 
     /// Opens an envelope whose kind and purpose are read from its header: the dynamic form of
@@ -126,8 +131,12 @@ impl Guard {
             action: Action::Reveal,
             site,
         };
-        self.open_as(&req, |plain| {
-            Ok(AnyRevealed::from_canonical(env.kind, plain)?)
+        let op = OpSpan::start(Op::Reveal, purpose.as_str(), Some(env.kind));
+        op.key_version(env.key_version);
+        op.run(|| {
+            self.open_as(&req, |plain| {
+                Ok(AnyRevealed::from_canonical(env.kind, plain)?)
+            })
         })
     }
 
@@ -154,8 +163,12 @@ impl Guard {
             action: Action::Mask,
             site,
         };
-        self.open_as(&req, |plain| {
-            Ok(AnyRevealed::from_canonical(env.kind, plain)?.mask())
+        let op = OpSpan::start(Op::Mask, purpose.as_str(), Some(env.kind));
+        op.key_version(env.key_version);
+        op.run(|| {
+            self.open_as(&req, |plain| {
+                Ok(AnyRevealed::from_canonical(env.kind, plain)?.mask())
+            })
         })
     }
 
@@ -208,6 +221,7 @@ impl Guard {
         if let Err(e) = &result {
             event.outcome = Outcome::Failed(failure_kind(e));
             // Best effort: the caller gets the failure either way, and no plaintext exists.
+            decided(event);
             let _ = self.audit.record(event);
         }
         result
@@ -280,6 +294,7 @@ impl Guard {
         event: &AuditEvent<'_>,
         ctx: Result<&'c [u8], ContextError>,
     ) -> Result<&'c [u8], Error> {
+        decided(event);
         let recorded = self.audit.record(event);
         self.enforce(decision, recorded, ctx)
     }

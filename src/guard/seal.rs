@@ -17,6 +17,7 @@ use crate::keys::SubjectKeyId;
 use crate::policy::Decision;
 use crate::purpose::{Purpose, PurposeId, is_valid_label};
 use crate::sealed::Sealed;
+use crate::telemetry::{Op, OpSpan};
 
 /// Runtime purpose labels distinct on this thread, kept at most this many.
 const LABELS_CAP: usize = 64;
@@ -79,6 +80,19 @@ impl Guard {
         value: &F,
         context: &Context,
     ) -> Result<Sealed<F, P>, Error> {
+        let op = OpSpan::start(Op::Seal, P::LABEL, Some(F::KIND));
+        op.run(|| {
+            let sealed = self.seal_typed(value, context)?;
+            op.new_key_version(sealed.key_version());
+            Ok(sealed)
+        })
+    }
+
+    fn seal_typed<F: Field, P: Purpose>(
+        &self,
+        value: &F,
+        context: &Context,
+    ) -> Result<Sealed<F, P>, Error> {
         // `purposes!` checks labels at compile time; a hand-made `Purpose` gets a typed error.
         if !is_valid_label(P::LABEL) {
             return Err(FormatError::InvalidPurposeLabel.into());
@@ -111,6 +125,20 @@ impl Guard {
     /// # Errors
     /// As [`Guard::seal`].
     pub fn seal_any(
+        &self,
+        value: &AnyValue,
+        purpose: &PurposeId,
+        context: &Context,
+    ) -> Result<AnySealed, Error> {
+        let op = OpSpan::start(Op::Seal, purpose.as_str(), Some(value.kind()));
+        op.run(|| {
+            let sealed = self.seal_dynamic(value, purpose, context)?;
+            op.new_key_version(sealed.key_version());
+            Ok(sealed)
+        })
+    }
+
+    fn seal_dynamic(
         &self,
         value: &AnyValue,
         purpose: &PurposeId,

@@ -17,6 +17,7 @@ use crate::audit::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuditError, AuditErrorKind};
+use crate::telemetry::{SinkOp, SinkSpan};
 
 const LOCK_HEAD: &str = "SELECT seq, mac FROM fieldseal_audit_head WHERE id FOR UPDATE";
 const INSERT: &str = "INSERT INTO fieldseal_audit (seq, time, subject, action, outcome, prev, mac, line) \
@@ -246,16 +247,22 @@ impl PgAuditSink {
     /// (the driver's error as source) if the transaction failed, [`AuditErrorKind::Corrupt`] if
     /// the head row is malformed, [`AuditErrorKind::Closed`] if the writer is gone.
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
-        let row = self.prepare(event)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.queue
-            .send(Job {
-                row,
-                ack: Ack::Blocking(tx),
-            })
-            .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
-        rx.recv()
-            .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))
+        let span = SinkSpan::start(SinkOp::PgAppend);
+        span.run(|| {
+            let row = self.prepare(event)?;
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.queue
+                .send(Job {
+                    row,
+                    ack: Ack::Blocking(tx),
+                })
+                .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+            let seq = rx
+                .recv()
+                .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))?;
+            span.number("seq", seq);
+            Ok(seq)
+        })
     }
 
     /// As [`PgAuditSink::append`], without blocking: the event is taken at once, the returned
@@ -276,10 +283,17 @@ impl PgAuditSink {
                 })
                 .map_err(|_| AuditError::new(AuditErrorKind::Closed))
         });
+        let span = SinkSpan::start(SinkOp::PgAppend);
         async move {
-            queued?;
-            rx.await
-                .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))
+            span.run_async(async {
+                queued?;
+                let seq = rx
+                    .await
+                    .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))?;
+                span.number("seq", seq);
+                Ok(seq)
+            })
+            .await
         }
     }
 
@@ -343,6 +357,15 @@ enum BatchError {
     Audit(AuditErrorKind),
 }
 
+/// The audit error class of a failed commit, for its span (the driver's error is not
+/// recorded: it may quote statement parameters).
+fn batch_error_class(e: &BatchError) -> AuditError {
+    match e {
+        BatchError::Db(_) => AuditError::new(AuditErrorKind::Io),
+        BatchError::Audit(k) => AuditError::new(*k),
+    }
+}
+
 impl From<tokio_postgres::Error> for BatchError {
     fn from(e: tokio_postgres::Error) -> Self {
         BatchError::Db(Arc::new(e))
@@ -369,7 +392,11 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
         while let Some(job) = queue.recv().await {
             batch.push(job);
-            match self.commit(&mut batch, &mut queue).await {
+            let span = SinkSpan::start(SinkOp::PgCommit);
+            let committed = self.commit(&mut batch, &mut queue).await;
+            span.number("entries", batch.len() as u64);
+            span.finish(committed.as_ref().err().map(batch_error_class).as_ref());
+            match committed {
                 Ok(first) => {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -553,9 +580,17 @@ impl PgCheckpointer {
     /// [`AuditErrorKind::Io`] for database errors.
     pub fn checkpoint(&self) -> Result<Option<u64>, AuditError> {
         let inner = Arc::clone(&self.inner);
-        self.worker
-            .run(async move { inner.checkpoint().await })
-            .unwrap_or_else(|| Err(AuditError::new(AuditErrorKind::Closed)))
+        let span = SinkSpan::start(SinkOp::PgCheckpoint);
+        span.run(|| {
+            let seq = self
+                .worker
+                .run(async move { inner.checkpoint().await })
+                .unwrap_or_else(|| Err(AuditError::new(AuditErrorKind::Closed)))?;
+            if let Some(seq) = seq {
+                span.number("seq", seq);
+            }
+            Ok(seq)
+        })
     }
 }
 
