@@ -475,10 +475,26 @@ pub fn run(out: &mut dyn Write, json: bool) -> Result<Vec<Step>, Box<dyn std::er
         "improve website functions and content: analytics see generalized data only",
     )?;
     if let Some(visit_ip) = &visit_ip {
+        let actx = row("analytics", "ip", &visitor);
+        let p1 = r.allowed(
+            "analytics job takes a keyed pseudonym of the visitor's IP",
+            guard.anonymize(&analytics, visit_ip, &actx, Anonymization::Pseudonym),
+            |a| format!("{}…", &a.to_string()[..12]),
+        );
         r.allowed(
-            "analytics job masks the IP",
-            guard.mask(&analytics, visit_ip, &row("analytics", "ip", &visitor)),
-            Clone::clone,
+            "analytics job generalizes the IP to its network",
+            guard.anonymize(&analytics, visit_ip, &actx, Anonymization::IpNetwork),
+            ToString::to_string,
+        );
+        // A second visit from the same address: same pseudonym within the purpose.
+        let again_ctx = Context::new().table("analytics").column("ip").row("1002");
+        let again =
+            guard.seal::<IpAddress, Improvement>(&IpAddress::parse("203.0.113.77")?, &again_ctx)?;
+        let p2 = guard.anonymize(&analytics, &again, &again_ctx, Anonymization::Pseudonym);
+        r.check(
+            "two visits from one address share a pseudonym (stable within the purpose)",
+            matches!((&p1, &p2), (Some(a), Ok(b)) if a.to_string() == b.to_string()),
+            String::new(),
         );
         r.refused(
             "analytics job reveals the IP",
@@ -492,10 +508,33 @@ pub fn run(out: &mut dyn Write, json: bool) -> Result<Vec<Step>, Box<dyn std::er
         "ensure website security and prevent risks (fraud, abuse)",
     )?;
     if let Some(ip) = &ip {
+        let vctx = row("visits", "ip", &visitor);
         r.allowed(
             "security analyst reveals the visitor's IP",
-            guard.reveal(&analyst, ip, &row("visits", "ip", &visitor)),
+            guard.reveal(&analyst, ip, &vctx),
             |v| v.expose_secret().addr().to_string(),
+        );
+        r.allowed(
+            "the fraud report shows the IP anonymized, not revealed again",
+            guard.anonymize(&analyst, ip, &vctx, Anonymization::IpNetwork),
+            ToString::to_string,
+        );
+        // Repeat visitors are found by a blind index over the visit log, not by decrypting it.
+        let repeat = BlindIndex::<IpAddress, Security>::builder("repeat_visitor")
+            .expected_rows(1_000_000)
+            .distinct_values(200_000)
+            .build()?;
+        let term = guard.blind_index_sealed(&analyst, ip, &vctx, &repeat);
+        let query = guard.index_query(
+            &analyst,
+            &IpAddress::parse("203.0.113.77")?,
+            &Context::new().table("visits"),
+            &repeat,
+        );
+        r.check(
+            "a blind-index query finds the visit without decrypting the log",
+            matches!((&term, &query), (Ok(t), Ok(q)) if q.matches(t)),
+            format!("{} bits per term", repeat.bits()),
         );
     }
 
