@@ -3,13 +3,15 @@
 //! Split by operation: `seal.rs` (seal, seal_any), `reveal.rs` (reveal, mask and their dynamic
 //! forms, on the one opening core), `asynchronous.rs` (reveal and mask on that core with the
 //! consent lookups and the record awaited), `lifecycle.rs` (rewrap, repurpose, erase),
-//! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events). This file holds the guard, its builder and the policy checks they all share.
+//! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events), `rights.rs`
+//! (data-subject requests after identity verification, the retention sweep). This file holds the guard, its builder and the policy checks they all share.
 
 mod asynchronous;
 mod batch;
 mod events;
 mod lifecycle;
 mod reveal;
+mod rights;
 mod seal;
 
 pub use batch::RewrapReport;
