@@ -240,6 +240,11 @@ pub enum FormatError {
     InvalidName,
     /// An event reference is not 1-64 characters of `[A-Za-z0-9._:/#-]`.
     InvalidReference,
+    /// A session token is shorter than the minimum (bytes).
+    TokenTooShort {
+        /// The minimum length in bytes.
+        min: usize,
+    },
 }
 
 impl fmt::Display for FormatError {
@@ -268,6 +273,9 @@ impl fmt::Display for FormatError {
             }
             FormatError::InvalidReference => {
                 f.write_str("invalid event reference (expected 1-64 of [A-Za-z0-9._:/#-])")
+            }
+            FormatError::TokenTooShort { min } => {
+                write!(f, "session token shorter than {min} bytes")
             }
         }
     }
@@ -483,6 +491,9 @@ pub enum ConfigError {
     /// The consent registry is read-only (it does not implement
     /// [`ConsentRegistry::change`](crate::ConsentRegistry::change)).
     ReadOnlyConsent,
+    /// The access policy defines no rules (retention, legal basis) for a value's purpose, so a
+    /// retention sweep or an account cancellation cannot decide for it.
+    NoPurposeRules,
 }
 
 impl fmt::Display for ConfigError {
@@ -498,6 +509,7 @@ impl fmt::Display for ConfigError {
             ConfigError::MissingSubjectKeys => "no subject keys configured",
             ConfigError::MissingConsent => "no consent registry configured",
             ConfigError::ReadOnlyConsent => "the consent registry is read-only",
+            ConfigError::NoPurposeRules => "the access policy defines no rules for the purpose",
         })
     }
 }

@@ -24,6 +24,8 @@ mod keys;
 mod policy;
 mod purpose;
 mod random;
+mod retention;
+mod rights;
 mod sealed;
 mod secret;
 mod telemetry;
@@ -73,13 +75,19 @@ pub use keys::{
 pub use policy::CasbinPolicy;
 pub use policy::{
     AccessPolicy, AccessRequest, Accessor, Action, AllowList, Check, ConsentFuture, ConsentRecord,
-    ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, Explanation,
-    GrantRef, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
-    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ManifestPolicy, MemoryConsent,
-    ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
+    ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, ExpiryRule,
+    Explanation, GrantRef, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS,
+    MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ManifestPolicy,
+    MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
 };
 pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
 pub use random::{RandomSource, SystemRandom, after_fork};
+pub use retention::{RetentionDecision, Stored, SweepCounts, SweepItem, SweepReport};
+pub use rights::{
+    CancellationReport, EXPORT_FORMAT, EXPORT_VERSION, Evidence, ExportedValue, IdNumberVerifier,
+    IdentityVerifier, MIN_SESSION_TOKEN, NoVerifier, OneTimeCodes, SessionVerifier, SubjectExport,
+    VERIFIED_TTL_SECS, Verified, Withheld,
+};
 pub use sealed::Sealed;
 pub use secret::Revealed;
 

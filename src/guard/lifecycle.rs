@@ -298,10 +298,9 @@ impl Guard {
         what: Erasure<'_>,
         site: &'static Location<'static>,
     ) -> Result<ErasureReport, Error> {
-        let keys = self
-            .subject_keys
-            .as_ref()
-            .ok_or(ConfigError::MissingSubjectKeys)?;
+        if self.subject_keys.is_none() {
+            return Err(ConfigError::MissingSubjectKeys.into());
+        }
         let targets: Vec<&(PurposeId, SubjectKeyScope)> = match what {
             Erasure::Subject => self.subject_scopes.iter().collect(),
             Erasure::Purpose(p) => {
@@ -313,9 +312,25 @@ impl Guard {
                 vec![t]
             }
         };
+        self.erase_targets(accessor, subject, &targets, site)
+    }
+
+    /// The erasure of `targets` (each a purpose with subject keys and its scope): every grant
+    /// checked first (a refusal erases nothing), then per purpose its record, then its key.
+    pub(super) fn erase_targets(
+        &self,
+        accessor: &Accessor,
+        subject: &SubjectId,
+        targets: &[&(PurposeId, SubjectKeyScope)],
+        site: &'static Location<'static>,
+    ) -> Result<ErasureReport, Error> {
+        let keys = self
+            .subject_keys
+            .as_ref()
+            .ok_or(ConfigError::MissingSubjectKeys)?;
         let context = Context::new().subject(subject);
         let mut verdicts = Vec::with_capacity(targets.len());
-        for (purpose, _) in &targets {
+        for (purpose, _) in targets.iter().map(|t| &**t) {
             let allowed = FieldKind::ALL.iter().find_map(|&kind| {
                 let v = self.policy.verdict(&AccessRequest {
                     accessor,

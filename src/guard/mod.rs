@@ -4,8 +4,9 @@
 //! forms, on the one opening core), `asynchronous.rs` (reveal and mask on that core with the
 //! consent lookups and the record awaited), `lifecycle.rs` (rewrap, repurpose, erase),
 //! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events),
-//! `analytics.rs` (anonymize and blind-index terms). This file holds the guard, its builder and
-//! the policy checks they all share.
+//! `analytics.rs` (anonymize and blind-index terms), `rights.rs` (data-subject requests after
+//! identity verification, the retention sweep). This file holds the guard, its builder and the
+//! policy checks they all share.
 
 mod analytics;
 mod asynchronous;
@@ -13,6 +14,7 @@ mod batch;
 mod events;
 mod lifecycle;
 mod reveal;
+mod rights;
 mod seal;
 
 pub use batch::RewrapReport;

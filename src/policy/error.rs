@@ -55,6 +55,16 @@ pub enum LintError {
     ConsentNotWithdrawable(String),
     /// A purpose with legal basis `consent` sets `consent_required = false`.
     ConsentBasisWithoutConsent(String),
+    /// A purpose's `on_expiry` is neither `delete` nor `anonymize`.
+    UnknownExpiryRule {
+        /// The purpose.
+        purpose: String,
+        /// The value given.
+        rule: String,
+    },
+    /// A purpose that needs consent is under a legal hold (`legal_hold = true`, or legal basis
+    /// `legal_obligation`): consent can be withdrawn, a hold cannot.
+    HoldOnConsent(String),
     /// Role inheritance has a cycle (the roles on it, in order).
     InheritanceCycle(Vec<String>),
     /// The home region is not 1-16 ASCII letters, digits, `-` or `_`.
@@ -111,6 +121,14 @@ impl fmt::Display for LintError {
                     "purposes.{p}: consent-based purpose must be withdrawable"
                 )
             }
+            LintError::UnknownExpiryRule { purpose, rule } => write!(
+                f,
+                "purposes.{purpose}.on_expiry: unknown rule `{rule}` (expected `delete` or `anonymize`)"
+            ),
+            LintError::HoldOnConsent(p) => write!(
+                f,
+                "purposes.{p}: a consent-based purpose cannot be under a legal hold"
+            ),
             LintError::ConsentBasisWithoutConsent(p) => {
                 write!(
                     f,

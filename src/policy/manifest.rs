@@ -125,6 +125,42 @@ impl fmt::Display for Region {
     }
 }
 
+/// What a retention sweep ([`Guard::retention_sweep`](crate::Guard::retention_sweep)) decides
+/// for a value of a purpose whose retention has passed: the manifest's `on_expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ExpiryRule {
+    /// Delete the value (`on_expiry = "delete"`, the default).
+    #[default]
+    Delete,
+    /// Derive the anonymized form the purpose keeps (statistics, generalized values), then
+    /// delete the value (`on_expiry = "anonymize"`).
+    Anonymize,
+}
+
+impl ExpiryRule {
+    /// The manifest label: `delete` or `anonymize`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ExpiryRule::Delete => "delete",
+            ExpiryRule::Anonymize => "anonymize",
+        }
+    }
+
+    /// The rule with this manifest label.
+    pub fn from_label(label: &str) -> Option<Self> {
+        [ExpiryRule::Delete, ExpiryRule::Anonymize]
+            .into_iter()
+            .find(|r| r.label() == label)
+    }
+}
+
+impl fmt::Display for ExpiryRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// One purpose's metadata, as the guard needs it for consent, retention and residency checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurposeRules {
@@ -140,6 +176,12 @@ pub struct PurposeRules {
     pub home_region: Region,
     /// The cross-border rule.
     pub cross_border: CrossBorderRule,
+    /// What a retention sweep decides once a value's retention has passed (`on_expiry`).
+    pub on_expiry: ExpiryRule,
+    /// Whether the purpose is under a legal hold (`legal_hold`; by default, purposes whose legal
+    /// basis is `legal_obligation`): [`Guard::cancel_account`](crate::Guard::cancel_account)
+    /// does not erase its data. Retention still applies to it.
+    pub legal_hold: bool,
 }
 
 /// A role: the roles it inherits from and its grants.
@@ -231,6 +273,10 @@ struct RawPurpose {
     consent_required: Option<bool>,
     #[serde(default)]
     withdrawable: bool,
+    #[serde(default)]
+    on_expiry: Option<String>,
+    #[serde(default)]
+    legal_hold: Option<bool>,
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
@@ -416,6 +462,23 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
         if consent_required && !p.withdrawable {
             errs.push(LintError::ConsentNotWithdrawable(label.clone()));
         }
+        let on_expiry = match p.on_expiry.as_deref() {
+            None => ExpiryRule::Delete,
+            Some(v) => ExpiryRule::from_label(v).unwrap_or_else(|| {
+                errs.push(LintError::UnknownExpiryRule {
+                    purpose: label.clone(),
+                    rule: v.to_owned(),
+                });
+                ExpiryRule::Delete
+            }),
+        };
+        let legal_hold = p
+            .legal_hold
+            .unwrap_or(p.legal_basis == LegalBasis::LegalObligation);
+        // A hold would keep data the subject may withdraw at any time: contradictory.
+        if legal_hold && consent_required {
+            errs.push(LintError::HoldOnConsent(label.clone()));
+        }
         purposes.insert(
             label.clone(),
             PurposeRules {
@@ -425,6 +488,8 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
                 withdrawable: p.withdrawable,
                 home_region,
                 cross_border: raw.cross_border.rule,
+                on_expiry,
+                legal_hold,
             },
         );
     }

@@ -25,8 +25,8 @@ pub use consent::{ConsentFuture, ConsentRecord, ConsentRegistry, ConsentScope, M
 pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
 pub use error::{LintError, ManifestError, ParseError};
 pub use manifest::{
-    CrossBorderRule, LegalBasis, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
-    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, Region, RoleSpec,
+    CrossBorderRule, ExpiryRule, LegalBasis, MANIFEST_VERSION, MAX_EXPANDED_GRANTS,
+    MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, Region, RoleSpec,
 };
 
 /// The identity of whoever asks to open data (a user, a service, a job).
@@ -248,16 +248,22 @@ pub enum DenyReason {
     /// be sealed for the purpose (with a [`ManifestPolicy`]: no data category lists both).
     /// Returned by [`Guard::seal`](crate::Guard::seal) before anything is encrypted.
     PurposeNotAllowedForKind,
+    /// A data-subject request ([`Guard::export_subject`](crate::Guard::export_subject),
+    /// correction, erasure, cancellation) came without a valid proof
+    /// ([`Verified`](crate::Verified)) that the requester is that subject: the proof names
+    /// another subject or has expired, or the verifier refused the evidence.
+    IdentityNotVerified,
 }
 
 impl DenyReason {
     /// Every reason.
-    pub const ALL: [DenyReason; 5] = [
+    pub const ALL: [DenyReason; 6] = [
         DenyReason::NotPermitted,
         DenyReason::ConsentMissing,
         DenyReason::Expired,
         DenyReason::CrossBorder,
         DenyReason::PurposeNotAllowedForKind,
+        DenyReason::IdentityNotVerified,
     ];
 
     /// Stable lower-case label (used in audit records).
@@ -268,6 +274,7 @@ impl DenyReason {
             DenyReason::Expired => "expired",
             DenyReason::CrossBorder => "cross_border",
             DenyReason::PurposeNotAllowedForKind => "purpose_not_allowed_for_kind",
+            DenyReason::IdentityNotVerified => "identity_not_verified",
         }
     }
 }
@@ -282,6 +289,7 @@ impl fmt::Display for DenyReason {
             DenyReason::PurposeNotAllowedForKind => {
                 "the policy does not collect this field kind for this purpose"
             }
+            DenyReason::IdentityNotVerified => "the requester is not verified as the data subject",
         })
     }
 }
