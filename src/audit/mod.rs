@@ -83,6 +83,7 @@ impl Outcome {
             Outcome::Denied(DenyReason::PurposeNotAllowedForKind) => {
                 "denied:purpose_not_allowed_for_kind"
             }
+            Outcome::Denied(DenyReason::RecipientNotAllowed) => "denied:recipient_not_allowed",
             Outcome::Failed(FailureKind::Integrity) => "failed:integrity",
             Outcome::Failed(FailureKind::Key) => "failed:key",
             Outcome::Failed(FailureKind::Context) => "failed:context",

@@ -3,7 +3,8 @@
 //! Split by operation: `seal.rs` (seal, seal_any), `reveal.rs` (reveal, mask and their dynamic
 //! forms, on the one opening core), `asynchronous.rs` (reveal and mask on that core with the
 //! consent lookups and the record awaited), `lifecycle.rs` (rewrap, repurpose, erase),
-//! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events). This file holds the guard, its builder and the policy checks they all share.
+//! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events),
+//! `share.rs` (sharing with recipients, feature `share`). This file holds the guard, its builder and the policy checks they all share.
 
 mod asynchronous;
 mod batch;
@@ -11,6 +12,8 @@ mod events;
 mod lifecycle;
 mod reveal;
 mod seal;
+#[cfg(feature = "share")]
+mod share;
 
 pub use batch::RewrapReport;
 pub use events::AppEvent;
@@ -443,6 +446,8 @@ impl ConsentAnswers {
         match scope {
             ConsentScope::Purpose(_) => self.purpose == Some(true),
             ConsentScope::CrossBorder => self.cross_border == Some(true),
+            // Shares are decided on the blocking path only, which asks the registry itself.
+            ConsentScope::Share(_) => false,
         }
     }
 }

@@ -26,7 +26,8 @@ pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
 pub use error::{LintError, ManifestError, ParseError};
 pub use manifest::{
     CrossBorderRule, LegalBasis, MANIFEST_VERSION, MAX_EXPANDED_GRANTS, MAX_INHERITANCE_DEPTH,
-    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, Region, RoleSpec,
+    MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, RecipientBasis, RecipientRules, Region,
+    RoleSpec,
 };
 
 /// The identity of whoever asks to open data (a user, a service, a job).
@@ -243,16 +244,20 @@ pub enum DenyReason {
     /// be sealed for the purpose (with a [`ManifestPolicy`]: no data category lists both).
     /// Returned by [`Guard::seal`](crate::Guard::seal) before anything is encrypted.
     PurposeNotAllowedForKind,
+    /// The recipient of a share is not defined by the policy, or may not receive data for
+    /// this purpose.
+    RecipientNotAllowed,
 }
 
 impl DenyReason {
     /// Every reason.
-    pub const ALL: [DenyReason; 5] = [
+    pub const ALL: [DenyReason; 6] = [
         DenyReason::NotPermitted,
         DenyReason::ConsentMissing,
         DenyReason::Expired,
         DenyReason::CrossBorder,
         DenyReason::PurposeNotAllowedForKind,
+        DenyReason::RecipientNotAllowed,
     ];
 
     /// Stable lower-case label (used in audit records).
@@ -263,6 +268,7 @@ impl DenyReason {
             DenyReason::Expired => "expired",
             DenyReason::CrossBorder => "cross_border",
             DenyReason::PurposeNotAllowedForKind => "purpose_not_allowed_for_kind",
+            DenyReason::RecipientNotAllowed => "recipient_not_allowed",
         }
     }
 }
@@ -276,6 +282,9 @@ impl fmt::Display for DenyReason {
             DenyReason::CrossBorder => "cross-border access without the subject's consent",
             DenyReason::PurposeNotAllowedForKind => {
                 "the policy does not collect this field kind for this purpose"
+            }
+            DenyReason::RecipientNotAllowed => {
+                "the policy does not let this recipient receive data for this purpose"
             }
         })
     }
@@ -352,6 +361,16 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     fn decide_seal(&self, purpose: &str, kind: FieldKind) -> Decision {
         let _ = (purpose, kind);
         Decision::Allow
+    }
+
+    /// The sharing rules of `recipient` (its basis and the purposes it may receive), asked by
+    /// [`Guard::share`](crate::Guard::share) after the role grant for
+    /// [`Action::Share`]. The default defines no recipients, so every share is refused with
+    /// [`DenyReason::RecipientNotAllowed`]. [`ManifestPolicy`] answers from the manifest's
+    /// `[recipients.<name>]` tables.
+    fn recipient_rules(&self, recipient: &str) -> Option<RecipientRules> {
+        let _ = recipient;
+        None
     }
 
     /// Why `request` is allowed or denied. The default reports the decision without a rule.
