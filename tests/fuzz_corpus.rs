@@ -25,6 +25,8 @@ fn targets() -> Vec<(&'static str, Target)> {
         ("audit_checkpoint", fuzzing::audit_checkpoint),
         ("audit_verify", fuzzing::audit_verify),
         ("policy_manifest", fuzzing::policy_manifest),
+        #[cfg(feature = "share")]
+        ("shared_package", fuzzing::shared_package),
     ]
 }
 

@@ -595,3 +595,20 @@ proptest! {
         let _ = SharedPackage::from_text(&s);
     }
 }
+
+/// With `FIELDSEAL_WRITE_SEEDS=1`, writes seed inputs for the `shared_package` fuzz target.
+#[test]
+fn fuzz_seeds() {
+    if std::env::var_os("FIELDSEAL_WRITE_SEEDS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/shared_package");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let (_, bytes) = tamper_fixture();
+    let text = SharedPackage::from_bytes(bytes)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_text();
+    for (i, seed) in [bytes.clone(), text.into_bytes()].into_iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:03}")), seed).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
