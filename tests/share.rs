@@ -20,7 +20,7 @@ fn fixture_with(policy: impl AccessPolicy + 'static) -> Fx {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let kek = Arc::new(FileKek::create(dir.path().join("kek")).unwrap_or_else(|e| panic!("{e}")));
     let store =
-        FileSubjectKeys::open(&dir.path().join("subject-keys")).unwrap_or_else(|e| panic!("{e}"));
+        FileSubjectKeys::open(dir.path().join("subject-keys")).unwrap_or_else(|e| panic!("{e}"));
     let sink = Arc::new(MemorySink::new());
     let guard = Guard::builder()
         .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))

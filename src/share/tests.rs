@@ -149,6 +149,17 @@ fn package_parse_checks_every_field() {
 }
 
 #[test]
+fn package_limit_is_the_documented_one() {
+    assert_eq!(MAX_PACKAGE_LEN, 16_508);
+    let mut out = Vec::new();
+    let (p, r) = ("a".repeat(32), "b".repeat(32));
+    write_header(&mut out, FieldKind::Text, &p, &r, 0);
+    out.extend_from_slice(&[0; 32]);
+    out.resize(out.len() + FieldKind::Text.max_canonical_len() + 16, 0);
+    assert!(out.len() <= MAX_PACKAGE_LEN);
+}
+
+#[test]
 fn package_text_is_strict() {
     let p = SharedPackage::from_trusted(sample_package(3));
     let text = p.to_text();
