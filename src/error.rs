@@ -352,6 +352,9 @@ pub enum KeyError {
     NotErasable,
     /// Sealing for a purpose with subject keys needs a `subject` in the context.
     SubjectRequired,
+    /// A recipient's public key is one no shared secret can be agreed with (a low-order X25519
+    /// point).
+    InvalidPublicKey,
 }
 
 impl fmt::Display for KeyError {
@@ -382,6 +385,7 @@ impl fmt::Display for KeyError {
             KeyError::SubjectRequired => {
                 f.write_str("sealing for this purpose needs a subject in the context")
             }
+            KeyError::InvalidPublicKey => f.write_str("recipient public key is a low-order point"),
         }
     }
 }

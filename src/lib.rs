@@ -28,6 +28,8 @@ mod retention;
 mod rights;
 mod sealed;
 mod secret;
+#[cfg(feature = "share")]
+mod share;
 mod telemetry;
 
 pub mod internal;
@@ -78,7 +80,8 @@ pub use policy::{
     ConsentRegistry, ConsentScope, CrossBorderRule, Decision, DenyReason, Engine, ExpiryRule,
     Explanation, GrantRef, LegalBasis, LintError, MANIFEST_VERSION, MAX_EXPANDED_GRANTS,
     MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, ManifestError, ManifestPolicy,
-    MemoryConsent, ParseError, PrincipalId, PurposeRules, Region, Role, RoleSpec, Verdict,
+    MemoryConsent, ParseError, PrincipalId, PurposeRules, RecipientBasis, RecipientRules, Region,
+    Role, RoleSpec, Verdict,
 };
 pub use purpose::{MAX_PURPOSE_LABEL, Purpose, PurposeId, builtin, is_valid_label};
 pub use random::{RandomSource, SystemRandom, after_fork};
@@ -90,6 +93,11 @@ pub use rights::{
 };
 pub use sealed::Sealed;
 pub use secret::Revealed;
+#[cfg(feature = "share")]
+pub use share::{
+    MAX_PACKAGE_LEN, RECIPIENT_KEY_LEN, RecipientPrivateKey, RecipientPublicKey, SHARE_TEXT_PREFIX,
+    SharedPackage, open_shared,
+};
 
 /// PostgreSQL backends (feature `postgres`): a fleet-wide audit chain, its verifier and
 /// checkpointer, consent, subject keys and `Sealed` column types. See SECURITY.md, "PostgreSQL".

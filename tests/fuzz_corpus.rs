@@ -30,6 +30,8 @@ fn targets() -> Vec<(&'static str, Target)> {
         ("sealed_postcard", sealed_postcard),
         ("seal_mutate_reveal", fuzzing::seal_mutate_reveal),
         ("key_parsing", fuzzing::key_parsing),
+        #[cfg(feature = "share")]
+        ("shared_package", fuzzing::shared_package),
     ]
 }
 

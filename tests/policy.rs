@@ -56,6 +56,12 @@ fn expected_grants() -> Vec<(&'static str, &'static str, &'static str, Vec<&'sta
         ("support_lead", "service", "mask", svc6.clone()),
         ("support_lead", "service", "export", svc6),
         (
+            "support_lead",
+            "service",
+            "share",
+            vec!["person_name", "phone_number", "email"],
+        ),
+        (
             "security_analyst",
             "security",
             "reveal",
@@ -79,6 +85,12 @@ fn expected_grants() -> Vec<(&'static str, &'static str, &'static str, Vec<&'sta
             "anonymize",
             vec!["ip_address"],
         ),
+        (
+            "security_analyst",
+            "security",
+            "share",
+            vec!["ip_address", "device_info"],
+        ),
         ("security_analyst", "legal", "mask", vec!["ip_address"]),
         (
             "marketing",
@@ -93,6 +105,12 @@ fn expected_grants() -> Vec<(&'static str, &'static str, &'static str, Vec<&'sta
             vec!["email", "person_name", "phone_number"],
         ),
         ("marketing", "marketing", "index", vec!["email"]),
+        (
+            "marketing",
+            "marketing",
+            "share",
+            vec!["email", "person_name"],
+        ),
         ("analytics_job", "improvement", "mask", vec!["ip_address"]),
         (
             "analytics_job",
@@ -217,6 +235,12 @@ fn reference_metadata() {
     assert_eq!(m.roles().count(), 8);
     assert!(m.may_share_with("authorities", "legal"));
     assert!(!m.may_share_with("affiliates", "marketing"));
+    let basis = |r: &str| m.recipient(r).map(|r| r.basis);
+    assert_eq!(basis("affiliates"), Some(RecipientBasis::Affiliate));
+    assert_eq!(basis("authorities"), Some(RecipientBasis::LegalObligation));
+    assert_eq!(basis("security_partner"), Some(RecipientBasis::Protection));
+    assert_eq!(basis("marketing_partner"), Some(RecipientBasis::Consent));
+    assert_eq!(m.recipients().count(), 4);
     assert!(
         m.category("device")
             .is_some_and(|k| k.contains(&FieldKind::IpAddress))
@@ -291,6 +315,14 @@ fn every_lint_class() {
             LintError::UndefinedPurpose {
                 at: "recipients.r.purposes".into(),
                 purpose: "resale".into(),
+            },
+        ),
+        (
+            "unknown recipient basis",
+            "[recipients.r]\nbasis = \"friendship\"\npurposes = [\"service\"]\n".into(),
+            LintError::UnknownRecipientBasis {
+                recipient: "r".into(),
+                basis: "friendship".into(),
             },
         ),
         (

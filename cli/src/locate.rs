@@ -70,6 +70,9 @@ impl<'i> Doc<'i> {
             LintError::InvalidName(n) => self
                 .key(&["roles", n])
                 .or_else(|| self.key(&["recipients", n])),
+            LintError::UnknownRecipientBasis { recipient, .. } => self
+                .value(&["recipients", recipient, "basis"])
+                .or_else(|| self.key(&["recipients", recipient])),
             LintError::InheritanceTooDeep { role, .. } => self
                 .value(&["roles", role, "inherits"])
                 .or_else(|| self.key(&["roles", role])),

@@ -84,6 +84,7 @@ impl Outcome {
                 "denied:purpose_not_allowed_for_kind"
             }
             Outcome::Denied(DenyReason::IdentityNotVerified) => "denied:identity_not_verified",
+            Outcome::Denied(DenyReason::RecipientNotAllowed) => "denied:recipient_not_allowed",
             Outcome::Failed(FailureKind::Integrity) => "failed:integrity",
             Outcome::Failed(FailureKind::Key) => "failed:key",
             Outcome::Failed(FailureKind::Context) => "failed:context",

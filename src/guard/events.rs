@@ -166,9 +166,10 @@ impl Guard {
         at: u64,
         site: &'static Location<'static>,
     ) -> Result<(), Error> {
-        let purpose = match scope {
-            ConsentScope::Purpose(p) => Some(PurposeId::new(p)?),
-            ConsentScope::CrossBorder => None,
+        let (purpose, recipient) = match scope {
+            ConsentScope::Purpose(p) => (Some(PurposeId::new(p)?), None),
+            ConsentScope::CrossBorder => (None, None),
+            ConsentScope::Share(r) => (None, Some(RecipientName::new(r)?)),
         };
         let context = Context::new().subject(subject);
         let e = AuditEvent {
@@ -188,7 +189,10 @@ impl Guard {
             policy_version: self.policy.policy_version(),
             context: &context,
             count: None,
-            detail: Detail::NONE,
+            detail: Detail {
+                recipient: recipient.as_ref(),
+                reference: None,
+            },
         };
         self.audit.record(&e)?;
         Ok(())

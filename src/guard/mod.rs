@@ -5,8 +5,9 @@
 //! consent lookups and the record awaited), `lifecycle.rs` (rewrap, repurpose, erase),
 //! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events),
 //! `analytics.rs` (anonymize and blind-index terms), `rights.rs` (data-subject requests after
-//! identity verification, the retention sweep). This file holds the guard, its builder and the
-//! policy checks they all share.
+//! identity verification, the retention sweep), `share.rs` (sharing with recipients, feature `share`). This
+//! file holds the guard, its builder and
+//! the policy checks they all share.
 
 mod analytics;
 mod asynchronous;
@@ -16,6 +17,8 @@ mod lifecycle;
 mod reveal;
 mod rights;
 mod seal;
+#[cfg(feature = "share")]
+mod share;
 
 pub use batch::RewrapReport;
 pub use events::AppEvent;
@@ -448,6 +451,8 @@ impl ConsentAnswers {
         match scope {
             ConsentScope::Purpose(_) => self.purpose == Some(true),
             ConsentScope::CrossBorder => self.cross_border == Some(true),
+            // Shares are decided on the blocking path only, which asks the registry itself.
+            ConsentScope::Share(_) => false,
         }
     }
 }

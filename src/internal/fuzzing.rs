@@ -375,3 +375,39 @@ pub fn key_parsing(data: &[u8]) {
         let _ = crate::CheckpointVerifyingKey::from_bytes(bytes);
     }
 }
+
+/// The recipient key pair of the `shared_package` target (fixed, public: fuzzing only).
+#[cfg(feature = "share")]
+pub const FUZZ_RECIPIENT_KEY: [u8; 32] = [0x33; 32];
+
+/// The shared-package parsers (binary and text, feature `share`): whatever parses survives a
+/// text round trip and describes itself without panicking, and never opens for the fuzz
+/// recipient (making a package that opens needs the HPKE encryption, not mutation).
+#[cfg(feature = "share")]
+pub fn shared_package(data: &[u8]) {
+    use crate::{RecipientName, RecipientPrivateKey, SharedPackage};
+
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(p) = SharedPackage::from_text(text)
+    {
+        assert_eq!(p.to_text(), text, "text decoding is not canonical");
+    }
+    let Ok(p) = SharedPackage::from_bytes(data) else {
+        return;
+    };
+    let again = SharedPackage::from_text(&p.to_text());
+    assert_eq!(again.ok().as_ref(), Some(&p), "text round trip");
+    let _ = format!("{p:?}");
+    let key = RecipientPrivateKey::from_bytes(zeroize::Zeroizing::new(FUZZ_RECIPIENT_KEY));
+    let key = key.unwrap_or_else(|_| unreachable!("any 32 bytes are an X25519 private key"));
+    let (Ok(recipient), Ok(purpose)) = (
+        RecipientName::new(p.recipient()),
+        crate::PurposeId::new(p.purpose_label()),
+    ) else {
+        unreachable!("a parsed package has valid names")
+    };
+    assert!(
+        crate::open_shared(&key, &p, &recipient, &purpose, &Context::new()).is_err(),
+        "a mutated package opened"
+    );
+}

@@ -14,6 +14,11 @@ pub enum ConsentScope<'a> {
     Purpose(&'a str),
     /// Access to the subject's data from outside the home region.
     CrossBorder,
+    /// Sharing the subject's data with the named recipient (its manifest name, e.g.
+    /// `marketing_partner`), which a recipient with basis
+    /// [`consent`](crate::RecipientBasis::Consent) needs. Independent of purpose consent: a
+    /// share for a consent-based purpose to such a recipient needs both.
+    Share(&'a str),
 }
 
 /// Where the guard looks up consent. Withdrawal must take effect on the very next lookup: an
@@ -70,6 +75,7 @@ pub struct ConsentRecord {
 enum ScopeKey {
     Purpose(Box<str>),
     CrossBorder,
+    Share(Box<str>),
 }
 
 impl From<ConsentScope<'_>> for ScopeKey {
@@ -77,6 +83,7 @@ impl From<ConsentScope<'_>> for ScopeKey {
         match s {
             ConsentScope::Purpose(p) => ScopeKey::Purpose(p.into()),
             ConsentScope::CrossBorder => ScopeKey::CrossBorder,
+            ConsentScope::Share(r) => ScopeKey::Share(r.into()),
         }
     }
 }

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use crate::field::FieldKind;
-use crate::policy::manifest::{Manifest, PurposeRules};
+use crate::policy::manifest::{Manifest, PurposeRules, RecipientRules};
 use crate::policy::table::{SealRule, Table};
 use crate::policy::{AccessPolicy, AccessRequest, Action, Decision, DenyReason, Role, Verdict};
 
@@ -629,6 +629,10 @@ impl AccessPolicy for ManifestPolicy {
 
     fn explain(&self, req: &AccessRequest<'_>) -> Explanation {
         self.explain_grant(req)
+    }
+
+    fn recipient_rules(&self, recipient: &str) -> Option<RecipientRules> {
+        self.state.load().manifest.recipient(recipient).cloned()
     }
 
     /// Allowed when the manifest defines no categories; otherwise only when some category

@@ -69,6 +69,14 @@ pub enum LintError {
     InheritanceCycle(Vec<String>),
     /// The home region is not 1-16 ASCII letters, digits, `-` or `_`.
     InvalidHomeRegion(String),
+    /// A recipient's `basis` is not one of `consent`, `legal_obligation`, `protection`,
+    /// `affiliate`.
+    UnknownRecipientBasis {
+        /// The recipient.
+        recipient: String,
+        /// The value given.
+        basis: String,
+    },
     /// A role or recipient name is not `[a-z][a-z0-9_]{0,31}` (names are compiled into engine
     /// policy lines, so no separators are allowed).
     InvalidName(String),
@@ -141,6 +149,11 @@ impl fmt::Display for LintError {
             LintError::InvalidHomeRegion(r) => {
                 write!(f, "home_region `{r}` is not 1-16 of [A-Za-z0-9_-]")
             }
+            LintError::UnknownRecipientBasis { recipient, basis } => write!(
+                f,
+                "recipients.{recipient}.basis: unknown basis `{basis}` (expected consent, \
+                 legal_obligation, protection or affiliate)"
+            ),
             LintError::InvalidName(n) => write!(f, "invalid role or recipient name `{n}`"),
             LintError::TooManyRoles { count, max } => {
                 write!(f, "roles: {count} roles defined, at most {max} allowed")

@@ -161,6 +161,78 @@ impl fmt::Display for ExpiryRule {
     }
 }
 
+/// Why a recipient may receive shared data: the four grounds the reference privacy policy
+/// distinguishes (manifest key `basis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecipientBasis {
+    /// Shared only with the subject's explicit consent to sharing with this recipient
+    /// ([`ConsentScope::Share`](crate::ConsentScope::Share) naming it), on top of any consent the
+    /// purpose itself needs. The default when a recipient names no basis.
+    Consent,
+    /// Required by law or by a lawful request of an authority (courts, arbitration
+    /// institutions, regulators).
+    LegalObligation,
+    /// Protecting the rights of the company, its users or the public (fraud prevention,
+    /// network security), within a necessary scope.
+    Protection,
+    /// An affiliate or partner bound to the policy's purposes and to confidentiality.
+    Affiliate,
+}
+
+impl RecipientBasis {
+    /// Every basis.
+    pub const ALL: [RecipientBasis; 4] = [
+        RecipientBasis::Consent,
+        RecipientBasis::LegalObligation,
+        RecipientBasis::Protection,
+        RecipientBasis::Affiliate,
+    ];
+
+    /// The manifest spelling (`consent`, `legal_obligation`, `protection`, `affiliate`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            RecipientBasis::Consent => "consent",
+            RecipientBasis::LegalObligation => "legal_obligation",
+            RecipientBasis::Protection => "protection",
+            RecipientBasis::Affiliate => "affiliate",
+        }
+    }
+
+    /// The basis with this manifest spelling.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.label() == label)
+    }
+
+    /// Whether sharing on this basis needs the subject's consent to share with the recipient.
+    pub const fn needs_consent(self) -> bool {
+        matches!(self, RecipientBasis::Consent)
+    }
+}
+
+impl fmt::Display for RecipientBasis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A sharing recipient as the manifest defines it: why it may receive data and for which
+/// purposes (`[recipients.<name>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRules {
+    /// The ground for sharing with it.
+    pub basis: RecipientBasis,
+    /// The purposes it may receive data for, sorted.
+    pub purposes: BTreeSet<String>,
+}
+
+impl RecipientRules {
+    /// Whether the recipient may receive data shared for `purpose`.
+    pub fn may_receive(&self, purpose: &str) -> bool {
+        self.purposes.contains(purpose)
+    }
+}
+
 /// One purpose's metadata, as the guard needs it for consent, retention and residency checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurposeRules {
@@ -221,7 +293,7 @@ pub struct Manifest {
     pub(crate) categories: BTreeMap<String, Category>,
     pub(crate) purposes: BTreeMap<String, PurposeRules>,
     pub(crate) roles: BTreeMap<String, RoleSpec>,
-    pub(crate) recipients: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) recipients: BTreeMap<String, RecipientRules>,
 }
 
 /// A data category: the field kinds it holds and the purposes they are collected for.
@@ -295,6 +367,11 @@ struct RawRole {
 #[serde(deny_unknown_fields)]
 struct RawRecipient {
     purposes: Vec<String>,
+    #[serde(default)]
+    basis: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -389,7 +466,17 @@ impl Manifest {
     pub fn may_share_with(&self, recipient: &str, purpose: &str) -> bool {
         self.recipients
             .get(recipient)
-            .is_some_and(|p| p.contains(purpose))
+            .is_some_and(|r| r.may_receive(purpose))
+    }
+
+    /// A sharing recipient's basis and purposes, if the manifest defines it.
+    pub fn recipient(&self, name: &str) -> Option<&RecipientRules> {
+        self.recipients.get(name)
+    }
+
+    /// Every recipient name, sorted.
+    pub fn recipients(&self) -> impl Iterator<Item = &str> {
+        self.recipients.keys().map(String::as_str)
     }
 
     /// `role` and every role it inherits from (transitively), `role` first, each once, in
@@ -523,7 +610,23 @@ fn lint(raw: RawManifest) -> Result<Manifest, ManifestError> {
         for p in &r.purposes {
             check_purpose(format!("recipients.{name}.purposes"), p, &mut errs);
         }
-        recipients.insert(name.clone(), r.purposes.iter().cloned().collect());
+        let basis = match r.basis.as_deref() {
+            None => RecipientBasis::Consent,
+            Some(b) => RecipientBasis::from_label(b).unwrap_or_else(|| {
+                errs.push(LintError::UnknownRecipientBasis {
+                    recipient: name.clone(),
+                    basis: b.to_owned(),
+                });
+                RecipientBasis::Consent
+            }),
+        };
+        recipients.insert(
+            name.clone(),
+            RecipientRules {
+                basis,
+                purposes: r.purposes.iter().cloned().collect(),
+            },
+        );
     }
 
     let mut roles = BTreeMap::new();

@@ -26,7 +26,8 @@ pub use engine::{Check, Engine, Explanation, GrantRef, ManifestPolicy};
 pub use error::{LintError, ManifestError, ParseError};
 pub use manifest::{
     CrossBorderRule, ExpiryRule, LegalBasis, MANIFEST_VERSION, MAX_EXPANDED_GRANTS,
-    MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, Region, RoleSpec,
+    MAX_INHERITANCE_DEPTH, MAX_MANIFEST_BYTES, MAX_ROLES, Manifest, PurposeRules, RecipientBasis,
+    RecipientRules, Region, RoleSpec,
 };
 
 /// The identity of whoever asks to open data (a user, a service, a job).
@@ -253,17 +254,21 @@ pub enum DenyReason {
     /// ([`Verified`](crate::Verified)) that the requester is that subject: the proof names
     /// another subject or has expired, or the verifier refused the evidence.
     IdentityNotVerified,
+    /// The recipient of a share is not defined by the policy, or may not receive data for
+    /// this purpose.
+    RecipientNotAllowed,
 }
 
 impl DenyReason {
     /// Every reason.
-    pub const ALL: [DenyReason; 6] = [
+    pub const ALL: [DenyReason; 7] = [
         DenyReason::NotPermitted,
         DenyReason::ConsentMissing,
         DenyReason::Expired,
         DenyReason::CrossBorder,
         DenyReason::PurposeNotAllowedForKind,
         DenyReason::IdentityNotVerified,
+        DenyReason::RecipientNotAllowed,
     ];
 
     /// Stable lower-case label (used in audit records).
@@ -275,6 +280,7 @@ impl DenyReason {
             DenyReason::CrossBorder => "cross_border",
             DenyReason::PurposeNotAllowedForKind => "purpose_not_allowed_for_kind",
             DenyReason::IdentityNotVerified => "identity_not_verified",
+            DenyReason::RecipientNotAllowed => "recipient_not_allowed",
         }
     }
 }
@@ -290,6 +296,9 @@ impl fmt::Display for DenyReason {
                 "the policy does not collect this field kind for this purpose"
             }
             DenyReason::IdentityNotVerified => "the requester is not verified as the data subject",
+            DenyReason::RecipientNotAllowed => {
+                "the policy does not let this recipient receive data for this purpose"
+            }
         })
     }
 }
@@ -365,6 +374,16 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     fn decide_seal(&self, purpose: &str, kind: FieldKind) -> Decision {
         let _ = (purpose, kind);
         Decision::Allow
+    }
+
+    /// The sharing rules of `recipient` (its basis and the purposes it may receive), asked by
+    /// [`Guard::share`](crate::Guard::share) after the role grant for
+    /// [`Action::Share`]. The default defines no recipients, so every share is refused with
+    /// [`DenyReason::RecipientNotAllowed`]. [`ManifestPolicy`] answers from the manifest's
+    /// `[recipients.<name>]` tables.
+    fn recipient_rules(&self, recipient: &str) -> Option<RecipientRules> {
+        let _ = recipient;
+        None
     }
 
     /// Why `request` is allowed or denied. The default reports the decision without a rule.

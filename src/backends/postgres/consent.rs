@@ -53,6 +53,7 @@ fn scope_label(scope: ConsentScope<'_>) -> String {
     match scope {
         ConsentScope::Purpose(p) => format!("purpose:{p}"),
         ConsentScope::CrossBorder => "cross_border".to_owned(),
+        ConsentScope::Share(r) => format!("share:{r}"),
     }
 }
 
