@@ -1,5 +1,6 @@
 //! The website demo, step by step: every promise of the reference privacy policy behaves as
 //! the policy says, and the JSON output carries each step.
+#![cfg(feature = "share")]
 
 #[path = "../examples/website/demo.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -64,6 +65,11 @@ fn every_clause_behaves_as_the_policy_says() {
             "security.audit",
             "rights.erasure",
             "rights.access_report",
+            "rights.identity",
+            "rights.access",
+            "rights.correction",
+            "rights.cancellation",
+            "sharing",
         ] {
             assert!(
                 per_clause.contains_key(clause),

@@ -220,6 +220,7 @@ pub fn run(out: &mut dyn Write, json: bool) -> Result<Vec<Step>, Box<dyn std::er
             Arc::new(FileSubjectKeys::open(data.join("subject-keys"))?),
         ))
         .subject_key_purpose(PurposeId::of::<Marketing>(), SubjectKeyScope::Purpose)
+        .subject_key_purpose(PurposeId::of::<Legal>(), SubjectKeyScope::Purpose)
         .shared_policy(Arc::clone(&policy) as Arc<dyn AccessPolicy>)
         .consent(Arc::clone(&consent))
         .clock(Arc::clone(&clock) as Arc<dyn Clock>)
@@ -673,6 +674,220 @@ pub fn run(out: &mut dyn Write, json: bool) -> Result<Vec<Step>, Box<dyn std::er
         );
     }
 
+    // ------------------------------------------------------------------ sharing
+    r.clause(
+        "sharing",
+        "shared only with consent, with authorities, for protection, or with affiliates bound to the policy",
+    )?;
+    let partner_key = RecipientPrivateKey::generate()?;
+    let authority_key = RecipientPrivateKey::generate()?;
+    let affiliate_key = RecipientPrivateKey::generate()?;
+    let name_of = |n: &str| RecipientName::new(n);
+    let (partner, authorities, affiliates, broker) = (
+        name_of("marketing_partner")?,
+        name_of("authorities")?,
+        name_of("affiliates")?,
+        name_of("data_broker")?,
+    );
+    let newsletter_ctx = row("newsletter", "email", &visitor);
+    let shareable =
+        guard.seal::<Email, Marketing>(&Email::parse("zhang.san@example.com")?, &newsletter_ctx)?;
+    let _ = guard.grant_consent(&web, &visitor, ConsentScope::Purpose("marketing"));
+    r.refused(
+        "marketing shares the email with the mailing partner without the visitor's consent to it",
+        guard.share(
+            &marketer,
+            &shareable,
+            &partner,
+            &partner_key.public_key(),
+            &newsletter_ctx,
+        ),
+        denied(DenyReason::ConsentMissing),
+    );
+    r.allowed(
+        "the visitor agrees to the mailing partner (consent recorded and audited)",
+        guard.grant_consent(&web, &visitor, ConsentScope::Share("marketing_partner")),
+        |_| String::new(),
+    );
+    let pkg = r.allowed(
+        "marketing shares it, encrypted to the partner's public key (HPKE)",
+        guard.share(
+            &marketer,
+            &shareable,
+            &partner,
+            &partner_key.public_key(),
+            &newsletter_ctx,
+        ),
+        |p| format!("{}…", &p.to_text()[..24]),
+    );
+    if let Some(pkg) = &pkg {
+        let mk = PurposeId::of::<Marketing>();
+        r.allowed(
+            "the partner opens it with its private key alone",
+            open_shared(&partner_key, pkg, &partner, &mk, &newsletter_ctx),
+            |v| v.mask(),
+        );
+        r.refused(
+            "another recipient's key cannot open the package",
+            open_shared(&affiliate_key, pkg, &partner, &mk, &newsletter_ctx),
+            |e| matches!(e, Error::Integrity),
+        );
+    }
+    r.allowed(
+        "the visitor withdraws the partner consent",
+        guard.withdraw_consent(&web, &visitor, ConsentScope::Share("marketing_partner")),
+        |_| String::new(),
+    );
+    r.refused(
+        "the next share to the partner",
+        guard.share(
+            &marketer,
+            &shareable,
+            &partner,
+            &partner_key.public_key(),
+            &newsletter_ctx,
+        ),
+        denied(DenyReason::ConsentMissing),
+    );
+    let _ = guard.withdraw_consent(&web, &visitor, ConsentScope::Purpose("marketing"));
+    if let Some(held) = &held_id {
+        r.allowed(
+            "legal counsel discloses the ID number to a court (legal obligation, no consent needed)",
+            guard.share(&counsel, held, &authorities, &authority_key.public_key(), &legal_ctx),
+            |_| String::new(),
+        );
+        r.allowed(
+            "the disclosure's court order is recorded as an application event",
+            guard.record_event(
+                &counsel,
+                &AppEvent::new(AppEventName::new("court_order")?)
+                    .purpose(PurposeId::of::<Legal>())
+                    .kind(FieldKind::IdNumber)
+                    .context(legal_ctx.clone())
+                    .recipient(authorities.clone())
+                    .reference(Reference::new("CASE-2026-0117")?),
+            ),
+            |_| String::new(),
+        );
+    }
+    if let Some(phone) = &phone {
+        r.allowed(
+            "the support lead passes the inquiry phone to an affiliate (service purpose)",
+            guard.share(
+                &lead,
+                phone,
+                &affiliates,
+                &affiliate_key.public_key(),
+                &inq("phone"),
+            ),
+            |_| String::new(),
+        );
+        r.refused(
+            "a share to a recipient the policy does not name",
+            guard.share(
+                &lead,
+                phone,
+                &broker,
+                &affiliate_key.public_key(),
+                &inq("phone"),
+            ),
+            denied(DenyReason::RecipientNotAllowed),
+        );
+    }
+    if let Some(ip) = &ip {
+        r.allowed(
+            "the security analyst reports the abusive IP to the security partner (protection)",
+            guard.share(
+                &analyst,
+                ip,
+                &name_of("security_partner")?,
+                &affiliate_key.public_key(),
+                &row("visits", "ip", &visitor),
+            ),
+            |_| String::new(),
+        );
+    }
+
+    // ------------------------------------------------------------------ rights: access, correction
+    r.clause(
+        "rights.identity",
+        "the person exercises their rights after identity verification",
+    )?;
+    let codes = OneTimeCodes::new(Arc::clone(&clock) as Arc<dyn Clock>, 600);
+    let code = codes.issue(&visitor)?; // sent by text message to the verified phone
+    r.refused(
+        "a wrong code",
+        guard.verify_identity(&codes, &visitor, &Evidence::new(b"00000000".to_vec())),
+        denied(DenyReason::IdentityNotVerified),
+    );
+    let proof = r.allowed(
+        "the code sent to the visitor's phone",
+        guard.verify_identity(&codes, &visitor, &code),
+        |p| format!("verified by {}", p.method()),
+    );
+    let other_proof = codes
+        .issue(&other)
+        .and_then(|c| guard.verify_identity(&codes, &other, &c))?;
+    if let (Some(proof), Some(phone), Some(email), Some(name)) = (&proof, &phone, &email, &name) {
+        r.clause(
+            "rights.access",
+            "the person may obtain a copy of their data",
+        )?;
+        let held: Vec<(AnySealed, Context)> = vec![
+            (AnySealed::from(name.clone()), inq("name")),
+            (AnySealed::from(phone.clone()), inq("phone")),
+            (AnySealed::from(email.clone()), inq("email")),
+        ];
+        r.refused(
+            "an export with another person's proof",
+            guard.export_subject(
+                &dpo,
+                &visitor,
+                &other_proof,
+                held.iter().map(|(s, c)| (s, c)),
+                None,
+            ),
+            denied(DenyReason::IdentityNotVerified),
+        );
+        r.allowed(
+            "the DPO exports the visitor's data as JSON (values, purposes, retention)",
+            guard.export_subject(
+                &dpo,
+                &visitor,
+                proof,
+                held.iter().map(|(s, c)| (s, c)),
+                None,
+            ),
+            |x| {
+                format!(
+                    "{} values, {} withheld",
+                    x.values().len(),
+                    x.withheld().len()
+                )
+            },
+        );
+        r.clause("rights.correction", "the person may correct their data")?;
+        let corrected = r.allowed(
+            "the visitor's new phone number replaces the old one, in the same row",
+            guard.correct(
+                &dpo,
+                &visitor,
+                proof,
+                &AnySealed::from(phone.clone()),
+                &inq("phone"),
+                &AnyValue::parse(FieldKind::PhoneNumber, "139 0000 1111")?,
+            ),
+            |_| String::new(),
+        );
+        if let Some(c) = &corrected {
+            r.allowed(
+                "the agent now sees the new number",
+                guard.mask_any(&agent, c, &inq("phone")),
+                Clone::clone,
+            );
+        }
+    }
+
     // ------------------------------------------------------------------ rights: erasure
     r.clause(
         "rights.erasure",
@@ -759,6 +974,79 @@ pub fn run(out: &mut dyn Write, json: bool) -> Result<Vec<Step>, Box<dyn std::er
         );
     }
     let _ = address;
+    let janitor = Accessor::new("retention-job", [Role::new("retention_job")]);
+    let stored: Vec<String> = [
+        account_email.as_ref().map(Sealed::to_text),
+        ip.as_ref().map(Sealed::to_text),
+        visit_ip.as_ref().map(Sealed::to_text),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let swept = r.allowed(
+        "the nightly sweep reads only headers: keep, delete or anonymize-then-delete",
+        guard.retention_sweep(&janitor, stored.iter()),
+        |rep| {
+            format!(
+                "keep {}, delete {}, anonymize then delete {}",
+                rep.total.keep, rep.total.delete, rep.total.anonymize_then_delete
+            )
+        },
+    );
+    r.check(
+        "the account email is kept, the security IP deleted, the analytics IP anonymized first",
+        swept.as_ref().is_some_and(|rep| {
+            let d: Vec<_> = rep
+                .items
+                .iter()
+                .map(|i| i.as_ref().map(|i| i.decision).ok())
+                .collect();
+            matches!(
+                d.as_slice(),
+                [
+                    Some(RetentionDecision::Keep { .. }),
+                    Some(RetentionDecision::Delete),
+                    Some(RetentionDecision::AnonymizeThenDelete)
+                ]
+            )
+        }),
+        String::new(),
+    );
+
+    r.clause(
+        "rights.cancellation",
+        "the person may cancel their account; data under a legal hold is kept",
+    )?;
+    if let Some(stale) = &proof {
+        r.refused(
+            "with last year's proof of identity",
+            guard.cancel_account(&dpo, &visitor, stale),
+            denied(DenyReason::IdentityNotVerified),
+        );
+    }
+    let fresh = codes
+        .issue(&visitor)
+        .and_then(|c| guard.verify_identity(&codes, &visitor, &c));
+    if let Some(proof) = r.allowed("a fresh code sent to the visitor", fresh, |_| String::new()) {
+        r.allowed(
+            "the DPO cancels the visitor's account",
+            guard.cancel_account(&dpo, &visitor, &proof),
+            |c| {
+                format!(
+                    "erased: {:?}, held: {:?}",
+                    c.erased.iter().map(PurposeId::as_str).collect::<Vec<_>>(),
+                    c.held.iter().map(PurposeId::as_str).collect::<Vec<_>>()
+                )
+            },
+        );
+    }
+    if let Some(held) = &held_id {
+        r.allowed(
+            "the legal record (held by law) still opens for counsel",
+            guard.mask(&counsel, held, &legal_ctx),
+            Clone::clone,
+        );
+    }
 
     // ------------------------------------------------------------------ audit
     r.clause(
@@ -787,6 +1075,28 @@ pub fn run(out: &mut dyn Write, json: bool) -> Result<Vec<Step>, Box<dyn std::er
             && report.iter().any(|a| a.principal == "mia")
             && report.iter().all(|a| a.principal != "ivan"),
         format!("{} reads: {}", report.len(), readers.join("; ")),
+    );
+    let trail = verified.subject_events(&pseudonyms, &visitor)?;
+    let shares: Vec<String> = trail
+        .iter()
+        .filter(|(_, e)| e.recipient.is_some())
+        .map(|(_, e)| {
+            format!(
+                "{} {} to {}",
+                e.principal,
+                e.action,
+                e.recipient.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    r.check(
+        "the visitor's full trail names every share and disclosure, with its recipient",
+        shares.iter().any(|s| s.contains("marketing_partner"))
+            && shares
+                .iter()
+                .any(|s| s.contains("app.court_order to authorities"))
+            && trail.iter().any(|(_, e)| e.action == "consent.withdraw"),
+        format!("{} records; shares: {}", trail.len(), shares.join("; ")),
     );
     r.clause(
         "security.audit",
