@@ -1,6 +1,7 @@
 //! Optional `tracing` instrumentation (feature `tracing`).
 //!
-//! Every guard operation runs in a span named `fieldseal.<operation>` (target `fieldseal`) with
+//! Every guard operation (seal, reveal, mask, rewrap, repurpose, erase, batch rewrap, share,
+//! anonymize, index) runs in a span named `fieldseal.<operation>` (target `fieldseal`) with
 //! the fields `kind`, `purpose`, `action`, `key_version` (of the value opened), `new_key_version`
 //! (of the value sealed), `decision` (the audit outcome label), `latency_us` and `result` (`ok`
 //! or the error's class); each decision handed to the audit sink is also an event. The audit
@@ -30,6 +31,9 @@ pub(crate) enum Op {
     Repurpose,
     Erase,
     RewrapBatch,
+    Share,
+    Anonymize,
+    Index,
 }
 
 /// The class of an error: a fixed label, never the message.
@@ -135,6 +139,14 @@ mod imp {
                     kind,
                     Action::Rewrap.label()
                 ),
+                Op::Share => op_span!("fieldseal.share", purpose, kind, Action::Share.label()),
+                Op::Anonymize => op_span!(
+                    "fieldseal.anonymize",
+                    purpose,
+                    kind,
+                    Action::Anonymize.label()
+                ),
+                Op::Index => op_span!("fieldseal.index", purpose, kind, Action::Index.label()),
             };
             let started = (!span.is_disabled()).then(Instant::now);
             Self { span, started }

@@ -317,6 +317,27 @@ fn exercise(dir: &std::path::Path) -> Vec<String> {
         Err(Error::Audit(_))
     ));
 
+    // Analytics: an anonymization and blind-index terms (keyed digests of the canary value).
+    ok(guard.anonymize(&who, &email, &c, Anonymization::Pseudonym));
+    let login = ok(BlindIndex::<Email, Service>::builder("login")
+        .expected_rows(1_000)
+        .distinct_values(1_000)
+        .build());
+    let term = ok(guard.blind_index_sealed(&who, &email, &c, &login));
+    let query = ok(guard.index_query(&who, &ok(Email::parse(EMAIL)), &c, &login));
+    assert!(query.matches(&term));
+    // A share the policy refuses (an allow list names no recipients), with its span.
+    #[cfg(feature = "share")]
+    {
+        let key = ok(RecipientPrivateKey::generate());
+        let to = ok(RecipientName::new("affiliates"));
+        assert!(
+            guard
+                .share(&who, &email, &to, &key.public_key(), &c)
+                .is_err()
+        );
+    }
+
     // The async path.
     let rt = ok(tokio::runtime::Builder::new_current_thread().build());
     let revealed = ok(rt.block_on(guard.reveal_async(&who, &rewrapped, &c)));
@@ -406,6 +427,10 @@ fn no_canary_reaches_a_span_or_event_and_every_operation_is_traced() {
         "fieldseal.repurpose",
         "fieldseal.erase",
         "fieldseal.rewrap_batch",
+        "fieldseal.anonymize",
+        "fieldseal.index",
+        #[cfg(feature = "share")]
+        "fieldseal.share",
         "fieldseal.audit.append",
         "fieldseal.audit.checkpoint",
         "fieldseal.audit.batch",

@@ -17,6 +17,7 @@ use crate::index::{BlindIndex, IndexQuery, IndexTerm};
 use crate::policy::{AccessRequest, Accessor, Action, Decision};
 use crate::purpose::{Purpose, PurposeId};
 use crate::sealed::Sealed;
+use crate::telemetry::{Op, OpSpan};
 
 impl Guard {
     /// The anonymized form of `sealed` (a keyed pseudonym, an IP network, a birth year, an age
@@ -74,7 +75,9 @@ impl Guard {
             action: Action::Anonymize,
             site,
         };
-        self.open_as(&req, |plain| self.anonymized(F::KIND, &purpose, plain, how))
+        let op = OpSpan::start(Op::Anonymize, P::LABEL, Some(F::KIND));
+        op.key_version(env.key_version);
+        op.run(|| self.open_as(&req, |plain| self.anonymized(F::KIND, &purpose, plain, how)))
     }
 
     /// [`Guard::anonymize`] for an envelope whose kind and purpose are read from its header.
@@ -101,8 +104,12 @@ impl Guard {
             action: Action::Anonymize,
             site,
         };
-        self.open_as(&req, |plain| {
-            self.anonymized(env.kind, &purpose, plain, how)
+        let op = OpSpan::start(Op::Anonymize, purpose.as_str(), Some(env.kind));
+        op.key_version(env.key_version);
+        op.run(|| {
+            self.open_as(&req, |plain| {
+                self.anonymized(env.kind, &purpose, plain, how)
+            })
         })
     }
 
@@ -177,13 +184,16 @@ impl Guard {
     ) -> Result<IndexTerm, Error> {
         let site = Location::caller();
         let purpose = PurposeId::of::<P>();
-        let mut event = self.decide_fresh(accessor, &purpose, F::KIND, context, site)?;
-        let term = self.keyring.active_prk().map(|(version, prk)| {
-            let plain = value.canonical_bytes();
-            index.term(version, &prk, &plain)
-        });
-        self.record_failure(&term, &mut event);
-        term
+        let op = OpSpan::start(Op::Index, P::LABEL, Some(F::KIND));
+        op.run(|| {
+            let mut event = self.decide_fresh(accessor, &purpose, F::KIND, context, site)?;
+            let term = self.keyring.active_prk().map(|(version, prk)| {
+                let plain = value.canonical_bytes();
+                index.term(version, &prk, &plain)
+            });
+            self.record_failure(&term, &mut event);
+            term
+        })
     }
 
     /// The terms of `value` under every key version that still opens (active first), for an
@@ -202,7 +212,20 @@ impl Guard {
     ) -> Result<IndexQuery, Error> {
         let site = Location::caller();
         let purpose = PurposeId::of::<P>();
-        let mut event = self.decide_fresh(accessor, &purpose, F::KIND, context, site)?;
+        let op = OpSpan::start(Op::Index, P::LABEL, Some(F::KIND));
+        op.run(|| self.index_query_traced(accessor, &purpose, value, context, index, site))
+    }
+
+    fn index_query_traced<F: Field, P: Purpose>(
+        &self,
+        accessor: &Accessor,
+        purpose: &PurposeId,
+        value: &F,
+        context: &Context,
+        index: &BlindIndex<F, P>,
+        site: &'static Location<'static>,
+    ) -> Result<IndexQuery, Error> {
+        let mut event = self.decide_fresh(accessor, purpose, F::KIND, context, site)?;
         let plain = value.canonical_bytes();
         let terms: Vec<IndexTerm> = self
             .keyring
@@ -245,11 +268,15 @@ impl Guard {
             action: Action::Index,
             site,
         };
-        self.open_as(&req, |plain| {
-            // One canonical form per value: terms of equal values always agree.
-            F::from_canonical(plain)?;
-            let (version, prk) = self.keyring.active_prk()?;
-            Ok(index.term(version, &prk, plain))
+        let op = OpSpan::start(Op::Index, P::LABEL, Some(F::KIND));
+        op.key_version(env.key_version);
+        op.run(|| {
+            self.open_as(&req, |plain| {
+                // One canonical form per value: terms of equal values always agree.
+                F::from_canonical(plain)?;
+                let (version, prk) = self.keyring.active_prk()?;
+                Ok(index.term(version, &prk, plain))
+            })
         })
     }
 

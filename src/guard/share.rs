@@ -16,6 +16,7 @@ use crate::policy::{Accessor, Action, ConsentScope, Decision, DenyReason};
 use crate::purpose::{Purpose, PurposeId};
 use crate::sealed::Sealed;
 use crate::share::{RecipientPublicKey, SharedPackage, binding, hpke_seal, write_header};
+use crate::telemetry::{Op, OpSpan};
 
 impl Guard {
     /// Re-encrypts `sealed` to `recipient`'s public key, for the purpose it was sealed for, so
@@ -97,6 +98,17 @@ impl Guard {
     }
 
     fn share_core(
+        &self,
+        req: &OpenRequest<'_>,
+        recipient: &RecipientName,
+        public_key: &RecipientPublicKey,
+    ) -> Result<SharedPackage, Error> {
+        let op = OpSpan::start(Op::Share, req.purpose.as_str(), Some(req.env.kind));
+        op.key_version(req.env.key_version);
+        op.run(|| self.share_traced(req, recipient, public_key))
+    }
+
+    fn share_traced(
         &self,
         req: &OpenRequest<'_>,
         recipient: &RecipientName,
