@@ -31,6 +31,7 @@ pub(crate) enum Op {
     Repurpose,
     Erase,
     RewrapBatch,
+    #[cfg(feature = "share")]
     Share,
     Anonymize,
     Index,
@@ -139,6 +140,7 @@ mod imp {
                     kind,
                     Action::Rewrap.label()
                 ),
+                #[cfg(feature = "share")]
                 Op::Share => op_span!("fieldseal.share", purpose, kind, Action::Share.label()),
                 Op::Anonymize => op_span!(
                     "fieldseal.anonymize",
