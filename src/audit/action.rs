@@ -222,6 +222,18 @@ mod tests {
     }
 
     #[test]
+    fn access_names_the_policy_action_only_for_accesses() {
+        for a in Action::ALL {
+            assert_eq!(AuditAction::Access(a).access(), Some(a));
+            assert_eq!(AuditAction::from(a), a);
+        }
+        assert_eq!(AuditAction::ConsentGranted.access(), None);
+        assert_ne!(AuditAction::ConsentGranted, Action::Reveal);
+        let app = AppEventName::new("export_posted").map(AuditAction::Application);
+        assert_eq!(app.ok().and_then(|a| a.access()), None);
+    }
+
+    #[test]
     fn names_and_references_are_checked() {
         for bad in ["", "A", "1a", "a-b", "a b", "é", &"a".repeat(33)] {
             assert!(RecipientName::new(bad).is_err(), "{bad:?}");
