@@ -234,6 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn display_is_the_stored_label() {
+        let all = Action::ALL
+            .into_iter()
+            .map(AuditAction::Access)
+            .chain([AuditAction::PolicyReloaded, AuditAction::Cancelled]);
+        for a in all {
+            assert_eq!(a.to_string(), a.label());
+        }
+        let name =
+            AppEventName::new("court_order").map(|n| (n.as_str(), AuditAction::Application(n)));
+        assert_eq!(
+            name.map(|(s, a)| (s, a.to_string())).ok(),
+            Some(("court_order", "app.court_order".to_owned()))
+        );
+        let r = RecipientName::new("authorities").map(|r| r.to_string());
+        assert_eq!(r.ok().as_deref(), Some("authorities"));
+        let x = Reference::new("CASE-1").map(|r| (r.to_string(), r.as_str().to_owned()));
+        assert_eq!(x.ok(), Some(("CASE-1".to_owned(), "CASE-1".to_owned())));
+    }
+
+    #[test]
     fn names_and_references_are_checked() {
         for bad in ["", "A", "1a", "a-b", "a b", "é", &"a".repeat(33)] {
             assert!(RecipientName::new(bad).is_err(), "{bad:?}");
