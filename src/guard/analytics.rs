@@ -75,9 +75,9 @@ impl Guard {
             action: Action::Anonymize,
             site,
         };
-        let op = OpSpan::start(Op::Anonymize, P::LABEL, Some(F::KIND));
-        op.key_version(env.key_version);
-        op.run(|| self.open_as(&req, |plain| self.anonymized(F::KIND, &purpose, plain, how)))
+        self.open_traced(Op::Anonymize, &req, |plain| {
+            self.anonymized(F::KIND, &purpose, plain, how)
+        })
     }
 
     /// [`Guard::anonymize`] for an envelope whose kind and purpose are read from its header.
@@ -104,12 +104,8 @@ impl Guard {
             action: Action::Anonymize,
             site,
         };
-        let op = OpSpan::start(Op::Anonymize, purpose.as_str(), Some(env.kind));
-        op.key_version(env.key_version);
-        op.run(|| {
-            self.open_as(&req, |plain| {
-                self.anonymized(env.kind, &purpose, plain, how)
-            })
+        self.open_traced(Op::Anonymize, &req, |plain| {
+            self.anonymized(env.kind, &purpose, plain, how)
         })
     }
 
@@ -268,15 +264,11 @@ impl Guard {
             action: Action::Index,
             site,
         };
-        let op = OpSpan::start(Op::Index, P::LABEL, Some(F::KIND));
-        op.key_version(env.key_version);
-        op.run(|| {
-            self.open_as(&req, |plain| {
-                // One canonical form per value: terms of equal values always agree.
-                F::from_canonical(plain)?;
-                let (version, prk) = self.keyring.active_prk()?;
-                Ok(index.term(version, &prk, plain))
-            })
+        self.open_traced(Op::Index, &req, |plain| {
+            // One canonical form per value: terms of equal values always agree.
+            F::from_canonical(plain)?;
+            let (version, prk) = self.keyring.active_prk()?;
+            Ok(index.term(version, &prk, plain))
         })
     }
 

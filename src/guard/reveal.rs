@@ -69,9 +69,9 @@ impl Guard {
             action: Action::Reveal,
             site,
         };
-        let op = OpSpan::start(Op::Reveal, P::LABEL, Some(F::KIND));
-        op.key_version(env.key_version);
-        op.run(|| self.open_as(&req, |plain| Ok(Revealed::new(F::from_canonical(plain)?))))
+        self.open_traced(Op::Reveal, &req, |plain| {
+            Ok(Revealed::new(F::from_canonical(plain)?))
+        })
     }
 
     /// The masked rendering of `sealed` (e.g. `+86 138****8000`), for an accessor allowed to
@@ -98,9 +98,7 @@ impl Guard {
             action: Action::Mask,
             site,
         };
-        let op = OpSpan::start(Op::Mask, P::LABEL, Some(F::KIND));
-        op.key_version(env.key_version);
-        op.run(|| self.open_as(&req, |plain| Ok(F::from_canonical(plain)?.mask())))
+        self.open_traced(Op::Mask, &req, |plain| Ok(F::from_canonical(plain)?.mask()))
     }
 
     /// Opens an envelope whose kind and purpose are read from its header: the dynamic form of
@@ -131,12 +129,8 @@ impl Guard {
             action: Action::Reveal,
             site,
         };
-        let op = OpSpan::start(Op::Reveal, purpose.as_str(), Some(env.kind));
-        op.key_version(env.key_version);
-        op.run(|| {
-            self.open_as(&req, |plain| {
-                Ok(AnyRevealed::from_canonical(env.kind, plain)?)
-            })
+        self.open_traced(Op::Reveal, &req, |plain| {
+            Ok(AnyRevealed::from_canonical(env.kind, plain)?)
         })
     }
 
@@ -163,12 +157,8 @@ impl Guard {
             action: Action::Mask,
             site,
         };
-        let op = OpSpan::start(Op::Mask, purpose.as_str(), Some(env.kind));
-        op.key_version(env.key_version);
-        op.run(|| {
-            self.open_as(&req, |plain| {
-                Ok(AnyRevealed::from_canonical(env.kind, plain)?.mask())
-            })
+        self.open_traced(Op::Mask, &req, |plain| {
+            Ok(AnyRevealed::from_canonical(env.kind, plain)?.mask())
         })
     }
 
@@ -187,6 +177,19 @@ impl Guard {
         })?;
         // `open_core` calls `finish` exactly once when it returns `Ok`.
         out.ok_or(Error::Integrity)
+    }
+
+    /// [`Guard::open_as`] inside the operation's span (`op`, for the request's purpose and
+    /// kind, with the opened value's key version): the one entry of every public opening call.
+    pub(super) fn open_traced<T>(
+        &self,
+        op: Op,
+        req: &OpenRequest<'_>,
+        finish: impl FnOnce(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let span = OpSpan::start(op, req.purpose.as_str(), Some(req.env.kind));
+        span.key_version(req.env.key_version);
+        span.run(|| self.open_as(req, finish))
     }
 
     /// The one opening path, for every kind, purpose and action: decision, record, decryption,
