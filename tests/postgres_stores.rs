@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::*;
 use fieldseal::builtin::{Marketing, Service};
-use fieldseal::postgres::{PgConsent, PgSubjectKeys};
+use fieldseal::postgres::{PgAuditSink, PgCheckpointer, PgConsent, PgSubjectKeys, verify_pg};
 use fieldseal::*;
 use pg::{fresh, psql};
 
@@ -254,6 +254,136 @@ fn subject_keys_in_the_table_and_erasure_across_instances() {
             .as_deref(),
         Some("3")
     );
+}
+
+/// Erasure records (allowed `erase` rows) in the audit table.
+fn erase_rows(db: &pg::PgDb) -> String {
+    psql(
+        &db.owner,
+        "SELECT count(*) FROM fieldseal_audit WHERE action = 'erase' AND outcome = 'allowed'",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn an_erasure_and_its_record_commit_in_one_transaction() {
+    let Some(db) = fresh("erase_tx") else { return };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kek = Arc::new(FileKek::create(dir.path().join("kek")).unwrap_or_else(|e| panic!("{e}")));
+    let audit_key = [0x55; 32];
+    let sink = Arc::new(
+        PgAuditSink::builder(&db.writer)
+            .key(AuditKey::from_bytes(audit_key))
+            .connect()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let checkpointer = PgCheckpointer::new(
+        &db.checkpoint,
+        &AuditKey::from_bytes(audit_key),
+        CheckpointSigningKey::from_bytes(CKPT_KEY),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    checkpointer
+        .checkpoint()
+        .unwrap_or_else(|e| panic!("genesis: {e}"));
+    let store =
+        Arc::new(PgSubjectKeys::with_audit(Arc::clone(&sink)).unwrap_or_else(|e| panic!("{e}")));
+    let guard = Guard::builder()
+        .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+        .policy(allow_all(&["service", "marketing"]))
+        .audit(Arc::clone(&sink))
+        .subject_keys(SubjectKeys::new(kek, store))
+        .subject_key_purpose(PurposeId::of::<Marketing>(), SubjectKeyScope::Purpose)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let email = Email::parse("li.si@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let sealed: Sealed<Email, Marketing> =
+        guard.seal(&email, &ctx()).unwrap_or_else(|e| panic!("{e}"));
+    let marketing = PurposeId::of::<Marketing>();
+    let erase = || {
+        guard.erase(
+            &tester(),
+            &SubjectId::new(SUBJECT),
+            Erasure::Purpose(&marketing),
+        )
+    };
+
+    // The deletion fails inside the transaction: the record is rolled back with it.
+    psql(
+        &db.superuser,
+        "CREATE FUNCTION no_delete() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no'; END $$; \
+         CREATE TRIGGER no_delete BEFORE DELETE ON fieldseal_subject_keys \
+         FOR EACH ROW EXECUTE FUNCTION no_delete()",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(erase(), Err(Error::Audit(_))));
+    assert_eq!(
+        erase_rows(&db),
+        "0",
+        "no record of an erasure that did not happen"
+    );
+    assert!(guard.reveal(&tester(), &sealed, &ctx()).is_ok());
+    psql(
+        &db.superuser,
+        "DROP TRIGGER no_delete ON fieldseal_subject_keys",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // The record fails: the keys stay.
+    psql(
+        &db.superuser,
+        "CREATE TRIGGER no_erase_row BEFORE INSERT ON fieldseal_audit FOR EACH ROW \
+         WHEN (NEW.action = 'erase') EXECUTE FUNCTION no_delete()",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(erase(), Err(Error::Audit(_))));
+    assert!(
+        guard.reveal(&tester(), &sealed, &ctx()).is_ok(),
+        "the key is still there"
+    );
+    psql(
+        &db.superuser,
+        "DROP TRIGGER no_erase_row ON fieldseal_audit",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Both succeed together; the chain holds every record and verifies.
+    let keys_before: u32 = psql(&db.owner, "SELECT count(*) FROM fieldseal_subject_keys")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = erase().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.keys_deleted, 1);
+    assert_eq!(erase_rows(&db), "1");
+    let keys_after: u32 = psql(&db.owner, "SELECT count(*) FROM fieldseal_subject_keys")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(keys_before - keys_after, 2, "the key and its slot");
+    assert!(matches!(
+        guard.reveal(&tester(), &sealed, &ctx()),
+        Err(Error::Key(KeyError::Erased))
+    ));
+    checkpointer.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+    let verified = verify_pg(&db.owner, &AuditKey::from_bytes(audit_key), &ckpt_public())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        verified.fault, None,
+        "the rolled-back attempts left no trace in the chain"
+    );
+    // Two reveals around the failed attempts, the erasure, then a reveal allowed by policy
+    // whose key is gone: nothing of the rolled-back attempts.
+    let rows = psql(
+        &db.owner,
+        "SELECT string_agg(action || ':' || outcome, ',' ORDER BY seq) FROM fieldseal_audit",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rows,
+        "reveal:allowed,reveal:allowed,erase:allowed,reveal:allowed,reveal:failed:erased"
+    );
+    assert_eq!(verified.entries, 5);
 }
 
 #[test]

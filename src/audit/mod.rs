@@ -225,6 +225,15 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
         let recorded = self.record(event);
         Box::pin(std::future::ready(recorded))
     }
+
+    /// The address of the sink that actually records: a wrapper that only forwards (as
+    /// `Arc<S>` does) returns its inner sink's. A subject-key store that can carry an erasure's
+    /// record in its own transaction compares it with its sink's to know it is recording to
+    /// that very sink. The default, the sink's own address, is right for every sink that
+    /// records itself.
+    fn instance(&self) -> *const () {
+        std::ptr::from_ref(self).cast()
+    }
 }
 
 /// The future of [`AuditSink::record_async`]: owns everything it needs.
@@ -351,5 +360,8 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
     }
     fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
         (**self).record_async(event)
+    }
+    fn instance(&self) -> *const () {
+        (**self).instance()
     }
 }

@@ -389,12 +389,20 @@ impl Guard {
                 count: None,
                 detail: Detail::NONE,
             };
-            // Recorded before the key is destroyed: an erasure is never unaudited.
+            // Recorded with (or, for stores that cannot share a transaction with the sink,
+            // before) the key's destruction: an erasure is never unaudited.
             decided(&event);
-            self.audit.record(&event)?;
             let scope = scope_label(*scope, purpose.as_str());
-            if !done.contains(&scope) {
-                if let Some(id) = keys.destroy(subject.expose_secret().as_bytes(), scope)? {
+            if done.contains(&scope) {
+                self.audit.record(&event)?;
+            } else {
+                let destroyed = keys.destroy_audited(
+                    subject.expose_secret().as_bytes(),
+                    scope,
+                    &*self.audit,
+                    &event,
+                )?;
+                if let Some(id) = destroyed {
                     report.keys_deleted += 1;
                     self.keyring.forget_subject(&id);
                 }

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 use super::provider::KeyProvider;
 use crate::Error;
+use crate::audit::{AuditEvent, AuditSink};
 use crate::crypto::kdf::{hmac_sha256, push_lp};
 use crate::error::KeyError;
 
@@ -63,6 +64,39 @@ pub trait SubjectKeyStore: Send + Sync + fmt::Debug {
         let found = self.get(id);
         Box::pin(std::future::ready(found))
     }
+
+    /// Records an erasure's `event` in `audit` and deletes the keys `ids`, as one unit where the
+    /// store can make it one ([`Guard::erase`](crate::Guard::erase) calls it).
+    ///
+    /// The default records first, then deletes: an erasure is never unaudited, but a crash in
+    /// between leaves an audited erasure whose keys still exist until it is retried. A store
+    /// sharing a transaction with its audit sink overrides it (`postgres::PgSubjectKeys` made
+    /// with `with_audit`, feature `postgres`, when `audit` is that sink).
+    ///
+    /// # Errors
+    /// [`Error::Audit`] if the record is refused (nothing is deleted), storage failures.
+    fn delete_audited(
+        &self,
+        ids: &[SubjectKeyId],
+        audit: &dyn AuditSink,
+        event: &AuditEvent<'_>,
+    ) -> Result<(), Error> {
+        record_then_delete(self, ids, audit, event)
+    }
+}
+
+/// [`SubjectKeyStore::delete_audited`]'s default: the record, then each deletion.
+pub(crate) fn record_then_delete<S: SubjectKeyStore + ?Sized>(
+    store: &S,
+    ids: &[SubjectKeyId],
+    audit: &dyn AuditSink,
+    event: &AuditEvent<'_>,
+) -> Result<(), Error> {
+    audit.record(event)?;
+    for id in ids {
+        store.delete(id)?;
+    }
+    Ok(())
 }
 
 /// The future of [`SubjectKeyStore::get_async`]: owns everything it needs.
@@ -355,17 +389,22 @@ impl SubjectKeys {
     }
 
     /// Destroys the current key of `subject` for `scope` (the key and its slot, in the store
-    /// and in memory); returns its id if there was one.
+    /// and in memory) and records `event`, through [`SubjectKeyStore::delete_audited`]; returns
+    /// the key's id if there was one. Without a key, only `event` is recorded.
     ///
     /// # Errors
-    /// Store and provider errors.
-    pub(crate) fn destroy(
+    /// [`Error::Audit`] if the record is refused (nothing is destroyed); store and provider
+    /// errors.
+    pub(crate) fn destroy_audited(
         &self,
         subject: &[u8],
         scope: &str,
+        audit: &dyn AuditSink,
+        event: &AuditEvent<'_>,
     ) -> Result<Option<SubjectKeyId>, Error> {
         let slot = self.slot(subject, scope)?;
         let Some(pointer) = self.store.get(&slot)? else {
+            audit.record(event)?;
             return Ok(None);
         };
         let raw = self
@@ -375,10 +414,12 @@ impl SubjectKeys {
             .as_slice()
             .try_into()
             .map_err(|_| KeyError::InvalidLength)?;
-        // The key first: once it is gone nothing opens, whatever happens to the slot.
-        self.store.delete(&id)?;
+        // The key before its slot: should a store delete one at a time, once the key is gone
+        // nothing opens, whatever happens to the slot.
+        let deleted = self.store.delete_audited(&[id, slot], audit, event);
+        // Forgotten in memory even if the store failed part way: the next use reads the store.
         self.cache()?.remove(&id);
-        self.store.delete(&slot)?;
+        deleted?;
         Ok(Some(id))
     }
 

@@ -17,6 +17,7 @@ use crate::audit::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuditError, AuditErrorKind};
+use crate::keys::SubjectKeyId;
 use crate::telemetry::{SinkOp, SinkSpan};
 
 const LOCK_HEAD: &str = "SELECT seq, mac FROM fieldseal_audit_head WHERE id FOR UPDATE";
@@ -24,6 +25,8 @@ const INSERT: &str = "INSERT INTO fieldseal_audit (seq, time, subject, action, o
      SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
      $6::bytea[], $7::bytea[], $8::text[])";
 const UPDATE_HEAD: &str = "UPDATE fieldseal_audit_head SET seq = $1, mac = $2 WHERE id";
+/// An erasure's key deletion, in the transaction carrying its record.
+const DELETE_KEYS: &str = "DELETE FROM fieldseal_subject_keys WHERE id = ANY($1::bytea[])";
 
 /// Configures and connects a [`PgAuditSink`].
 pub struct PgAuditSinkBuilder {
@@ -106,6 +109,7 @@ impl PgAuditSinkBuilder {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let writer = Writer {
+            held: None,
             config,
             conn: Some(conn),
             mac: ChainMac::new(key.mac_key()),
@@ -118,6 +122,7 @@ impl PgAuditSinkBuilder {
             queue: tx,
             pseudonym: key.pseudonym_key(),
             stats,
+            url: self.url,
             _worker: worker,
         })
     }
@@ -154,6 +159,8 @@ pub struct PgAuditSink {
     queue: mpsc::UnboundedSender<Job>,
     pseudonym: PseudonymKey,
     stats: Arc<Stats>,
+    /// For a subject-key store in the same database ([`PgSubjectKeys::with_audit`]).
+    url: String,
     // Dropped last: the writer task stops with the runtime once the queue is closed.
     _worker: Worker,
 }
@@ -203,6 +210,8 @@ impl Ack {
 struct Job {
     row: Pending,
     ack: Ack,
+    /// Subject keys to delete in the same transaction (an erasure); committed alone.
+    deletes: Vec<SubjectKeyId>,
 }
 
 impl PgAuditSink {
@@ -255,6 +264,7 @@ impl PgAuditSink {
                 .send(Job {
                     row,
                     ack: Ack::Blocking(tx),
+                    deletes: Vec::new(),
                 })
                 .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
             let seq = rx
@@ -280,6 +290,7 @@ impl PgAuditSink {
                 .send(Job {
                     row,
                     ack: Ack::Async(tx),
+                    deletes: Vec::new(),
                 })
                 .map_err(|_| AuditError::new(AuditErrorKind::Closed))
         });
@@ -295,6 +306,40 @@ impl PgAuditSink {
             })
             .await
         }
+    }
+
+    /// Appends an erasure's `event` and deletes the subject keys `ids` in one transaction: both
+    /// commit or neither does. Blocks as [`PgAuditSink::append`].
+    ///
+    /// # Errors
+    /// As [`PgAuditSink::append`]; a failed deletion fails the append.
+    pub(crate) fn append_deleting(
+        &self,
+        event: &AuditEvent<'_>,
+        ids: &[SubjectKeyId],
+    ) -> Result<u64, AuditError> {
+        let span = SinkSpan::start(SinkOp::PgAppend);
+        span.run(|| {
+            let row = self.prepare(event)?;
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.queue
+                .send(Job {
+                    row,
+                    ack: Ack::Blocking(tx),
+                    deletes: ids.to_vec(),
+                })
+                .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
+            let seq = rx
+                .recv()
+                .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))?;
+            span.number("seq", seq);
+            Ok(seq)
+        })
+    }
+
+    /// The URL this sink connects with.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// Transactions committed by this sink so far (group commit makes it smaller than
@@ -379,6 +424,8 @@ impl From<AuditError> for BatchError {
 }
 
 struct Writer {
+    /// A job taken from the queue that must go in a transaction of its own (an erasure).
+    held: Option<Job>,
     config: tokio_postgres::Config,
     conn: Option<Conn>,
     mac: ChainMac,
@@ -390,7 +437,14 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
         let mut batch = Vec::with_capacity(self.max_batch);
-        while let Some(job) = queue.recv().await {
+        loop {
+            let job = match self.held.take() {
+                Some(job) => job,
+                None => match queue.recv().await {
+                    Some(job) => job,
+                    None => break,
+                },
+            };
             batch.push(job);
             let span = SinkSpan::start(SinkOp::PgCommit);
             let committed = self.commit(&mut batch, &mut queue).await;
@@ -438,9 +492,14 @@ impl Writer {
         // Events that queued while the last transaction ran, and while this one waited for the
         // head (held by another process's transaction), join this one. They are taken only now,
         // after the lock: a batch grows with the contention it waits through.
+        // An erasure goes alone: its deletion failing must not fail other callers' records.
         let max_batch = self.max_batch;
-        while batch.len() < max_batch {
+        while batch.len() < max_batch && batch.iter().all(|j| j.deletes.is_empty()) {
             match queue.try_recv() {
+                Ok(job) if !job.deletes.is_empty() => {
+                    self.held = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
@@ -496,6 +555,13 @@ impl Writer {
         let (inserted, _) = tokio::try_join!(insert, update)?;
         if inserted != n as u64 {
             return Err(BatchError::Audit(AuditErrorKind::Io));
+        }
+        let deletes: Vec<&[u8]> = batch
+            .iter()
+            .flat_map(|j| j.deletes.iter().map(|id| id.as_slice()))
+            .collect();
+        if !deletes.is_empty() {
+            tx.execute(DELETE_KEYS, &[&deletes]).await?;
         }
         tx.commit().await?;
         Ok(first)

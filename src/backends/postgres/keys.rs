@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
+use super::PgAuditSink;
 use super::worker::Worker;
 use super::{SharedClient, config, io_err};
 use crate::Error;
+use crate::audit::{AuditEvent, AuditSink};
+use crate::keys::subject::record_then_delete;
 use crate::keys::{SubjectKeyFuture, SubjectKeyId, SubjectKeyStore};
 
 const GET: &str = "SELECT wrapped FROM fieldseal_subject_keys WHERE id = $1";
@@ -26,6 +29,8 @@ const DELETE: &str = "DELETE FROM fieldseal_subject_keys WHERE id = $1";
 pub struct PgSubjectKeys {
     client: Arc<SharedClient>,
     worker: Worker,
+    /// The audit sink whose transactions also carry erasures' deletions.
+    audit: Option<Arc<PgAuditSink>>,
 }
 
 impl std::fmt::Debug for PgSubjectKeys {
@@ -45,7 +50,22 @@ impl PgSubjectKeys {
         Ok(Self {
             client: Arc::new(SharedClient::new(config(url)?)),
             worker: Worker::start("fieldseal-pg-keys")?,
+            audit: None,
         })
+    }
+
+    /// A store in the database `sink` writes to (over its URL), whose erasures commit their
+    /// audit record and their key deletion in one transaction when the guard's audit sink is
+    /// `sink` itself (the same instance, directly or through an `Arc`): a crash cannot leave an audited erasure whose key still
+    /// exists, nor a deleted key without its record. With any other sink the guard records
+    /// first and deletes after ([`SubjectKeyStore::delete_audited`]'s default).
+    ///
+    /// # Errors
+    /// As [`PgSubjectKeys::new`].
+    pub fn with_audit(sink: Arc<PgAuditSink>) -> Result<Self, Error> {
+        let mut store = Self::new(sink.url())?;
+        store.audit = Some(sink);
+        Ok(store)
     }
 
     fn run<T: Send + 'static>(
@@ -88,6 +108,22 @@ impl SubjectKeyStore for PgSubjectKeys {
             let c = client.get().await.map_err(io_err)?;
             Ok(c.execute(DELETE, &[&id]).await.map_err(io_err)? > 0)
         })
+    }
+
+    fn delete_audited(
+        &self,
+        ids: &[SubjectKeyId],
+        audit: &dyn AuditSink,
+        event: &AuditEvent<'_>,
+    ) -> Result<(), Error> {
+        match &self.audit {
+            // The guard's sink is this store's: one transaction.
+            Some(sink) if std::ptr::eq(sink.instance(), audit.instance()) => {
+                sink.append_deleting(event, ids)?;
+                Ok(())
+            }
+            _ => record_then_delete(self, ids, audit, event),
+        }
     }
 
     fn get_async(&self, id: &SubjectKeyId) -> SubjectKeyFuture {
