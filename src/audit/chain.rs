@@ -14,15 +14,16 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::ack::{Acknowledge, Flusher};
 use super::ckpt_file::{self, io_err, sync_dir};
 use super::event::EventRecord;
 use super::keys::{AuditKey, CheckpointSigningKey, PseudonymKey};
 use super::line::{ChainMac, Checkpoint, GENESIS};
 use super::verify::{split_lines, walk};
-use super::{AuditEvent, AuditSink};
+use super::{AuditEvent, AuditFuture, AuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{AuditError, AuditErrorKind};
 use crate::telemetry::{SinkOp, SinkSpan};
@@ -368,6 +369,7 @@ impl ChainedLogBuilder {
                 shared,
                 timer,
                 thread,
+                flusher: OnceLock::new(),
             },
             report,
         ))
@@ -396,6 +398,8 @@ pub struct ChainedLog {
     shared: Arc<Shared>,
     timer: Arc<Timer>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Acknowledges async appends ([`ChainedLog::append_async`]); started on first use.
+    flusher: OnceLock<Flusher>,
 }
 
 /// Stops the background timer: set on drop, which then joins the timer thread so that no tick
@@ -506,18 +510,69 @@ impl ChainedLog {
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
         let span = SinkSpan::start(SinkOp::Append);
         span.run(|| {
-            // Serialized outside the lock; only the chaining happens under it.
-            let mut entry = Vec::with_capacity(384);
-            EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
-            // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they
-            // are refused here (the operation fails closed) rather than written.
-            if entry.len() + 256 > super::line::MAX_LINE {
-                return Err(AuditError::new(AuditErrorKind::Rejected));
-            }
-            let seq = self.shared.append(&entry)?;
+            let entry = self.entry(event)?;
+            let seq = self.shared.chain(&entry)?;
+            self.shared.acknowledge(seq)?;
             span.number("seq", seq);
             Ok(seq)
         })
+    }
+
+    /// As [`ChainedLog::append`], without blocking the caller on the file: the entry is chained
+    /// at once (its seq is assigned before this returns), and the future resolves when the
+    /// write (and, if durable, the `fdatasync`) covering it is done — the same acknowledgement
+    /// as `append`'s, by the same group commit, driven by a thread of the log's own (started
+    /// on first use). An async task never waits on the file on its runtime's thread.
+    ///
+    /// # Errors
+    /// As [`ChainedLog::append`]; [`AuditErrorKind::Io`] if the acknowledging thread cannot
+    /// start.
+    pub fn append_async(
+        &self,
+        event: &AuditEvent<'_>,
+    ) -> impl Future<Output = Result<u64, AuditError>> + Send + use<> {
+        let span = SinkSpan::start(SinkOp::Append);
+        let queued = self.entry(event).and_then(|entry| {
+            let flusher = self.flusher()?;
+            let seq = self.shared.chain(&entry)?;
+            Ok((seq, flusher.wait_for(seq)))
+        });
+        async move {
+            span.run_async(async {
+                let (seq, acked) = queued?;
+                acked.await?;
+                span.number("seq", seq);
+                Ok(seq)
+            })
+            .await
+        }
+    }
+
+    /// The event's entry, serialized (outside the lock; only the chaining happens under it).
+    fn entry(&self, event: &AuditEvent<'_>) -> Result<Vec<u8>, AuditError> {
+        let mut entry = Vec::with_capacity(384);
+        EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
+        // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they are
+        // refused here (the operation fails closed) rather than written.
+        if entry.len() + 256 > super::line::MAX_LINE {
+            return Err(AuditError::new(AuditErrorKind::Rejected));
+        }
+        Ok(entry)
+    }
+
+    fn flusher(&self) -> Result<&Flusher, AuditError> {
+        if let Some(f) = self.flusher.get() {
+            return Ok(f);
+        }
+        let started = Flusher::start(Arc::downgrade(&self.shared))
+            .map_err(|e| AuditError::with_source(AuditErrorKind::Io, e))?;
+        // Two first callers may race: the loser's thread is stopped at once.
+        if let Err(extra) = self.flusher.set(started) {
+            extra.stop();
+        }
+        self.flusher
+            .get()
+            .ok_or(AuditError::new(AuditErrorKind::Closed))
     }
 
     /// Writes and `fdatasync`s everything appended so far, then writes a checkpoint if any
@@ -552,6 +607,10 @@ impl ChainedLog {
 
 impl Drop for ChainedLog {
     fn drop(&mut self) {
+        // Async appenders still waiting are acknowledged first.
+        if let Some(f) = self.flusher.get() {
+            f.stop();
+        }
         if let Ok(mut stopped) = self.timer.stopped.lock() {
             *stopped = true;
         }
@@ -569,6 +628,20 @@ impl AuditSink for ChainedLog {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
         self.append(event).map(|_| ())
     }
+
+    fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
+        let appended = self.append_async(event);
+        Box::pin(async move { appended.await.map(|_| ()) })
+    }
+}
+
+impl Acknowledge for Shared {
+    fn acknowledge(&self, seq: u64) -> Result<(), AuditError> {
+        match self.durability {
+            Durability::Durable => self.sync_to(Some(seq), Ckpt::IfDue),
+            Durability::Buffered => self.write_to(seq),
+        }
+    }
 }
 
 impl Shared {
@@ -578,7 +651,9 @@ impl Shared {
             .map_err(|_| AuditError::new(AuditErrorKind::Closed))
     }
 
-    fn append(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
+    /// Chains one serialized entry: assigns its seq and adds its line to the pending batch (no
+    /// I/O; [`Acknowledge::acknowledge`] waits for the batch).
+    fn chain(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
         let mut st = self.lock()?;
         if st.failed {
             return Err(AuditError::new(AuditErrorKind::Closed));
@@ -591,16 +666,6 @@ impl Shared {
         st.seq = seq;
         if st.uncovered_since.is_none() {
             st.uncovered_since = Some(self.clock.now());
-        }
-        match self.durability {
-            Durability::Durable => {
-                drop(st);
-                self.sync_to(Some(seq), Ckpt::IfDue)?;
-            }
-            Durability::Buffered => {
-                drop(st);
-                self.write_to(seq)?;
-            }
         }
         Ok(seq)
     }
@@ -934,6 +999,46 @@ fn move_aside(
 mod tests {
     use super::*;
     use crate::internal::testing::with_sample_event;
+
+    #[test]
+    fn async_appends_are_acknowledged_by_the_same_group_commit_and_fail_the_same_way() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for durability in [Durability::Durable, Durability::Buffered] {
+            let sub = dir.path().join(format!("{durability:?}"));
+            let (log, _) = ChainedLog::builder(&sub)
+                .key(AuditKey::from_bytes([1; 32]))
+                .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+                .durability(durability)
+                .open()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let append = |n| with_sample_event(n, None, |e| log.append_async(e));
+            // The seq is assigned when the call returns, before the future is awaited.
+            let (a, b) = (append(0), append(1));
+            assert_eq!(log.last_seq(), 2);
+            assert_eq!(rt.block_on(b).ok(), Some(2));
+            assert_eq!(rt.block_on(a).ok(), Some(1));
+            let durable = log.shared.lock().map(|s| s.durable_seq).unwrap_or(0);
+            let written = log.shared.lock().map(|s| s.written_seq).unwrap_or(0);
+            assert_eq!(written, 2, "acknowledged means written");
+            assert_eq!(
+                durable >= 2,
+                durability == Durability::Durable,
+                "and synced if durable"
+            );
+            {
+                let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+                let io = st.io.as_mut().unwrap_or_else(|| panic!("no io"));
+                io.file = File::open(segment_path(&sub, 1)).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let failed = rt.block_on(append(2)).err().map(|e| e.kind());
+            assert_eq!(failed, Some(AuditErrorKind::Io), "{durability:?}");
+            let closed = rt.block_on(append(3)).err().map(|e| e.kind());
+            assert_eq!(closed, Some(AuditErrorKind::Closed), "{durability:?}");
+        }
+    }
 
     #[test]
     fn a_failed_write_or_sync_closes_the_log_for_good() {

@@ -4,6 +4,7 @@
 //! repurpose, allowed or denied (one per decision for a batch rewrap), and hands it to the configured [`AuditSink`] *before* any plaintext is produced. If the
 //! sink returns an error, the operation fails closed.
 
+mod ack;
 mod action;
 mod chain;
 mod ckpt_file;
@@ -219,8 +220,8 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     ///
     /// The default calls [`AuditSink::record`] at once, on the caller's thread: right for sinks
     /// that do not wait on I/O ([`MemorySink`], [`NullSink`]). Sinks that wait on a network
-    /// override it (`postgres::PgAuditSink`, feature `postgres`). [`ChainedLog`] does not: with
-    /// it, an async reveal waits for its `fdatasync` on the calling thread.
+    /// override it: [`ChainedLog`] (a thread of the log's own waits for the write and
+    /// `fdatasync`) and `postgres::PgAuditSink` (feature `postgres`).
     fn record_async(&self, event: &AuditEvent<'_>) -> AuditFuture {
         let recorded = self.record(event);
         Box::pin(std::future::ready(recorded))
