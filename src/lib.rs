@@ -104,8 +104,9 @@ pub use share::{
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use crate::backends::postgres::{
-        PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, PgConsent, PgSubjectKeys, Roles,
-        SCHEMA_VERSION, grant, migrate, subject_access_pg, verify_pg, verify_pg_with_checkpoints,
+        CheckpointSchedule, PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, PgConsent,
+        PgSubjectKeys, Roles, SCHEMA_VERSION, ScheduleStatus, grant, migrate, subject_access_pg,
+        verify_pg, verify_pg_with_checkpoints,
     };
     /// The driver the backends and the `Sealed` column types (`ToSql`/`FromSql`) are built on,
     /// so callers use the same version.

@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use common::*;
 use fieldseal::internal::testing::with_sample_event;
-use fieldseal::postgres::{PgAuditSink, PgCheckpointer, subject_access_pg, verify_pg};
+use fieldseal::postgres::{
+    PgAuditSink, PgCheckpointer, ScheduleStatus, subject_access_pg, verify_pg,
+};
 use fieldseal::*;
 use pg::{PgDb, fresh, psql};
 
@@ -561,4 +563,52 @@ fn a_held_head_lock_times_out_and_appends_resume() {
         .unwrap_or_else(|e| panic!("{e}"));
     let seq = with_sample_event(1, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(seq, 1, "the failed transaction left no trace");
+}
+
+#[test]
+fn a_checkpoint_schedule_covers_new_entries_until_stopped() {
+    let Some(db) = fresh("schedule") else { return };
+    let s = sink(&db.writer);
+    let schedule = checkpointer(&db).every(std::time::Duration::from_millis(50));
+    let wait_for = |what: &str, done: &dyn Fn(ScheduleStatus) -> bool| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !done(schedule.status()) {
+            assert!(Instant::now() < deadline, "{what}: {:?}", schedule.status());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    wait_for("genesis", &|st| st.last_seq == Some(0));
+    for i in 0..30 {
+        with_sample_event(i, Some("subject-1"), |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    wait_for("covering 30", &|st| st.last_seq == Some(30));
+    assert!(verify(&db).is_valid());
+    // Runs that fail (here: the checkpoint role lost its grant) are counted and retried.
+    psql(
+        &db.owner,
+        "REVOKE SELECT ON fieldseal_audit FROM fieldseal_checkpoint",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    with_sample_event(30, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
+    wait_for("failing", &|st| st.failures >= 2);
+    assert_eq!(schedule.status().last_error, Some(AuditErrorKind::Io));
+    assert_eq!(schedule.status().last_seq, Some(30));
+    psql(
+        &db.owner,
+        "GRANT SELECT ON fieldseal_audit TO fieldseal_checkpoint",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait_for("recovered", &|st| st.last_seq == Some(31));
+    assert_eq!(schedule.status().last_error, None);
+    // Stopped: nothing more is signed.
+    let stopped = schedule.stop();
+    assert_eq!(stopped.last_seq, Some(31));
+    with_sample_event(31, None, |e| s.append(e)).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let latest = psql(
+        &db.owner,
+        "SELECT max(seq) FROM fieldseal_audit_checkpoints",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(latest, "31");
 }

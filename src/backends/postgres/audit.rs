@@ -1,8 +1,8 @@
 //! [`PgAuditSink`]: the MAC chain of [`ChainedLog`](crate::ChainedLog) in a PostgreSQL table,
 //! one chain for a fleet of processes; [`PgCheckpointer`] signs its head.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, IsolationLevel, Statement};
@@ -657,6 +657,105 @@ impl PgCheckpointer {
             }
             Ok(seq)
         })
+    }
+}
+
+impl PgCheckpointer {
+    /// Checkpoints every `interval` on this checkpointer's own thread until the returned
+    /// schedule is stopped or dropped: the first run is immediate, a failed run is counted and
+    /// kept in [`CheckpointSchedule::status`] and retried at the next tick (a chain that does
+    /// not verify keeps failing, with its first bad seq, until an operator acts).
+    pub fn every(self, interval: std::time::Duration) -> CheckpointSchedule {
+        let status = Arc::new(Mutex::new(ScheduleStatus::default()));
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let (inner, st) = (Arc::clone(&self.inner), Arc::clone(&status));
+        let interval = interval.max(std::time::Duration::from_millis(1));
+        self.worker.handle().spawn(async move {
+            loop {
+                let span = SinkSpan::start(SinkOp::PgCheckpoint);
+                let result = inner.checkpoint().await;
+                span.finish(result.as_ref().err());
+                if let Ok(mut s) = st.lock() {
+                    s.runs += 1;
+                    match result {
+                        Ok(Some(seq)) => {
+                            s.checkpoints += 1;
+                            s.last_seq = Some(seq);
+                            s.last_error = None;
+                        }
+                        Ok(None) => s.last_error = None,
+                        Err(e) => {
+                            s.failures += 1;
+                            s.last_error = Some(e.kind());
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+        CheckpointSchedule {
+            stop: Some(stop),
+            status,
+            _checkpointer: self,
+        }
+    }
+}
+
+/// A [`PgCheckpointer`] running on a schedule ([`PgCheckpointer::every`]); stops when dropped.
+pub struct CheckpointSchedule {
+    stop: Option<oneshot::Sender<()>>,
+    status: Arc<Mutex<ScheduleStatus>>,
+    // Dropped last: its thread runs the schedule.
+    _checkpointer: PgCheckpointer,
+}
+
+impl std::fmt::Debug for CheckpointSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointSchedule")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`CheckpointSchedule`] has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScheduleStatus {
+    /// Runs finished (successful or not).
+    pub runs: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Runs that failed.
+    pub failures: u64,
+    /// The seq of the last checkpoint written by this schedule.
+    pub last_seq: Option<u64>,
+    /// The error of the last run, if it failed.
+    pub last_error: Option<AuditErrorKind>,
+}
+
+impl CheckpointSchedule {
+    /// What the schedule has done so far.
+    pub fn status(&self) -> ScheduleStatus {
+        self.status.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Stops the schedule (a run under way is cancelled; what it committed stays).
+    pub fn stop(mut self) -> ScheduleStatus {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.status()
+    }
+}
+
+impl Drop for CheckpointSchedule {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

@@ -17,7 +17,9 @@ mod schema;
 mod stream;
 mod worker;
 
-pub use audit::{PgAuditSink, PgAuditSinkBuilder, PgCheckpointer};
+pub use audit::{
+    CheckpointSchedule, PgAuditSink, PgAuditSinkBuilder, PgCheckpointer, ScheduleStatus,
+};
 pub use consent::PgConsent;
 pub use keys::PgSubjectKeys;
 pub use schema::{Roles, SCHEMA_VERSION, grant, migrate};
