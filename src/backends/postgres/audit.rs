@@ -25,6 +25,14 @@ const INSERT: &str = "INSERT INTO fieldseal_audit (seq, time, subject, action, o
      SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
      $6::bytea[], $7::bytea[], $8::text[])";
 const UPDATE_HEAD: &str = "UPDATE fieldseal_audit_head SET seq = $1, mac = $2 WHERE id";
+/// Waits until the WAL is flushed past every transaction this session committed before: a
+/// synchronous commit of a transaction that wrote WAL (here: its session's counter row in
+/// `fieldseal_audit_flush`) flushes the WAL up to its commit record, which lies after theirs.
+/// (A transaction that wrote nothing, even with a transaction id, commits without a flush.)
+/// Concurrent waits of the fleet's writers share one flush, and none holds the head lock.
+const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
+     INSERT INTO fieldseal_audit_flush (pid, n) VALUES (pg_backend_pid(), 1) \
+     ON CONFLICT (pid) DO UPDATE SET n = fieldseal_audit_flush.n + 1; COMMIT";
 /// An erasure's key deletion, in the transaction carrying its record.
 const DELETE_KEYS: &str = "DELETE FROM fieldseal_subject_keys WHERE id = ANY($1::bytea[])";
 
@@ -378,7 +386,11 @@ impl Conn {
         let client = connect(config).await.map_err(db_err)?;
         client
             .batch_execute(&format!(
-                "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = {}",
+                // The chaining transaction commits without waiting for the WAL flush, so the
+                // head lock is not held through an fsync; `FLUSH` waits for it before any
+                // append is acknowledged (see `Writer::commit`).
+                "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = {}; \
+                 SET synchronous_commit = off",
                 t.stall_ms.min(i32::MAX as u64),
                 t.lock_ms.min(i32::MAX as u64)
             ))
@@ -563,7 +575,12 @@ impl Writer {
         if !deletes.is_empty() {
             tx.execute(DELETE_KEYS, &[&deletes]).await?;
         }
+        // Committed without waiting for the flush: the head lock is free for the next writer
+        // at once (it may chain from these rows). Nothing is acknowledged before `FLUSH`
+        // returns; a crash before the flush loses these rows and everything chained after
+        // them (the WAL is replayed as a prefix), none of it acknowledged.
         tx.commit().await?;
+        conn.client.batch_execute(FLUSH).await?;
         Ok(first)
     }
 }

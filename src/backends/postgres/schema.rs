@@ -6,7 +6,7 @@ use super::{config, connect, db_err};
 use crate::error::{AuditError, AuditErrorKind};
 
 /// The schema version this release writes and expects.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Serializes concurrent migrations (any constant; `fieldseal` in ASCII).
 const MIGRATION_LOCK: i64 = 0x6669_656c_6473_6561;
@@ -95,7 +95,18 @@ REVOKE ALL ON fieldseal_audit, fieldseal_audit_head, fieldseal_audit_checkpoints
     fieldseal_consent, fieldseal_subject_keys FROM PUBLIC;
 "#;
 
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+/// Version 2: a row per writer session, updated to make a synchronous commit that flushes the
+/// WAL past the session's chaining transactions (which commit without waiting for the flush,
+/// so the head lock is never held through an fsync). Holds counters only.
+const V2: &str = r#"
+CREATE TABLE fieldseal_audit_flush (
+    pid integer PRIMARY KEY,
+    n   bigint NOT NULL DEFAULT 0
+);
+REVOKE ALL ON fieldseal_audit_flush FROM PUBLIC;
+"#;
+
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
 
 /// Brings the database at `url` to [`SCHEMA_VERSION`]; returns the version found before.
 ///
@@ -209,7 +220,8 @@ pub fn grant(url: &str, roles: Roles<'_>) -> Result<(), AuditError> {
              GRANT SELECT, UPDATE ON fieldseal_audit_head TO {w};
              GRANT SELECT, INSERT ON fieldseal_consent TO {w};
              GRANT USAGE ON SEQUENCE fieldseal_consent_id_seq TO {w};
-             GRANT SELECT, INSERT, DELETE ON fieldseal_subject_keys TO {w};"
+             GRANT SELECT, INSERT, DELETE ON fieldseal_subject_keys TO {w};
+             GRANT SELECT, INSERT, UPDATE ON fieldseal_audit_flush TO {w};"
         ));
     }
     if let Some(c) = roles.checkpoint {
