@@ -13,8 +13,9 @@
 //!
 //! Handlers use `Guard::reveal_async` / `mask_async`: the consent lookup and the audit commit (a
 //! network round trip and an fsync on the server) are awaited, so they never hold a runtime
-//! worker. (The blocking `Guard::reveal` also works here, from `tokio::task::spawn_blocking`.)
-//! Identity headers stand in for real authentication.
+//! worker. `FIELDSEAL_REVEAL=blocking` switches the reveal handlers to the blocking
+//! `Guard::reveal` inside `tokio::task::spawn_blocking` instead ([`RevealPath`]), for comparison
+//! (`tests/postgres_load.rs` measures both). Identity headers stand in for real authentication.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,23 @@ pub struct Config {
     pub audit_key: AuditKey,
     /// The key consent rows pseudonymize subjects under (every instance the same).
     pub consent_key: [u8; 32],
+    /// How the reveal handlers call the guard.
+    pub reveal: RevealPath,
+}
+
+/// How the reveal handlers call the guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevealPath {
+    /// `Guard::reveal_async`: the consent lookup and the audit commit are awaited on the
+    /// runtime's workers without holding them.
+    Async,
+    /// The blocking `Guard::reveal` in `tokio::task::spawn_blocking`: the call waits for the
+    /// commit on a thread of the runtime's blocking pool. Called directly from the handler it
+    /// would hold a worker for a database round trip and an fsync, stalling every other
+    /// connection scheduled there. Not `block_in_place`: that works on a multi-threaded runtime
+    /// only, still stalls whatever else the handler's task polls (a `join!`, a timeout around
+    /// the call), and hands the worker's other tasks to a new thread on every call.
+    Blocking,
 }
 
 impl std::fmt::Debug for Config {
@@ -53,6 +71,7 @@ pub struct AppState {
     guard: Arc<Guard>,
     consent: Arc<PgConsent>,
     db: Arc<Client>,
+    reveal: RevealPath,
 }
 
 const APP_TABLE: &str = "CREATE TABLE IF NOT EXISTS inquiries (
@@ -111,6 +130,7 @@ pub async fn setup(config: Config) -> Result<AppState, BoxError> {
         guard: Arc::new(guard),
         consent,
         db: Arc::new(connect(&config.writer_url).await?),
+        reveal: config.reveal,
     })
 }
 
@@ -250,15 +270,42 @@ where
     }
 }
 
+/// Reveals `sealed` on the configured [`RevealPath`]; the value as `text` gives it.
+async fn reveal<F: Field, P: Purpose>(
+    s: &AppState,
+    who: Accessor,
+    sealed: Sealed<F, P>,
+    ctx: Context,
+    text: fn(&F) -> String,
+) -> Result<String, Reply> {
+    match s.reveal {
+        RevealPath::Async => s
+            .guard
+            .reveal_async(&who, &sealed, &ctx)
+            .await
+            .map(|v| text(v.expose_secret()))
+            .map_err(|e| refused(&e)),
+        RevealPath::Blocking => {
+            let guard = Arc::clone(&s.guard);
+            tokio::task::spawn_blocking(move || {
+                guard
+                    .reveal(&who, &sealed, &ctx)
+                    .map(|v| text(v.expose_secret()))
+                    .map_err(|e| refused(&e))
+            })
+            .await
+            // The closure panicked.
+            .unwrap_or_else(|_| Err(reply(StatusCode::INTERNAL_SERVER_ERROR, "internal error")))
+        }
+    }
+}
+
 async fn reveal_phone(State(s): State<AppState>, Path(id): Path<i64>, h: HeaderMap) -> Reply {
     let run = async {
         let (who, subject) = (accessor(&h)?, subject(&h)?);
         let sealed: Sealed<PhoneNumber, Service> = load(&s, id, "phone").await?;
         let ctx = context("phone", id, &subject);
-        let phone = s.guard.reveal_async(&who, &sealed, &ctx).await;
-        phone
-            .map(|p| p.expose_secret().as_str().to_owned())
-            .map_err(|e| refused(&e))
+        reveal(&s, who, sealed, ctx, |p| p.as_str().to_owned()).await
     };
     run.await.map_or_else(|e| e, |v| reply(StatusCode::OK, v))
 }
@@ -281,10 +328,7 @@ async fn reveal_email(State(s): State<AppState>, Path(id): Path<i64>, h: HeaderM
         let (who, subject) = (accessor(&h)?, subject(&h)?);
         let sealed: Sealed<Email, Marketing> = load(&s, id, "email").await?;
         let ctx = context("email", id, &subject);
-        let email = s.guard.reveal_async(&who, &sealed, &ctx).await;
-        email
-            .map(|e| e.expose_secret().as_str().to_owned())
-            .map_err(|e| refused(&e))
+        reveal(&s, who, sealed, ctx, |e| e.as_str().to_owned()).await
     };
     run.await.map_or_else(|e| e, |v| reply(StatusCode::OK, v))
 }
@@ -346,6 +390,11 @@ fn main() -> Result<(), BoxError> {
             let mut k = [0u8; 32];
             rand::Rng::fill_bytes(&mut rand::rng(), &mut k);
             k
+        },
+        reveal: match std::env::var("FIELDSEAL_REVEAL").as_deref() {
+            Ok("blocking") => RevealPath::Blocking,
+            Ok("async") | Err(_) => RevealPath::Async,
+            Ok(other) => return Err(format!("FIELDSEAL_REVEAL={other}: async or blocking").into()),
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

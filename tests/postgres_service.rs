@@ -65,6 +65,7 @@ fn the_example_service_over_http() {
             writer_url: db.writer.clone(),
             audit_key: AuditKey::from_bytes(AUDIT_KEY),
             consent_key: [5; 32],
+            reveal: service::RevealPath::Async,
         })
         .await
         .unwrap_or_else(|e| panic!("setup: {e}"));
