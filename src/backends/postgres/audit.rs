@@ -499,8 +499,19 @@ impl Writer {
         let Some(conn) = self.conn.as_mut() else {
             return Err(BatchError::Audit(AuditErrorKind::Closed));
         };
-        let tx = conn.client.transaction().await?;
-        let head = tx.query_one(&conn.lock_head, &[]).await?;
+        // BEGIN and the head lock in one round trip.
+        let client = &conn.client;
+        let (begun, head) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query_one(&conn.lock_head, &[])
+        );
+        let head = match begun.and(head) {
+            Ok(head) => head,
+            Err(e) => {
+                rollback(client).await;
+                return Err(e.into());
+            }
+        };
         // Events that queued while the last transaction ran, and while this one waited for the
         // head (held by another process's transaction), join this one. They are taken only now,
         // after the lock: a batch grows with the contention it waits through.
@@ -516,72 +527,148 @@ impl Writer {
                 Err(_) => break,
             }
         }
-        let seq: i64 = head.try_get(0)?;
-        let mac: &[u8] = head.try_get(1)?;
-        let corrupt = || {
-            BatchError::Audit(AuditErrorKind::Corrupt {
-                seq: u64::try_from(seq).unwrap_or(0).saturating_add(1),
-            })
+        let rows = match Rows::chain(&self.mac, batch, &head) {
+            Ok(rows) => rows,
+            Err(e) => {
+                rollback(client).await;
+                return Err(e);
+            }
         };
-        let mut prev: [u8; 32] = mac.try_into().map_err(|_| corrupt())?;
-        let first = u64::try_from(seq).map_err(|_| corrupt())? + 1;
-        let n = batch.len();
-        let (mut seqs, mut times, mut subjects) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut actions, mut outcomes, mut prevs, mut macs, mut lines) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let mut buf = Vec::with_capacity(512);
-        for (job, s) in batch.iter().zip(first..) {
-            buf.clear();
-            let m = self.mac.write_line_json(&mut buf, s, &prev, &job.row.entry);
-            buf.pop(); // the newline: rows hold lines without it
-            let line = String::from_utf8(std::mem::take(&mut buf))
-                .map_err(|_| BatchError::Audit(AuditErrorKind::Rejected))?;
-            seqs.push(i64::try_from(s).map_err(|_| corrupt())?);
-            times.push(job.row.time);
-            subjects.push(job.row.subject.as_deref());
-            actions.push(job.row.action.as_ref());
-            outcomes.push(job.row.outcome);
-            prevs.push(prev.to_vec());
-            macs.push(m.to_vec());
-            lines.push(line);
-            prev = m;
-        }
-        let last = seqs.last().copied().unwrap_or(seq);
-        let head_mac = prev.to_vec();
-        // Pipelined: both statements go out before either answer comes back.
-        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
-            &seqs, &times, &subjects, &actions, &outcomes, &prevs, &macs, &lines,
-        ];
-        let update_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&last, &head_mac];
-        let insert = tx.execute(&conn.insert, &insert_params);
-        let update = tx.execute(&conn.update_head, &update_params);
-        let (inserted, _) = tokio::try_join!(insert, update)?;
-        if inserted != n as u64 {
-            return Err(BatchError::Audit(AuditErrorKind::Io));
-        }
         let deletes: Vec<&[u8]> = batch
             .iter()
             .flat_map(|j| j.deletes.iter().map(|id| id.as_slice()))
             .collect();
-        if !deletes.is_empty() {
-            tx.execute(DELETE_KEYS, &[&deletes]).await?;
+        // The rows, the head and COMMIT in one round trip (prepared statements go out in the
+        // order they are first polled): the head lock is held for about one round trip. A
+        // statement that fails aborts the transaction and the COMMIT behind it then rolls back
+        // (the server answers it without an error), so the statements' results are checked.
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &rows.seqs,
+            &rows.times,
+            &rows.subjects,
+            &rows.actions,
+            &rows.outcomes,
+            &rows.prevs,
+            &rows.macs,
+            &rows.lines,
+        ];
+        let update_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&rows.last, &rows.head_mac];
+        let inserted = if deletes.is_empty() {
+            let (inserted, updated, committed) = tokio::join!(
+                client.execute(&conn.insert, &insert_params),
+                client.execute(&conn.update_head, &update_params),
+                client.batch_execute("COMMIT"),
+            );
+            let inserted = inserted?;
+            updated?;
+            committed?;
+            inserted
+        } else {
+            // An erasure (alone in its batch): every statement answered before COMMIT is sent.
+            let written = async {
+                let (inserted, _) = tokio::try_join!(
+                    client.execute(&conn.insert, &insert_params),
+                    client.execute(&conn.update_head, &update_params),
+                )?;
+                client.execute(DELETE_KEYS, &[&deletes]).await?;
+                Ok::<_, tokio_postgres::Error>(inserted)
+            };
+            match written.await {
+                Ok(inserted) => {
+                    client.batch_execute("COMMIT").await?;
+                    inserted
+                }
+                Err(e) => {
+                    rollback(client).await;
+                    return Err(e.into());
+                }
+            }
+        };
+        if inserted != batch.len() as u64 {
+            // Not expected from one INSERT … SELECT unnest; the rows may be committed, but no
+            // append is acknowledged (fail closed).
+            return Err(BatchError::Audit(AuditErrorKind::Io));
         }
         // Committed without waiting for the flush: the head lock is free for the next writer
         // at once (it may chain from these rows). Nothing is acknowledged before `FLUSH`
         // returns; a crash before the flush loses these rows and everything chained after
         // them (the WAL is replayed as a prefix), none of it acknowledged.
-        tx.commit().await?;
-        conn.client.batch_execute(FLUSH).await?;
-        Ok(first)
+        client.batch_execute(FLUSH).await?;
+        Ok(rows.first)
+    }
+}
+
+/// Ends the open transaction after a failure (best effort: a broken connection ends it too).
+async fn rollback(client: &Client) {
+    let _ = client.batch_execute("ROLLBACK").await;
+}
+
+/// A batch's rows, chained from the head.
+struct Rows<'a> {
+    first: u64,
+    last: i64,
+    head_mac: Vec<u8>,
+    seqs: Vec<i64>,
+    times: Vec<i64>,
+    subjects: Vec<Option<&'a str>>,
+    actions: Vec<&'a str>,
+    outcomes: Vec<&'static str>,
+    prevs: Vec<Vec<u8>>,
+    macs: Vec<Vec<u8>>,
+    lines: Vec<String>,
+}
+
+impl<'a> Rows<'a> {
+    /// Chains `batch` from `head` (the locked head row: seq, MAC).
+    fn chain(
+        mac: &ChainMac,
+        batch: &'a [Job],
+        head: &tokio_postgres::Row,
+    ) -> Result<Self, BatchError> {
+        let seq: i64 = head.try_get(0)?;
+        let head_mac: &[u8] = head.try_get(1)?;
+        let corrupt = || {
+            BatchError::Audit(AuditErrorKind::Corrupt {
+                seq: u64::try_from(seq).unwrap_or(0).saturating_add(1),
+            })
+        };
+        let mut prev: [u8; 32] = head_mac.try_into().map_err(|_| corrupt())?;
+        let first = u64::try_from(seq).map_err(|_| corrupt())? + 1;
+        let n = batch.len();
+        let mut rows = Rows {
+            first,
+            last: seq,
+            head_mac: Vec::new(),
+            seqs: Vec::with_capacity(n),
+            times: Vec::with_capacity(n),
+            subjects: Vec::with_capacity(n),
+            actions: Vec::with_capacity(n),
+            outcomes: Vec::with_capacity(n),
+            prevs: Vec::with_capacity(n),
+            macs: Vec::with_capacity(n),
+            lines: Vec::with_capacity(n),
+        };
+        let mut buf = Vec::with_capacity(512);
+        for (job, s) in batch.iter().zip(first..) {
+            buf.clear();
+            let m = mac.write_line_json(&mut buf, s, &prev, &job.row.entry);
+            buf.pop(); // the newline: rows hold lines without it
+            let line = String::from_utf8(std::mem::take(&mut buf))
+                .map_err(|_| BatchError::Audit(AuditErrorKind::Rejected))?;
+            rows.last = i64::try_from(s).map_err(|_| corrupt())?;
+            rows.seqs.push(rows.last);
+            rows.times.push(job.row.time);
+            rows.subjects.push(job.row.subject.as_deref());
+            rows.actions.push(job.row.action.as_ref());
+            rows.outcomes.push(job.row.outcome);
+            rows.prevs.push(prev.to_vec());
+            rows.macs.push(m.to_vec());
+            rows.lines.push(line);
+            prev = m;
+        }
+        rows.head_mac = prev.to_vec();
+        Ok(rows)
     }
 }
 
