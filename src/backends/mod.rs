@@ -1,4 +1,6 @@
-//! Storage backends beyond the local file system.
+//! Storage backends beyond the local file system, and column types for database drivers.
 
+#[cfg(feature = "postgres")]
+pub(crate) mod column;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
