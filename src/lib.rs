@@ -47,6 +47,9 @@ pub use audit::{
     PseudonymKey, RecipientName, Reference, SubjectAccess, TornLine, VerifyReport, verify_bytes,
     verify_log,
 };
+/// `Sealed<F, P>` bound as `text` with sqlx (feature `sqlx`; `Sealed` itself binds as `bytea`).
+#[cfg(feature = "sqlx")]
+pub use backends::sqlx::SealedText;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Context, SubjectId};
 pub use crypto::{EnvelopeInfo, MAX_ENVELOPE_LEN, TEXT_PREFIX};
