@@ -47,6 +47,9 @@ pub use audit::{
     PseudonymKey, RecipientName, Reference, SubjectAccess, TornLine, VerifyReport, verify_bytes,
     verify_log,
 };
+/// `Sealed<F, P>` bound as `text` with sqlx (feature `sqlx`; `Sealed` itself binds as `bytea`).
+#[cfg(feature = "sqlx")]
+pub use backends::sqlx::SealedText;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::{Context, SubjectId};
 pub use crypto::{EnvelopeInfo, MAX_ENVELOPE_LEN, TEXT_PREFIX};
@@ -101,6 +104,28 @@ pub use share::{
 
 /// PostgreSQL backends (feature `postgres`): a fleet-wide audit chain, its verifier and
 /// checkpointer, consent, subject keys and `Sealed` column types. See SECURITY.md, "PostgreSQL".
+///
+/// # Connections
+/// Every backend takes a URL (`postgresql://…` or `key=value …`) and connects through the same
+/// function:
+/// - without TLS, only loopback hosts and unix sockets are accepted, unless the URL says
+///   `sslmode=disable`;
+/// - with the feature `postgres-tls`, `sslmode=require` (or `verify-ca`, `verify-full`: all three
+///   verify the certificate chain and the host name) and `sslrootcert=PATH`, a PEM file of the
+///   only roots trusted, connect over TLS to any host. TLS mode without roots, or roots without
+///   TLS mode, is refused with [`AuditErrorKind::Rejected`]; a server whose certificate does not
+///   verify fails the connection.
+///
+/// ```no_run
+/// # fn main() -> Result<(), fieldseal::AuditError> {
+/// let url = "postgresql://fieldseal_writer:secret@db.internal:5432/app\
+///            ?sslmode=verify-full&sslrootcert=/etc/fieldseal/db-ca.pem";
+/// # #[cfg(feature = "postgres-tls")]
+/// let sink = fieldseal::postgres::PgAuditSink::builder(url)
+///     .key(fieldseal::AuditKey::from_bytes([0x11; 32]))
+///     .connect()?;
+/// # Ok(()) }
+/// ```
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use crate::backends::postgres::{

@@ -9,7 +9,7 @@ use tokio_postgres::{Client, IsolationLevel, Statement};
 
 use super::stream::{Walker, read_head, walk_rows};
 use super::worker::Worker;
-use super::{config, connect, db_err, shared_db_err};
+use super::{PgConfig, config, connect, db_err, shared_db_err};
 use crate::audit::line::{ChainMac, Checkpoint, GENESIS, MAX_LINE};
 use crate::audit::{
     AuditEvent, AuditFuture, AuditKey, AuditSink, CheckpointSigningKey, CheckpointVerifyingKey,
@@ -223,9 +223,10 @@ struct Job {
 }
 
 impl PgAuditSink {
-    /// Starts configuring a sink for the database at `url` (a `postgresql://` URL; without TLS
-    /// support, the host must be loopback or a unix socket unless the URL says
-    /// `sslmode=disable`).
+    /// Starts configuring a sink for the database at `url` (a `postgresql://` URL; without TLS,
+    /// the host must be loopback or a unix socket unless the URL says `sslmode=disable`; with
+    /// the feature `postgres-tls`, `sslmode=verify-full&sslrootcert=PATH` connects over TLS to
+    /// any host: see [`crate::postgres`]).
     pub fn builder(url: &str) -> PgAuditSinkBuilder {
         PgAuditSinkBuilder {
             url: url.to_owned(),
@@ -382,7 +383,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(config: &tokio_postgres::Config, t: Timeouts) -> Result<Self, AuditError> {
+    async fn open(config: &PgConfig, t: Timeouts) -> Result<Self, AuditError> {
         let client = connect(config).await.map_err(db_err)?;
         client
             .batch_execute(&format!(
@@ -438,7 +439,7 @@ impl From<AuditError> for BatchError {
 struct Writer {
     /// A job taken from the queue that must go in a transaction of its own (an erasure).
     held: Option<Job>,
-    config: tokio_postgres::Config,
+    config: PgConfig,
     conn: Option<Conn>,
     mac: ChainMac,
     max_batch: usize,
@@ -685,7 +686,7 @@ pub struct PgCheckpointer {
 }
 
 struct CheckpointInner {
-    config: tokio_postgres::Config,
+    config: PgConfig,
     mac: ChainMac,
     signer: CheckpointSigningKey,
     public: CheckpointVerifyingKey,

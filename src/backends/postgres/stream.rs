@@ -5,7 +5,7 @@
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 
 use super::worker::Worker;
-use super::{config, connect, db_err};
+use super::{PgConfig, config, connect, db_err};
 use crate::audit::line::{ChainMac, Checkpoint, GENESIS, fast_accept, parse_line};
 use crate::audit::{
     AuditKey, CheckpointVerifyingKey, Fault, FaultClass, SubjectAccess, VerifyReport, hex,
@@ -175,7 +175,7 @@ pub(crate) async fn read_head(tx: &Transaction<'_>) -> Result<Option<(u64, [u8; 
 
 /// Verifies the whole chain; collects the accesses to `subject` if given.
 async fn verify(
-    config: tokio_postgres::Config,
+    config: PgConfig,
     mac: ChainMac,
     public: CheckpointVerifyingKey,
     subject: Option<String>,
