@@ -2,6 +2,12 @@
 //! decryption) on the same helpers, with the consent lookups and the audit record awaited
 //! ([`ConsentRegistry::is_granted_async`](crate::ConsentRegistry::is_granted_async),
 //! [`AuditSink::record_async`](crate::AuditSink::record_async)) instead of blocking.
+//!
+//! The other operations that wait on a store or a sink (an erasure, a seal under a subject key
+//! not yet cached, a rewrap, a share) have no async form: their blocking calls never start or
+//! block on a runtime themselves, so they do not panic inside one, but they hold the calling
+//! thread for their round trips. From a handler, run them in `tokio::task::spawn_blocking`
+//! (measured for reveals over HTTP in docs/OPERATIONS.md, "Fleet measurements").
 
 use std::future::Future;
 use std::panic::Location;
