@@ -31,12 +31,7 @@ fn sink(url: &str) -> PgAuditSink {
 }
 
 fn checkpointer(db: &PgDb) -> PgCheckpointer {
-    PgCheckpointer::new(
-        &db.checkpoint,
-        &AuditKey::from_bytes(AUDIT_KEY),
-        CheckpointSigningKey::from_bytes(CKPT_KEY),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    db.checkpointer(AUDIT_KEY, CKPT_KEY)
 }
 
 fn verify(db: &PgDb) -> VerifyReport {

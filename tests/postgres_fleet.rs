@@ -211,12 +211,7 @@ fn setup(tag: &str) -> Option<(PgDb, Vec<String>)> {
 }
 
 fn checkpointer(db: &PgDb) -> PgCheckpointer {
-    PgCheckpointer::new(
-        &db.checkpoint,
-        &AuditKey::from_bytes(AUDIT_KEY),
-        CheckpointSigningKey::from_bytes(CKPT_KEY),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    db.checkpointer(AUDIT_KEY, CKPT_KEY)
 }
 
 /// The chain verifies, holds `total` entries, and every acknowledged seq of process `p` is in

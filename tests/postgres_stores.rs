@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::*;
 use fieldseal::builtin::{Marketing, Service};
-use fieldseal::postgres::{PgAuditSink, PgCheckpointer, PgConsent, PgSubjectKeys, verify_pg};
+use fieldseal::postgres::{PgAuditSink, PgConsent, PgSubjectKeys, verify_pg};
 use fieldseal::*;
 use pg::{fresh, psql};
 
@@ -277,12 +277,7 @@ fn an_erasure_and_its_record_commit_in_one_transaction() {
             .connect()
             .unwrap_or_else(|e| panic!("{e}")),
     );
-    let checkpointer = PgCheckpointer::new(
-        &db.checkpoint,
-        &AuditKey::from_bytes(audit_key),
-        CheckpointSigningKey::from_bytes(CKPT_KEY),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let checkpointer = db.checkpointer(audit_key, CKPT_KEY);
     checkpointer
         .checkpoint()
         .unwrap_or_else(|e| panic!("genesis: {e}"));

@@ -1000,6 +1000,24 @@ mod tests {
     use super::*;
     use crate::internal::testing::with_sample_event;
 
+    fn test_log(dir: &Path, durability: Durability) -> ChainedLog {
+        ChainedLog::builder(dir)
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .durability(durability)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .0
+    }
+
+    /// Swaps the segment for a read-only handle: the next write fails like a full disk or a
+    /// failed fdatasync would.
+    fn make_writes_fail(log: &ChainedLog, dir: &Path) {
+        let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+        let io = st.io.as_mut().unwrap_or_else(|| panic!("no io"));
+        io.file = File::open(segment_path(dir, 1)).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     #[test]
     fn async_appends_are_acknowledged_by_the_same_group_commit_and_fail_the_same_way() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1008,12 +1026,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         for durability in [Durability::Durable, Durability::Buffered] {
             let sub = dir.path().join(format!("{durability:?}"));
-            let (log, _) = ChainedLog::builder(&sub)
-                .key(AuditKey::from_bytes([1; 32]))
-                .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-                .durability(durability)
-                .open()
-                .unwrap_or_else(|e| panic!("{e}"));
+            let log = test_log(&sub, durability);
             let append = |n| with_sample_event(n, None, |e| log.append_async(e));
             // The seq is assigned when the call returns, before the future is awaited.
             let (a, b) = (append(0), append(1));
@@ -1028,11 +1041,7 @@ mod tests {
                 durability == Durability::Durable,
                 "and synced if durable"
             );
-            {
-                let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
-                let io = st.io.as_mut().unwrap_or_else(|| panic!("no io"));
-                io.file = File::open(segment_path(&sub, 1)).unwrap_or_else(|e| panic!("{e}"));
-            }
+            make_writes_fail(&log, &sub);
             let failed = rt.block_on(append(2)).err().map(|e| e.kind());
             assert_eq!(failed, Some(AuditErrorKind::Io), "{durability:?}");
             let closed = rt.block_on(append(3)).err().map(|e| e.kind());
@@ -1045,21 +1054,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         for durability in [Durability::Durable, Durability::Buffered] {
             let sub = dir.path().join(format!("{durability:?}"));
-            let (log, _) = ChainedLog::builder(&sub)
-                .key(AuditKey::from_bytes([1; 32]))
-                .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-                .durability(durability)
-                .open()
-                .unwrap_or_else(|e| panic!("{e}"));
+            let log = test_log(&sub, durability);
             let append = |n| with_sample_event(n, None, |e| log.append(e));
             assert_eq!(append(0).ok(), Some(1));
-            // Swap the segment for a read-only handle: the next write fails like a full disk
-            // or a failed fdatasync would.
-            {
-                let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
-                let io = st.io.as_mut().unwrap_or_else(|| panic!("no io"));
-                io.file = File::open(segment_path(&sub, 1)).unwrap_or_else(|e| panic!("{e}"));
-            }
+            make_writes_fail(&log, &sub);
             let first = match durability {
                 Durability::Durable => append(1).map(|_| ()),
                 Durability::Buffered => append(1).and_then(|_| log.sync()),

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(feature = "postgres")]
-use fieldseal::postgres::{Roles, grant, migrate};
+use fieldseal::postgres::{PgCheckpointer, Roles, grant, migrate};
+use fieldseal::{AuditKey, CheckpointSigningKey};
 
 /// URLs of one fresh, migrated database, per role.
 #[derive(Debug, Clone)]
@@ -24,6 +25,18 @@ fn with_db(url: &str, db: &str) -> String {
         .rsplit_once('/')
         .unwrap_or_else(|| panic!("URL without a database"));
     format!("{base}/{db}")
+}
+
+impl PgDb {
+    /// A checkpointer of this database's chain, as the checkpoint role.
+    pub fn checkpointer(&self, audit_key: [u8; 32], signing_key: [u8; 32]) -> PgCheckpointer {
+        PgCheckpointer::new(
+            &self.checkpoint,
+            &AuditKey::from_bytes(audit_key),
+            CheckpointSigningKey::from_bytes(signing_key),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// A fresh database named after `tag`, migrated and granted (with feature `postgres`); `None` (with a message) when the

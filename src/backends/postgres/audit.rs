@@ -265,6 +265,16 @@ impl PgAuditSink {
     /// (the driver's error as source) if the transaction failed, [`AuditErrorKind::Corrupt`] if
     /// the head row is malformed, [`AuditErrorKind::Closed`] if the writer is gone.
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
+        self.append_blocking(event, Vec::new())
+    }
+
+    /// Queues `event` (with the subject keys its transaction deletes) and blocks until the
+    /// writer answers.
+    fn append_blocking(
+        &self,
+        event: &AuditEvent<'_>,
+        deletes: Vec<SubjectKeyId>,
+    ) -> Result<u64, AuditError> {
         let span = SinkSpan::start(SinkOp::PgAppend);
         span.run(|| {
             let row = self.prepare(event)?;
@@ -273,7 +283,7 @@ impl PgAuditSink {
                 .send(Job {
                     row,
                     ack: Ack::Blocking(tx),
-                    deletes: Vec::new(),
+                    deletes,
                 })
                 .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
             let seq = rx
@@ -327,23 +337,7 @@ impl PgAuditSink {
         event: &AuditEvent<'_>,
         ids: &[SubjectKeyId],
     ) -> Result<u64, AuditError> {
-        let span = SinkSpan::start(SinkOp::PgAppend);
-        span.run(|| {
-            let row = self.prepare(event)?;
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            self.queue
-                .send(Job {
-                    row,
-                    ack: Ack::Blocking(tx),
-                    deletes: ids.to_vec(),
-                })
-                .map_err(|_| AuditError::new(AuditErrorKind::Closed))?;
-            let seq = rx
-                .recv()
-                .unwrap_or_else(|_| Err(AuditError::new(AuditErrorKind::Closed)))?;
-            span.number("seq", seq);
-            Ok(seq)
-        })
+        self.append_blocking(event, ids.to_vec())
     }
 
     /// The URL this sink connects with.
