@@ -156,6 +156,18 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     axum::serve(listener, router(state)).await
 }
 
+/// Binds a free port on 127.0.0.1 and serves `state` there from a spawned task (on the current
+/// tokio runtime); returns the address.
+///
+/// # Errors
+/// I/O errors of the bind.
+pub async fn spawn_on_loopback(state: AppState) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(serve(listener, state));
+    Ok(addr)
+}
+
 type Reply = (StatusCode, String);
 
 fn reply(status: StatusCode, body: impl Into<String>) -> Reply {

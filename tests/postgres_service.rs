@@ -69,12 +69,9 @@ fn the_example_service_over_http() {
         })
         .await
         .unwrap_or_else(|e| panic!("setup: {e}"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        service::spawn_on_loopback(state)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        tokio::spawn(service::serve(listener, state));
-        addr
+            .unwrap_or_else(|e| panic!("{e}"))
     });
     assert!(addr.ip().is_loopback());
     PgCheckpointer::new(
