@@ -11,6 +11,7 @@
 //!
 //! The line formats are documented in SECURITY.md ("Audit log").
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ const LOCK_FILE: &str = "audit.lock";
 const FLUSH_BYTES: usize = 64 * 1024;
 /// A written batch's buffer is reused for the next one unless a burst grew it beyond this.
 const MAX_SPARE_BATCH: usize = 1024 * 1024;
+/// An appender's entry buffer is kept for its next append unless an entry grew it beyond this.
+const MAX_SPARE_ENTRY: usize = 16 * 1024;
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,9 +513,10 @@ impl ChainedLog {
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
         let span = SinkSpan::start(SinkOp::Append);
         span.run(|| {
-            let entry = self.entry(event)?;
-            let seq = self.shared.chain(&entry)?;
-            self.shared.acknowledge(seq)?;
+            let seq = with_entry_buffer(|buf| {
+                self.entry_into(event, buf)?;
+                self.shared.chain_and_acknowledge(buf)
+            })?;
             span.number("seq", seq);
             Ok(seq)
         })
@@ -532,9 +536,10 @@ impl ChainedLog {
         event: &AuditEvent<'_>,
     ) -> impl Future<Output = Result<u64, AuditError>> + Send + use<> {
         let span = SinkSpan::start(SinkOp::Append);
-        let queued = self.entry(event).and_then(|entry| {
+        let queued = with_entry_buffer(|buf| {
+            self.entry_into(event, buf)?;
             let flusher = self.flusher()?;
-            let seq = self.shared.chain(&entry)?;
+            let seq = self.shared.chain(buf)?;
             Ok((seq, flusher.wait_for(seq)))
         });
         async move {
@@ -548,16 +553,16 @@ impl ChainedLog {
         }
     }
 
-    /// The event's entry, serialized (outside the lock; only the chaining happens under it).
-    fn entry(&self, event: &AuditEvent<'_>) -> Result<Vec<u8>, AuditError> {
-        let mut entry = Vec::with_capacity(384);
-        EventRecord::json_of(event, &self.shared.pseudonym, &mut entry);
+    /// Serializes the event's entry into `entry` (outside the lock; only the chaining happens
+    /// under it).
+    fn entry_into(&self, event: &AuditEvent<'_>, entry: &mut Vec<u8>) -> Result<(), AuditError> {
+        EventRecord::json_of(event, &self.shared.pseudonym, entry);
         // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they are
         // refused here (the operation fails closed) rather than written.
         if entry.len() + 256 > super::line::MAX_LINE {
             return Err(AuditError::new(AuditErrorKind::Rejected));
         }
-        Ok(entry)
+        Ok(())
     }
 
     fn flusher(&self) -> Result<&Flusher, AuditError> {
@@ -655,6 +660,24 @@ impl Shared {
     /// I/O; [`Acknowledge::acknowledge`] waits for the batch).
     fn chain(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
         let mut st = self.lock()?;
+        self.chain_locked(&mut st, entry_json)
+    }
+
+    /// Chains `entry_json` and waits for its acknowledgement, taking the lock once for both
+    /// when no batch is being written (a lone appender).
+    fn chain_and_acknowledge(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
+        let mut st = self.lock()?;
+        let seq = self.chain_locked(&mut st, entry_json)?;
+        match self.durability {
+            Durability::Durable => self.sync_locked(st, seq, Ckpt::IfDue)?,
+            Durability::Buffered => {
+                self.wait_until(st, false, Ckpt::IfDue, |st| st.written_seq >= seq)?;
+            }
+        }
+        Ok(seq)
+    }
+
+    fn chain_locked(&self, st: &mut State, entry_json: &[u8]) -> Result<u64, AuditError> {
         if st.failed {
             return Err(AuditError::new(AuditErrorKind::Closed));
         }
@@ -692,6 +715,15 @@ impl Shared {
     fn sync_to(&self, target: Option<u64>, mode: Ckpt) -> Result<(), AuditError> {
         let st = self.lock()?;
         let target = target.unwrap_or(st.seq);
+        self.sync_locked(st, target, mode)
+    }
+
+    fn sync_locked<'a>(
+        &'a self,
+        st: MutexGuard<'a, State>,
+        target: u64,
+        mode: Ckpt,
+    ) -> Result<(), AuditError> {
         self.wait_until(st, true, mode, |st| {
             st.durable_seq >= target && !self.wants_checkpoint(st, st.durable_seq, mode)
         })
@@ -864,6 +896,29 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Runs `f` with this thread's entry buffer, emptied (it is kept between appends, so an append
+/// allocates nothing for its entry; an entry holds labels, pseudonyms and digests only, never a
+/// value or a raw identifier).
+fn with_entry_buffer<T>(
+    f: impl FnOnce(&mut Vec<u8>) -> Result<T, AuditError>,
+) -> Result<T, AuditError> {
+    thread_local! {
+        static ENTRY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    ENTRY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = f(&mut buf);
+            if buf.capacity() > MAX_SPARE_ENTRY {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // Only if an append ran inside another on this thread: a buffer of its own.
+        Err(_) => f(&mut Vec::with_capacity(512)),
+    })
 }
 
 /// The background timer: syncs a buffered log and writes checkpoints that the time bound makes

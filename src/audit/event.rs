@@ -4,7 +4,7 @@ use serde::ser::SerializeSeq as _;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::AuditEvent;
-use super::keys::{PseudonymKey, hex};
+use super::keys::{HexStr, PseudonymKey, hex};
 
 /// One audit event as stored in a [`ChainedLog`](crate::ChainedLog) line (the `entry` object).
 ///
@@ -137,8 +137,8 @@ impl EventRecord {
             kind: kind_label(event),
             action: event.action.label(),
             outcome: event.outcome.label(),
-            subject: ctx.part("subject").map(|s| hex(&key.subject(s))),
-            context: hex(&key.context(encoded)),
+            subject: ctx.part("subject").map(|s| HexStr::of(&key.subject(s))),
+            context: HexStr::of(&key.context(encoded)),
             site: Site(event.call_site),
             key_version: event.key_version.get(),
             sealed_at: event.sealed_at,
@@ -170,8 +170,8 @@ struct EventRef<'a> {
     kind: &'static str,
     action: std::borrow::Cow<'static, str>,
     outcome: &'static str,
-    subject: Option<String>,
-    context: String,
+    subject: Option<HexStr<64>>,
+    context: HexStr<32>,
     site: Site,
     key_version: u32,
     sealed_at: u64,

@@ -90,9 +90,10 @@ impl PseudonymKey {
     fn mac(&self, domain: &[u8], msg: &[u8]) -> [u8; 32] {
         use hmac::Mac as _;
         let mut m = self.0.clone();
-        let mut lp = Vec::with_capacity(2 + domain.len());
-        push_lp(&mut lp, domain);
-        m.update(&lp);
+        // lp(domain), fed in two parts (the same bytes as `push_lp`, without a buffer).
+        // The domains are constants far shorter than 64 KiB.
+        m.update(&(domain.len() as u16).to_be_bytes());
+        m.update(domain);
         m.update(msg);
         m.finalize().into_bytes().into()
     }
@@ -188,16 +189,50 @@ impl fmt::Debug for CheckpointVerifyingKey {
     }
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut v = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        v.push(DIGITS[usize::from(b >> 4)]);
-        v.push(DIGITS[usize::from(b & 15)]);
-    }
+    extend_hex(&mut v, bytes);
     // Only ASCII hex digits were pushed.
     String::from_utf8(v).unwrap_or_default()
+}
+
+/// Appends the lowercase hex of `bytes` to `out`.
+pub(crate) fn extend_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+    }
+}
+
+/// The lowercase hex of a digest of `M / 2` bytes, held inline (no allocation); serializes as a
+/// string.
+#[derive(Clone, Copy)]
+pub(crate) struct HexStr<const M: usize>([u8; M]);
+
+impl<const M: usize> HexStr<M> {
+    /// The hex of `bytes`, which must be `M / 2` bytes long (a shorter input leaves `0`s).
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        let mut out = [b'0'; M];
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        Self(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const M: usize> serde::Serialize for HexStr<M> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// Strict lowercase hex into exactly `N` bytes.
@@ -251,5 +286,16 @@ mod tests {
         assert_eq!(unhex::<3>(&h), Some([0, 0xab, 0xff]));
         assert_eq!(unhex::<3>("00ABff"), None);
         assert_eq!(unhex::<2>(&h), None);
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut v = b"x".to_vec();
+        extend_hex(&mut v, &bytes);
+        assert_eq!(v.get(1..), Some(hex(&bytes).as_bytes()));
+        let inline = HexStr::<6>::of(&[0, 0xab, 0xff]);
+        assert_eq!(inline.as_str(), "00abff");
+        assert_eq!(
+            serde_json::to_string(&inline).unwrap_or_default(),
+            "\"00abff\""
+        );
+        assert_eq!(HexStr::<64>::of(&[7; 32]).as_str(), hex(&[7; 32]));
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::event::EventRecord;
-use super::keys::{CheckpointSigningKey, CheckpointVerifyingKey, hex, unhex};
+use super::keys::{CheckpointSigningKey, CheckpointVerifyingKey, extend_hex, hex, unhex};
 use crate::crypto::kdf::push_lp;
 
 /// Longest accepted line, newline excluded.
@@ -109,22 +109,34 @@ impl ChainMac {
         entry_json: &[u8],
     ) -> [u8; 32] {
         let start = out.len();
+        out.reserve(entry_json.len() + 200);
         out.extend_from_slice(b"{\"seq\":");
-        out.extend_from_slice(itoa(seq).as_bytes());
+        push_decimal(out, seq);
         out.extend_from_slice(b",\"prev\":\"");
-        out.extend_from_slice(hex(prev).as_bytes());
+        extend_hex(out, prev);
         out.extend_from_slice(b"\",\"entry\":");
         out.extend_from_slice(entry_json);
         let mac = self.mac(out.get(start..).unwrap_or_default(), prev);
         out.extend_from_slice(b",\"mac\":\"");
-        out.extend_from_slice(hex(&mac).as_bytes());
+        extend_hex(out, &mac);
         out.extend_from_slice(b"\"}\n");
         mac
     }
 }
 
-fn itoa(n: u64) -> String {
-    n.to_string()
+/// Appends the decimal digits of `n` (as serde_json writes a `u64`).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 const MAC_SUFFIX_LEN: usize = 8 + 64 + 2;
@@ -307,6 +319,30 @@ mod tests {
         let mut spaced = raw.to_vec();
         spaced.insert(1, b' ');
         assert!(parse_line(&spaced).is_none());
+    }
+
+    /// The hand-written prefix is what serde_json writes, at every digit count of `seq`.
+    #[test]
+    fn written_lines_are_canonical_at_every_seq_width() {
+        let key = AuditKey::from_bytes([9; 32]);
+        let mac = ChainMac::new(key.mac_key());
+        let entry = with_sample_event(1, Some("s"), |e| {
+            EventRecord::from_event(e, &key.pseudonym_key())
+        });
+        let mut seqs = vec![0, 1, 9, 10, 99, 100, u64::MAX - 1, u64::MAX];
+        seqs.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        seqs.extend((1..20).map(|p| 10u64.pow(p)));
+        for seq in seqs {
+            let mut digits = Vec::new();
+            push_decimal(&mut digits, seq);
+            assert_eq!(digits, seq.to_string().into_bytes());
+            let mut out = Vec::new();
+            mac.write_line(&mut out, seq, &[seq as u8; 32], &entry);
+            let raw = &out[..out.len() - 1];
+            let p = parse_line(raw).unwrap_or_else(|| panic!("parse at {seq}"));
+            assert_eq!((p.seq, p.prev), (seq, [seq as u8; 32]));
+            assert!(mac.check(raw, &p));
+        }
     }
 
     /// A validly MACed line over the limit (only the audit key's holder can make one) is
