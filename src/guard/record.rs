@@ -649,4 +649,49 @@ mod tests {
         let later = ok(guard.seal_any(&email, &s, &ctx));
         assert!(!same_key(&envs[0], &later.parsed()), "version");
     }
+
+    /// Each field's commitment is compared with the key's before any AES-GCM work: a field
+    /// whose tag verifies under the key but whose header names another commitment is refused.
+    #[test]
+    fn a_field_committing_to_another_key_is_refused_even_with_a_valid_tag() {
+        use crate::crypto::aead::NONCE_LEN;
+        use crate::crypto::envelope::{self, HeaderFields};
+        let ring = ok(Keyring::generate());
+        let ctx = [0u8]; // the empty context's encoding
+        let refused = ring.with_sealing_key(
+            "service",
+            FieldKind::Text,
+            &crate::random::SystemRandom,
+            |version, key| {
+                let nonce = [7u8; NONCE_LEN];
+                let mut wrong = *key.commitment();
+                wrong[0] ^= 1;
+                let mut out = Vec::new();
+                envelope::write_header(
+                    &mut out,
+                    &HeaderFields {
+                        kind: FieldKind::Text,
+                        purpose: "service",
+                        key_version: version,
+                        sealed_at: 1,
+                        subject_key_id: None,
+                        salt: key.salt(),
+                        commitment: &wrong,
+                        nonce: &nonce,
+                    },
+                );
+                let mut aad = out.clone();
+                aad.extend_from_slice(&ctx);
+                let mut body = b"hello".to_vec();
+                let tag = key
+                    .seal_in_place(&nonce, &aad, &mut body)
+                    .map_err(|()| Error::Integrity)?;
+                out.extend_from_slice(&body);
+                out.extend_from_slice(&tag);
+                let env = envelope::parse(&out)?;
+                Ok::<_, Error>(matches!(open_field(key, &env, &ctx), Err(Error::Integrity)))
+            },
+        );
+        assert!(matches!(refused, Ok(Ok(true))));
+    }
 }
