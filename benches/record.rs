@@ -83,7 +83,7 @@ fn bench_record(c: &mut Criterion) {
         b.iter(|| {
             sink.clear();
             for s in &sealed {
-                black_box(guard.reveal_any(&reader, s, &ctx).expect("reveal"));
+                let _ = black_box(guard.reveal_any(&reader, s, &ctx).expect("reveal"));
             }
         })
     });

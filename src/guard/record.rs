@@ -78,6 +78,9 @@ impl fmt::Debug for RevealedRecord {
     }
 }
 
+/// A subject key's secret, as the subject-key store hands it out.
+type SubjectSecret = Arc<Zeroizing<[u8; 32]>>;
+
 /// The fields of one (kind, purpose) in a reveal batch: one decision.
 struct RevealGroup {
     purpose: PurposeId,
@@ -385,7 +388,7 @@ impl Guard {
         ctx: &[u8],
         results: &mut [Option<Result<AnyRevealed, Error>>],
     ) {
-        let mut secrets: Vec<([u8; 16], Arc<Zeroizing<[u8; 32]>>)> = Vec::new();
+        let mut secrets: Vec<([u8; 16], SubjectSecret)> = Vec::new();
         while let Some(rep) = results.iter().position(Option::is_none) {
             let Some(renv) = envs.get(rep) else { return };
             let secret = match renv.subject_key_id {
