@@ -28,7 +28,7 @@ use super::keys::{PseudonymKey, hex};
 /// | `key_version` | integer | key version of the sealed value |
 /// | `sealed_at` | integer | Unix seconds when the value was sealed |
 /// | `policy_version` | integer | version of the access policy that decided (0: unversioned) |
-/// | `count` | integer, only in batch records | items covered by a batch record's one decision ([`AuditEvent::count`](crate::AuditEvent::count)); absent from every other record |
+/// | `count` | integer, only in batch records | items covered by a batch record's one decision, or the fields a record batch lists ([`AuditEvent::count`](crate::AuditEvent::count)); absent from every other record |
 /// | `recipient` | string, only in shares and disclosures | the recipient's manifest name ([`AuditEvent::recipient`](crate::AuditEvent::recipient)) |
 /// | `reference` | string, only where the application gave one | the application's reference ([`AuditEvent::reference`](crate::AuditEvent::reference)) |
 /// | `fields` | array of objects, only in record batches | each field of a [`Guard::reveal_record`](crate::Guard::reveal_record): `{"purpose":…,"kind":…,"outcome":…}` ([`FieldRecord`](crate::FieldRecord)) |

@@ -194,6 +194,8 @@ impl<'a> AuditEvent<'a> {
     /// A batch record names the batch's purpose and kind, the active key version the items are
     /// re-sealed under, the oldest sealed-at among them, and the empty context (its items have
     /// contexts of their own; each item that fails gets a record of its own with its context).
+    /// For a record batch ([`Guard::reveal_record`](crate::Guard::reveal_record)), the number
+    /// of fields it lists in [`AuditEvent::fields`].
     pub fn count(&self) -> Option<u64> {
         self.count
     }
