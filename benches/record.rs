@@ -7,6 +7,11 @@
 //! iterations so memory stays bounded). The accessor holds `support_lead` and `marketing`; the
 //! record has 16 service fields (name, email, phone, ID number, 12 notes) and 4 marketing
 //! fields (2 emails, 2 names): 8 distinct (kind, purpose) pairs, all allowed.
+//!
+//! Measured once in release (2 cores shared with other builds, load average 5.6 → 3.6): reveal
+//! 20 single 20.8 µs, batch 16.3 µs (1.27×); seal 20 single 9.8 µs, batch 8.1 µs (1.2×). What
+//! the batch shares (decisions, audit records, key lookups) is about a fifth of a single
+//! reveal here; decryption, the kind's canonical parse and the wiped buffers stay per field.
 
 use std::hint::black_box;
 use std::sync::Arc;
