@@ -41,11 +41,11 @@ pub use anonymize::{
 };
 pub use any::{AnyRevealed, AnySealed, AnyValue};
 pub use audit::{
-    AppEventName, AuditAction, AuditEvent, AuditFuture, AuditKey, AuditRecord, AuditSink,
-    ChainedLog, ChainedLogBuilder, CheckpointSigningKey, CheckpointVerifyingKey, Durability,
-    EventRecord, FailureKind, Fault, FaultClass, MemorySink, NullSink, OpenReport, Outcome,
-    PseudonymKey, RecipientName, Reference, SubjectAccess, TornLine, VerifyReport, verify_bytes,
-    verify_log,
+    AppEventName, AuditAction, AuditEvent, AuditField, AuditFuture, AuditKey, AuditRecord,
+    AuditSink, ChainedLog, ChainedLogBuilder, CheckpointSigningKey, CheckpointVerifyingKey,
+    Durability, EventRecord, FailureKind, Fault, FaultClass, FieldRecord, MemorySink, NullSink,
+    OpenReport, Outcome, PseudonymKey, RecipientName, Reference, SubjectAccess, TornLine,
+    VerifyReport, verify_bytes, verify_log,
 };
 /// `Sealed<F, P>` bound as `text` with sqlx (feature `sqlx`; `Sealed` itself binds as `bytea`).
 #[cfg(feature = "sqlx")]
@@ -61,7 +61,10 @@ pub use field::{
     DeviceInfo, DeviceInfoBuilder, Email, Field, FieldError, FieldKind, IdNumber, IpAddress,
     PersonName, PhoneNumber, PostalAddress, PostalAddressBuilder, Text,
 };
-pub use guard::{AppEvent, Erasure, ErasureReport, Guard, GuardBuilder, RewrapReport};
+pub use guard::{
+    AppEvent, Erasure, ErasureReport, Guard, GuardBuilder, MAX_RECORD_FIELDS, RevealedRecord,
+    RewrapReport,
+};
 pub use index::{
     BlindIndex, BlindIndexBuilder, DEFAULT_VALUES_PER_TERM, IndexError, IndexQuery, IndexTerm,
     MAX_INDEX_BITS,

@@ -4,6 +4,7 @@ use serde::ser::SerializeSeq as _;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::AuditEvent;
+use super::fields::{FieldRecord, FieldsRef};
 use super::keys::{HexStr, PseudonymKey, hex};
 
 /// One audit event as stored in a [`ChainedLog`](crate::ChainedLog) line (the `entry` object).
@@ -27,14 +28,15 @@ use super::keys::{HexStr, PseudonymKey, hex};
 /// | `key_version` | integer | key version of the sealed value |
 /// | `sealed_at` | integer | Unix seconds when the value was sealed |
 /// | `policy_version` | integer | version of the access policy that decided (0: unversioned) |
-/// | `count` | integer, only in batch records | items covered by a batch record's one decision ([`AuditEvent::count`](crate::AuditEvent::count)); absent from every other record |
+/// | `count` | integer, only in batch records | items covered by a batch record's one decision, or the fields a record batch lists ([`AuditEvent::count`](crate::AuditEvent::count)); absent from every other record |
 /// | `recipient` | string, only in shares and disclosures | the recipient's manifest name ([`AuditEvent::recipient`](crate::AuditEvent::recipient)) |
 /// | `reference` | string, only where the application gave one | the application's reference ([`AuditEvent::reference`](crate::AuditEvent::reference)) |
+/// | `fields` | array of objects, only in record batches | each field of a [`Guard::reveal_record`](crate::Guard::reveal_record): `{"purpose":…,"kind":…,"outcome":…}` ([`FieldRecord`](crate::FieldRecord)) |
 ///
 /// `purpose` and `kind` are `-` for an event about no one purpose or kind (a policy reload, a
 /// subject-key erasure); `action` is an [`AuditAction`](crate::AuditAction) label.
 ///
-/// `count`, `recipient` and `reference` are written only when present, so a line without it (every line before batch records
+/// `count`, `recipient`, `reference` and `fields` are written only when present, so a line without it (every line before batch records
 /// existed, and every single-value record) is byte for byte what earlier releases wrote and
 /// read; a `"count":null` member is not canonical and is rejected.
 /// Neither the raw subject identifier nor any other context value is stored.
@@ -77,6 +79,10 @@ pub struct EventRecord {
     /// The application's reference; `None` (and absent from the JSON) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// The fields of a record batch, in the caller's order; `None` (and absent from the JSON)
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldRecord>>,
 }
 
 /// The stored label of an event's purpose: `-` for none.
@@ -121,6 +127,10 @@ impl EventRecord {
             count: event.count,
             recipient: event.detail.recipient.map(|r| r.as_str().to_owned()),
             reference: event.detail.reference.map(|r| r.as_str().to_owned()),
+            fields: event
+                .detail
+                .fields
+                .map(|f| f.iter().map(FieldRecord::of).collect()),
         }
     }
 
@@ -146,9 +156,23 @@ impl EventRecord {
             count: event.count,
             recipient: event.detail.recipient.map(|r| r.as_str()),
             reference: event.detail.reference.map(|r| r.as_str()),
+            fields: event.detail.fields.map(FieldsRef),
         };
         // Serializing strings and integers into a Vec cannot fail.
         let _ = serde_json::to_writer(out, &r);
+    }
+
+    /// The (purpose, kind) pairs this record says were read if it is an allowed access: every
+    /// allowed field of a record batch, or the record's own purpose and kind.
+    pub(crate) fn read_items(&self) -> Vec<(&str, &str)> {
+        match &self.fields {
+            Some(fields) => fields
+                .iter()
+                .filter(|f| f.outcome == "allowed")
+                .map(|f| (f.purpose.as_str(), f.kind.as_str()))
+                .collect(),
+            None => vec![(self.purpose.as_str(), self.kind.as_str())],
+        }
     }
 
     /// Whether this record is about subject `id` (pseudonym comparison in constant time).
@@ -182,6 +206,8 @@ struct EventRef<'a> {
     recipient: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<FieldsRef<'a>>,
 }
 
 struct Roles<'a>(&'a [crate::policy::Role]);

@@ -9,6 +9,7 @@ mod action;
 mod chain;
 mod ckpt_file;
 mod event;
+mod fields;
 mod keys;
 pub(crate) mod line;
 mod verify;
@@ -23,6 +24,7 @@ pub(crate) mod line_fuzz {
 pub use action::{AppEventName, AuditAction, RecipientName, Reference};
 pub use chain::{ChainedLog, ChainedLogBuilder, Durability, OpenReport, TornLine};
 pub use event::EventRecord;
+pub use fields::{AuditField, FieldRecord};
 pub use keys::{AuditKey, CheckpointSigningKey, CheckpointVerifyingKey, PseudonymKey};
 pub use verify::{Fault, FaultClass, SubjectAccess, VerifyReport, verify_bytes, verify_log};
 
@@ -126,12 +128,15 @@ pub struct AuditEvent<'a> {
 pub(crate) struct Detail<'a> {
     pub(crate) recipient: Option<&'a RecipientName>,
     pub(crate) reference: Option<&'a Reference>,
+    /// The fields a record batch covers ([`Guard::reveal_record`](crate::Guard::reveal_record)).
+    pub(crate) fields: Option<&'a [AuditField]>,
 }
 
 impl Detail<'_> {
     pub(crate) const NONE: Detail<'static> = Detail {
         recipient: None,
         reference: None,
+        fields: None,
     };
 }
 
@@ -189,6 +194,8 @@ impl<'a> AuditEvent<'a> {
     /// A batch record names the batch's purpose and kind, the active key version the items are
     /// re-sealed under, the oldest sealed-at among them, and the empty context (its items have
     /// contexts of their own; each item that fails gets a record of its own with its context).
+    /// For a record batch ([`Guard::reveal_record`](crate::Guard::reveal_record)), the number
+    /// of fields it lists in [`AuditEvent::fields`].
     pub fn count(&self) -> Option<u64> {
         self.count
     }
@@ -199,6 +206,12 @@ impl<'a> AuditEvent<'a> {
     /// The application's reference for the event (a legal order's number, a ticket).
     pub fn reference(&self) -> Option<&'a Reference> {
         self.detail.reference
+    }
+    /// For a record batch ([`Guard::reveal_record`](crate::Guard::reveal_record)), every field
+    /// it covers, in the caller's order: kind, purpose and the decision for each; `None` for
+    /// every other record.
+    pub fn fields(&self) -> Option<&'a [AuditField]> {
+        self.detail.fields
     }
 }
 
@@ -281,6 +294,8 @@ pub struct AuditRecord {
     pub recipient: Option<RecipientName>,
     /// The application's reference for the event.
     pub reference: Option<Reference>,
+    /// The fields of a record batch ([`AuditEvent::fields`]); `None` otherwise.
+    pub fields: Option<Arc<[AuditField]>>,
 }
 
 impl AuditRecord {
@@ -299,6 +314,7 @@ impl AuditRecord {
             count: e.count,
             recipient: e.detail.recipient.cloned(),
             reference: e.detail.reference.cloned(),
+            fields: e.detail.fields.map(Arc::from),
         }
     }
 }

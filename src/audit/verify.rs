@@ -324,7 +324,9 @@ impl VerifyReport {
     }
 
     /// Who read subject `subject`'s data (allowed reveals and masks, and the anonymizations and
-    /// blind-index computations that used it), for which purpose and when, oldest first.
+    /// blind-index computations that used it), for which purpose and when, oldest first. A
+    /// record batch ([`Guard::reveal_record`](crate::Guard::reveal_record)) gives one access
+    /// per field allowed, all with the record's seq.
     ///
     /// # Errors
     /// The log's [`Fault`] if it did not verify: a report is only made from a verified log.
@@ -346,14 +348,19 @@ impl VerifyReport {
                     && r.outcome == "allowed"
                     && matches!(r.action.as_str(), "reveal" | "mask" | "anonymize" | "index")
             })
-            .map(|(r, seq)| SubjectAccess {
-                seq,
-                time: r.time,
-                principal: r.principal.clone(),
-                roles: r.roles.clone(),
-                purpose: r.purpose.clone(),
-                kind: r.kind.clone(),
-                action: r.action.clone(),
+            // A record batch lists its fields: one access per field allowed.
+            .flat_map(|(r, seq)| {
+                r.read_items()
+                    .into_iter()
+                    .map(move |(purpose, kind)| SubjectAccess {
+                        seq,
+                        time: r.time,
+                        principal: r.principal.clone(),
+                        roles: r.roles.clone(),
+                        purpose: purpose.to_owned(),
+                        kind: kind.to_owned(),
+                        action: r.action.clone(),
+                    })
             })
             .collect())
     }

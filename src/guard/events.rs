@@ -103,6 +103,7 @@ impl Guard {
             detail: Detail {
                 recipient: event.recipient.as_ref(),
                 reference: event.reference.as_ref(),
+                fields: None,
             },
         };
         self.audit.record(&e)?;
@@ -192,6 +193,7 @@ impl Guard {
             detail: Detail {
                 recipient: recipient.as_ref(),
                 reference: None,
+                fields: None,
             },
         };
         self.audit.record(&e)?;

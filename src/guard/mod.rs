@@ -3,7 +3,7 @@
 //! Split by operation: `seal.rs` (seal, seal_any), `reveal.rs` (reveal, mask and their dynamic
 //! forms, on the one opening core), `asynchronous.rs` (reveal and mask on that core with the
 //! consent lookups and the record awaited), `lifecycle.rs` (rewrap, repurpose, erase),
-//! `batch.rs` (batch rewrap), `events.rs` (consent changes, policy reloads, application events),
+//! `batch.rs` (batch rewrap), `record.rs` (the fields of one record sealed or revealed together), `events.rs` (consent changes, policy reloads, application events),
 //! `analytics.rs` (anonymize and blind-index terms), `rights.rs` (data-subject requests after
 //! identity verification, the retention sweep), `share.rs` (sharing with recipients, feature `share`). This
 //! file holds the guard, its builder and
@@ -14,6 +14,7 @@ mod asynchronous;
 mod batch;
 mod events;
 mod lifecycle;
+mod record;
 mod reveal;
 mod rights;
 mod seal;
@@ -23,6 +24,7 @@ mod share;
 pub use batch::RewrapReport;
 pub use events::AppEvent;
 pub use lifecycle::{Erasure, ErasureReport};
+pub use record::{MAX_RECORD_FIELDS, RevealedRecord};
 
 use std::fmt;
 use std::sync::Arc;

@@ -120,6 +120,7 @@ impl Guard {
             detail: Detail {
                 recipient: Some(recipient),
                 reference: None,
+                fields: None,
             },
             ..event
         };

@@ -110,15 +110,17 @@ impl Walker {
             && e.outcome == "allowed"
             && matches!(e.action.as_str(), "reveal" | "mask" | "anonymize" | "index")
         {
-            self.accesses.push(SubjectAccess {
-                seq: expected,
-                time: e.time,
-                principal: e.principal.clone(),
-                roles: e.roles.clone(),
-                purpose: e.purpose.clone(),
-                kind: e.kind.clone(),
-                action: e.action.clone(),
-            });
+            for (purpose, kind) in e.read_items() {
+                self.accesses.push(SubjectAccess {
+                    seq: expected,
+                    time: e.time,
+                    principal: e.principal.clone(),
+                    roles: e.roles.clone(),
+                    purpose: purpose.to_owned(),
+                    kind: kind.to_owned(),
+                    action: e.action.clone(),
+                });
+            }
         }
         self.last_seq = expected;
         self.head = parsed.mac;
