@@ -11,7 +11,7 @@ use fieldseal::*;
 
 use crate::Target;
 use crate::alloc;
-use crate::measure::{Contender, Plan, Samples, human_ns, human_rate, paired, ratio_cell};
+use crate::measure::{Contender, Plan, Samples, Summary, human_ns, human_rate, paired, ratio_cell};
 use crate::setup::{self, Raw, ctx};
 
 const SIZES: [usize; 2] = [32, 4096];
@@ -95,8 +95,25 @@ fn table_header(cols: &str) {
 fn raw_rows(s: &Samples, names: &[String]) {
     for n in names {
         let t = s.time(n);
-        println!("| {n} | {} | 1 (baseline if fastest) |", human_ns(t.median));
+        println!("| {n} | {} | | |", human_ns(t.median));
     }
+}
+
+/// Columns of a table whose contenders are compared with raw AES-GCM.
+const RATIO_COLUMNS: &str = "| contender | ns/op (median) | / fastest raw (median, min–max) | / faster aes-gcm 0.11 API (median, min–max) |";
+
+/// Prints `name`'s row with its ratios to the fastest raw contender of `raw` and to the faster
+/// of the aes-gcm 0.11 ones (the first [`Raw::V011_COUNT`]), each per round; returns both.
+fn ratio_row(s: &Samples, name: &str, raw: &[String]) -> (Summary, Summary) {
+    let fastest = s.ratio(name, &s.fastest_of(&refs(raw)));
+    let v011 = s.ratio(name, &s.fastest_of(&refs(&raw[..Raw::V011_COUNT])));
+    println!(
+        "| {name} | {} | {} | {} |",
+        human_ns(s.time(name).median),
+        ratio_cell(fastest),
+        ratio_cell(v011)
+    );
+    (fastest, v011)
 }
 
 pub fn seal(plan: Plan, targets: &mut Vec<Target>) {
@@ -124,21 +141,16 @@ pub fn seal(plan: Plan, targets: &mut Vec<Target>) {
         ));
     }
     let s = paired(plan, &mut contenders);
-    table_header("| contender | ns/op (median) | ratio to raw (median, min–max) |");
+    table_header(RATIO_COLUMNS);
     for (size, raw) in SIZES.into_iter().zip(&raws) {
         raw_rows(&s, raw);
         let name = format!("fieldseal seal, {}", size_label(size));
-        let base = s.fastest_of(&refs(raw));
-        let r = s.ratio(&name, &base);
-        println!(
-            "| {name} | {} | {} |",
-            human_ns(s.time(&name).median),
-            ratio_cell(r)
-        );
+        let (r, v011) = ratio_row(&s, &name, raw);
         targets.push(Target {
             path: format!("seal, {}", size_label(size)),
             target: "≤ 1.25× raw encrypt",
             measured: ratio_cell(r),
+            vs_011: ratio_cell(v011),
             met: r.median <= 1.25,
         });
     }
@@ -237,50 +249,43 @@ pub fn reveal(plan: Plan, targets: &mut Vec<Target>) {
         ));
     }
     let s = paired(plan, &mut contenders);
-    table_header("| contender | ns/op (median) | ratio to raw decrypt (median, min–max) |");
+    table_header(RATIO_COLUMNS);
     for (size, (svc_raw, mkt_raw)) in SIZES.into_iter().zip(&raws) {
         raw_rows(&s, svc_raw);
         raw_rows(&s, mkt_raw);
         let l = size_label(size);
-        let parse = format!("Text::parse alone (not a reveal), {l}");
-        println!(
-            "| {parse} | {} | {} |",
-            human_ns(s.time(&parse).median),
-            ratio_cell(s.ratio(&parse, &s.fastest_of(&refs(svc_raw))))
+        ratio_row(
+            &s,
+            &format!("Text::parse alone (not a reveal), {l}"),
+            svc_raw,
         );
-        let svc_base = s.fastest_of(&refs(svc_raw));
-        let mkt_base = s.fastest_of(&refs(mkt_raw));
-        for (name, base, target, limit) in [
+        for (name, raw, target, limit) in [
             (
                 format!("AllowList + memory sink, {l}"),
-                &svc_base,
+                svc_raw,
                 Some("≤ 2.0× raw decrypt"),
                 2.0,
             ),
             (
                 format!("ManifestPolicy + consent + memory sink, warm cache, {l}"),
-                &mkt_base,
+                mkt_raw,
                 Some("≤ 2.5× raw decrypt"),
                 2.5,
             ),
             (
                 format!("ManifestPolicy + consent + memory sink, cold cache, {l}"),
-                &mkt_base,
+                mkt_raw,
                 None,
                 0.0,
             ),
         ] {
-            let r = s.ratio(&name, base);
-            println!(
-                "| {name} | {} | {} |",
-                human_ns(s.time(&name).median),
-                ratio_cell(r)
-            );
+            let (r, v011) = ratio_row(&s, &name, raw);
             if let Some(target) = target {
                 targets.push(Target {
                     path: format!("reveal, {}", name.replace(", warm cache", " (warm cache)")),
                     target,
                     measured: ratio_cell(r),
+                    vs_011: ratio_cell(v011),
                     met: r.median <= limit,
                 });
             }
@@ -365,24 +370,14 @@ pub fn chained_reveal(plan: Plan, targets: &mut Vec<Target>) {
     }
     let s = paired(plan, &mut contenders);
     let base = s.fastest_of(&refs(&raw));
-    table_header("| contender | ns/op (median) | ratio to raw decrypt (median, min–max) |");
+    table_header(RATIO_COLUMNS);
     raw_rows(&s, &raw);
-    let r2 = s.ratio("aes-gcm 0.11 decrypt, 2 threads", &base);
-    println!(
-        "| aes-gcm 0.11 decrypt, 2 threads | {} | {} |",
-        human_ns(s.time("aes-gcm 0.11 decrypt, 2 threads").median),
-        ratio_cell(r2)
-    );
+    ratio_row(&s, "aes-gcm 0.11 decrypt, 2 threads", &raw);
     let one = "ManifestPolicy + ChainedLog buffered, 1 thread";
     let two = "ManifestPolicy + ChainedLog buffered, 2 threads";
-    let r1 = s.ratio(one, &base);
+    let (r1, v011) = ratio_row(&s, one, &raw);
     let t1 = s.time(one);
-    println!("| {one} | {} | {} |", human_ns(t1.median), ratio_cell(r1));
-    println!(
-        "| {two} | {} | {} |",
-        human_ns(s.time(two).median),
-        ratio_cell(s.ratio(two, &base))
-    );
+    ratio_row(&s, two, &raw);
     // Throughput at 2 threads over throughput at 1, per round.
     let scaling = s.speedup(two, s.ns_of(one));
     println!();
@@ -397,12 +392,14 @@ pub fn chained_reveal(plan: Plan, targets: &mut Vec<Target>) {
         path: "reveal, ManifestPolicy + ChainedLog buffered, 32 B".into(),
         target: "≤ 5× raw (≈ 1 µs)",
         measured: format!("{} = {}", ratio_cell(r1), human_ns(t1.median)),
+        vs_011: ratio_cell(v011),
         met: r1.median <= 5.0,
     });
     targets.push(Target {
         path: "reveal, ManifestPolicy + ChainedLog buffered, 2 threads / 1".into(),
         target: "≥ 1.8× one thread",
         measured: ratio_cell(scaling),
+        vs_011: "-".into(),
         met: scaling.median >= 1.8,
     });
 }
@@ -500,6 +497,7 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
                     human_rate(1e9 / t.max),
                     human_rate(1e9 / t.min)
                 ),
+                vs_011: "-".into(),
                 met: 1e9 / t.median >= 1e6,
             });
         }
@@ -565,22 +563,21 @@ pub fn round_trips(plan: Plan, targets: &mut Vec<Target>) {
     }
     let s = paired(plan, &mut contenders);
     table_header(
-        "| contender | ns per round trip (median) | ratio to raw (median, min–max) | peer / fieldseal (median, min–max) |",
+        "| contender | ns per round trip (median) | / fastest raw (median, min–max) | / faster aes-gcm 0.11 API | peer / fieldseal (median, min–max) |",
     );
     for (size, raw) in SIZES.into_iter().zip(&raws) {
         let l = size_label(size);
         let base = s.fastest_of(&refs(raw));
+        let v011 = &s.fastest_of(&refs(&raw[..Raw::V011_COUNT]));
         for n in raw {
-            println!(
-                "| {n} | {} | 1 (baseline if fastest) | |",
-                human_ns(s.time(n).median)
-            );
+            println!("| {n} | {} | | | |", human_ns(s.time(n).median));
         }
         let fs = format!("fieldseal, {l}");
         println!(
-            "| {fs} | {} | {} | 1 |",
+            "| {fs} | {} | {} | {} | 1 |",
             human_ns(s.time(&fs).median),
-            ratio_cell(s.ratio(&fs, &base))
+            ratio_cell(s.ratio(&fs, &base)),
+            ratio_cell(s.ratio(&fs, v011))
         );
         for (peer, enabled, target, limit) in [
             (
@@ -597,20 +594,22 @@ pub fn round_trips(plan: Plan, targets: &mut Vec<Target>) {
             ),
         ] {
             if !enabled {
-                println!("| {peer} | not built (feature off) | | |");
+                println!("| {peer} | not built (feature off) | | | |");
                 continue;
             }
             let r = s.ratio(&peer, s.ns_of(&fs));
             println!(
-                "| {peer} | {} | {} | {} |",
+                "| {peer} | {} | {} | {} | {} |",
                 human_ns(s.time(&peer).median),
                 ratio_cell(s.ratio(&peer, &base)),
+                ratio_cell(s.ratio(&peer, v011)),
                 ratio_cell(r)
             );
             targets.push(Target {
                 path: format!("seal + reveal round trip vs {peer} (peer time / fieldseal time)"),
                 target,
                 measured: ratio_cell(r),
+                vs_011: "-".into(),
                 met: if limit > 1.0 {
                     r.median >= limit
                 } else {
@@ -829,9 +828,11 @@ pub fn allocations(n: u64) {
     println!("## 8. Allocations per operation");
     println!();
     println!(
-        "A counting global allocator in this harness, over {n} operations after one uncounted \
-         call, in every thread of the process (a log's writer included); a reallocation counts \
-         as one allocation of its new size. Bytes are bytes requested, not retained."
+        "A counting global allocator in this harness, over {n} operations after {n} uncounted \
+         ones, in every thread of the process (a log's writer included); a memory sink is \
+         cleared between the two (it keeps its vector's capacity, so the amortized growth of \
+         its storage is not counted); a reallocation counts as one allocation of its new size. \
+         Bytes are bytes requested, not retained."
     );
     println!();
     table_header("| operation | allocations/op | bytes/op |");
@@ -852,38 +853,48 @@ pub fn allocations(n: u64) {
         let ct = raw.prepare(&msg, &aad);
         row(
             format!("aes-gcm 0.11 encrypt, {l}"),
-            alloc::count(n, || drop(black_box(raw.encrypt(&msg, &aad)))),
+            alloc::count(n, || drop(black_box(raw.encrypt(&msg, &aad))), || ()),
         );
         row(
             format!("aes-gcm 0.11 decrypt, {l}"),
-            alloc::count(n, || drop(black_box(raw.decrypt(&ct, &aad)))),
+            alloc::count(n, || drop(black_box(raw.decrypt(&ct, &aad))), || ()),
         );
         row(
             format!("seal, {l}"),
-            alloc::count(n, || {
-                drop(black_box(
-                    allow.seal::<Text, Service>(&text, &ctx).expect("seal"),
-                ))
-            }),
+            alloc::count(
+                n,
+                || {
+                    drop(black_box(
+                        allow.seal::<Text, Service>(&text, &ctx).expect("seal"),
+                    ))
+                },
+                || (),
+            ),
         );
         allow_sink.clear();
         row(
             format!("reveal, AllowList + memory sink, {l}"),
-            alloc::count(n, || {
-                drop(black_box(allow.reveal(&agent, &svc, &ctx).expect("reveal")))
-            }),
+            alloc::count(
+                n,
+                || drop(black_box(allow.reveal(&agent, &svc, &ctx).expect("reveal"))),
+                || allow_sink.clear(),
+            ),
         );
         manifest_sink.clear();
         row(
             format!("reveal, ManifestPolicy + consent + memory sink, warm cache, {l}"),
-            alloc::count(n, || {
-                drop(black_box(
-                    manifest.reveal(&marketer, &mkt, &ctx).expect("reveal"),
-                ))
-            }),
+            alloc::count(
+                n,
+                || {
+                    drop(black_box(
+                        manifest.reveal(&marketer, &mkt, &ctx).expect("reveal"),
+                    ))
+                },
+                || manifest_sink.clear(),
+            ),
         );
         manifest_sink.clear();
-        let cold: Vec<Accessor> = (0..=n)
+        let cold: Vec<Accessor> = (0..2 * n)
             .map(|i| {
                 Accessor::new(
                     "bench",
@@ -897,20 +908,28 @@ pub fn allocations(n: u64) {
         let mut it = cold.iter();
         row(
             format!("reveal, ManifestPolicy + consent + memory sink, cold cache, {l}"),
-            alloc::count(n, || {
-                let a = it.next().expect("one accessor per call");
-                drop(black_box(manifest.reveal(a, &mkt, &ctx).expect("reveal")))
-            }),
+            alloc::count(
+                n,
+                || {
+                    let a = it.next().expect("one accessor per call");
+                    drop(black_box(manifest.reveal(a, &mkt, &ctx).expect("reveal")))
+                },
+                || manifest_sink.clear(),
+            ),
         );
         manifest_sink.clear();
         let logged = LoggedGuard::open();
         row(
             format!("reveal, ManifestPolicy + ChainedLog buffered, {l}"),
-            alloc::count(n, || {
-                drop(black_box(
-                    logged.guard.reveal(&marketer, &mkt, &ctx).expect("reveal"),
-                ))
-            }),
+            alloc::count(
+                n,
+                || {
+                    drop(black_box(
+                        logged.guard.reveal(&marketer, &mkt, &ctx).expect("reveal"),
+                    ))
+                },
+                || (),
+            ),
         );
         drop(logged);
         #[cfg(feature = "alloy")]
@@ -918,7 +937,7 @@ pub fn allocations(n: u64) {
             let alloy = crate::peers::alloy::Alloy::new();
             row(
                 format!("ironcore-alloy standalone round trip, {l}"),
-                alloc::count(n, || drop(black_box(alloy.round_trip(&msg)))),
+                alloc::count(n, || drop(black_box(alloy.round_trip(&msg))), || ()),
             );
         }
         #[cfg(feature = "tink")]
@@ -926,15 +945,19 @@ pub fn allocations(n: u64) {
             let tink = crate::peers::tink::Tink::new();
             row(
                 format!("tink-rust AES256_GCM round trip, {l}"),
-                alloc::count(n, || drop(black_box(tink.round_trip(&msg, &aad)))),
+                alloc::count(n, || drop(black_box(tink.round_trip(&msg, &aad))), || ()),
             );
         }
         row(
             format!("fieldseal seal + reveal round trip (AllowList + memory sink), {l}"),
-            alloc::count(n, || {
-                let s: Sealed<Text, Service> = allow.seal(&text, &ctx).expect("seal");
-                drop(black_box(allow.reveal(&agent, &s, &ctx).expect("reveal")))
-            }),
+            alloc::count(
+                n,
+                || {
+                    let s: Sealed<Text, Service> = allow.seal(&text, &ctx).expect("seal");
+                    drop(black_box(allow.reveal(&agent, &s, &ctx).expect("reveal")))
+                },
+                || allow_sink.clear(),
+            ),
         );
         allow_sink.clear();
     }

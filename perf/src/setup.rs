@@ -121,26 +121,33 @@ pub fn chained_log(durability: Durability) -> (Arc<ChainedLog>, TempDir) {
     (Arc::new(log), dir)
 }
 
-/// Raw AES-256-GCM with a prepared cipher, under aes-gcm 0.11 (the version fieldseal uses) or
-/// 0.10: a fresh random nonce per encryption, as fieldseal draws one.
+/// Raw AES-256-GCM with a prepared cipher: aes-gcm 0.11 (the version fieldseal uses) through
+/// its allocating `Aead` API and through the in-place `AeadInOut` API with a detached tag (the
+/// one fieldseal calls, here on a fresh `Vec` per call), and aes-gcm 0.10; a fresh random nonce
+/// per encryption, as fieldseal draws one.
 pub enum Raw {
     V011(Box<aes_gcm::Aes256Gcm>),
+    V011InOut(Box<aes_gcm::Aes256Gcm>),
     V010(Box<aes_gcm_010::Aes256Gcm>),
 }
 
 impl Raw {
-    pub const VERSIONS: [&'static str; 2] = ["aes-gcm 0.11", "aes-gcm 0.10"];
+    /// The aes-gcm 0.11 variants come first ([`Raw::V011_COUNT`] of them).
+    pub const VERSIONS: [&'static str; 3] =
+        ["aes-gcm 0.11", "aes-gcm 0.11 in-place", "aes-gcm 0.10"];
+    pub const V011_COUNT: usize = 2;
 
     pub fn new(version: &str) -> Self {
+        use aes_gcm::aead::KeyInit;
         match version {
             "aes-gcm 0.10" => {
-                use aes_gcm_010::aead::KeyInit;
+                use aes_gcm_010::aead::KeyInit as _;
                 Self::V010(Box::new(aes_gcm_010::Aes256Gcm::new(&[5u8; 32].into())))
             }
-            _ => {
-                use aes_gcm::aead::KeyInit;
-                Self::V011(Box::new(aes_gcm::Aes256Gcm::new(&[5u8; 32].into())))
+            "aes-gcm 0.11 in-place" => {
+                Self::V011InOut(Box::new(aes_gcm::Aes256Gcm::new(&[5u8; 32].into())))
             }
+            _ => Self::V011(Box::new(aes_gcm::Aes256Gcm::new(&[5u8; 32].into()))),
         }
     }
 
@@ -152,6 +159,16 @@ impl Raw {
 
     fn encrypt_with(&self, nonce: &[u8; 12], msg: &[u8], aad: &[u8]) -> Vec<u8> {
         match self {
+            Self::V011InOut(c) => {
+                use aes_gcm::aead::AeadInOut;
+                let mut buf = Vec::with_capacity(msg.len() + 16);
+                buf.extend_from_slice(msg);
+                let tag = c
+                    .encrypt_inout_detached(&(*nonce).into(), aad, buf.as_mut_slice().into())
+                    .expect("encryption of a bounded message");
+                buf.extend_from_slice(&tag);
+                buf
+            }
             Self::V011(c) => {
                 use aes_gcm::aead::{Aead, Payload};
                 c.encrypt(&(*nonce).into(), Payload { msg, aad })
@@ -184,6 +201,15 @@ impl Raw {
 
     fn decrypt_with(&self, nonce: &[u8; 12], ct: &[u8], aad: &[u8]) -> Vec<u8> {
         match self {
+            Self::V011InOut(c) => {
+                use aes_gcm::aead::{AeadInOut, Tag};
+                let (body, tag) = ct.split_at(ct.len() - 16);
+                let tag = <&Tag<aes_gcm::Aes256Gcm>>::try_from(tag).expect("16 bytes");
+                let mut buf = body.to_vec();
+                c.decrypt_inout_detached(&(*nonce).into(), aad, buf.as_mut_slice().into(), tag)
+                    .expect("our own ciphertext");
+                buf
+            }
             Self::V011(c) => {
                 use aes_gcm::aead::{Aead, Payload};
                 c.decrypt(&(*nonce).into(), Payload { msg: ct, aad })
