@@ -204,3 +204,104 @@ pub fn ratio_cell(s: Summary) -> String {
     };
     format!("{}x ({}–{})", f(s.median), f(s.min), f(s.max))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let s = summarize(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(summarize(&[4.0, 1.0, 3.0, 2.0]).median, 2.5);
+        assert!(summarize(&[]).median.is_nan());
+    }
+
+    fn samples() -> Samples {
+        Samples {
+            names: vec!["a".into(), "b".into(), "c".into()],
+            ns: vec![vec![10.0, 30.0], vec![20.0, 15.0], vec![40.0, 60.0]],
+        }
+    }
+
+    #[test]
+    fn ratios_are_taken_within_a_round() {
+        let s = samples();
+        let base = s.fastest_of(&["a", "b"]);
+        assert_eq!(base, vec![10.0, 15.0]);
+        // c / fastest per round: 4 and 4, although the medians (50 / 17.5) differ more.
+        let r = s.ratio("c", &base);
+        assert_eq!((r.median, r.min, r.max), (4.0, 4.0, 4.0));
+        let up = s.speedup("a", s.ns_of("c"));
+        assert_eq!((up.min, up.max), (2.0, 4.0));
+    }
+
+    #[test]
+    fn every_contender_runs_once_per_round_in_rotated_order() {
+        let order = RefCell::new(Vec::new());
+        let mut contenders: Vec<Contender<'_>> = ["x", "y", "z"]
+            .into_iter()
+            .map(|n| {
+                let order = &order;
+                Contender::new(n, move |k| {
+                    order.borrow_mut().push((n, k));
+                    // Long enough that the warm-up settles on k = 1.
+                    Duration::from_millis(2)
+                })
+                .ops(2)
+            })
+            .collect();
+        let plan = Plan {
+            rounds: 3,
+            batch: Duration::from_millis(1),
+        };
+        let s = paired(plan, &mut contenders);
+        drop(contenders);
+        let order = order.into_inner();
+        // Warm-up: one batch each, in order; then rounds starting at x, y, z.
+        let names: Vec<&str> = order.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["x", "y", "z", "x", "y", "z", "y", "z", "x", "z", "x", "y"]
+        );
+        assert!(order.iter().all(|(_, k)| *k == 1));
+        // 2 ms over one unit of two operations: 1 ms per operation, every round.
+        assert_eq!(s.ns_of("y"), &[1e6, 1e6, 1e6]);
+    }
+
+    #[test]
+    fn warm_up_grows_the_batch_until_it_takes_the_target_time() {
+        let seen = RefCell::new(Vec::new());
+        let mut c = vec![Contender::new("grow", |k| {
+            seen.borrow_mut().push(k);
+            Duration::from_micros(10 * k)
+        })];
+        let plan = Plan {
+            rounds: 1,
+            batch: Duration::from_millis(5),
+        };
+        paired(plan, &mut c);
+        drop(c);
+        let seen = seen.into_inner();
+        let last = *seen.last().expect("one timed round");
+        assert!(seen.windows(2).take(seen.len() - 2).all(|w| w[1] > w[0]));
+        assert!(last * 10 >= 5_000, "the batch reached 5 ms: k = {last}");
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_ns(512.0), "512 ns");
+        assert_eq!(human_ns(1_500.0), "1.50 µs");
+        assert_eq!(human_ns(25_400.0), "25.4 µs");
+        assert_eq!(human_ns(2_620_000.0), "2.62 ms");
+        assert_eq!(human_rate(217_000.0), "217 k/s");
+        assert_eq!(human_rate(1_780_000.0), "1.78 M/s");
+        let r = Summary {
+            median: 2.4749,
+            min: 12.3,
+            max: 190.0,
+        };
+        assert_eq!(ratio_cell(r), "2.47x (12.3–190)");
+    }
+}
