@@ -279,6 +279,24 @@ mod tests {
         assert_eq!(p.subject(b"a"), hmac_sha256(&k.pseudonym[..], &msg));
     }
 
+    /// The context digest is the truncated HMAC of its definition: it tells contexts apart and
+    /// depends on the key (a constant digest would hide which row a record was about).
+    #[test]
+    fn context_digest_matches_its_definition() {
+        let k = AuditKey::from_bytes([1; 32]);
+        let p = k.pseudonym_key();
+        let mut msg = Vec::new();
+        push_lp(&mut msg, CONTEXT_DOMAIN);
+        msg.extend_from_slice(b"\x01\x07subject\x00\x01a");
+        let full = hmac_sha256(&k.pseudonym[..], &msg);
+        assert_eq!(p.context(b"\x01\x07subject\x00\x01a")[..], full[..16]);
+        assert_ne!(p.context(b"a"), p.context(b"b"));
+        assert_ne!(
+            p.context(b"a"),
+            AuditKey::from_bytes([2; 32]).pseudonym_key().context(b"a")
+        );
+    }
+
     #[test]
     fn hex_round_trip() {
         let h = hex(&[0, 0xab, 0xff]);

@@ -60,6 +60,18 @@ fn check(s: &str) -> Result<(), FieldError> {
             max: MAX_BYTES,
         });
     }
+    // Most text is ASCII: its only refused characters are the C0 controls other than tab,
+    // line feed and carriage return, and DEL (every format character is outside ASCII).
+    if s.is_ascii() {
+        return if s
+            .bytes()
+            .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+        {
+            Err(FieldError::InvalidCharacter { kind: KIND })
+        } else {
+            Ok(())
+        };
+    }
     if s.chars()
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
@@ -112,6 +124,28 @@ impl Field for Text {
 #[allow(clippy::unwrap_used)]
 mod unit_tests {
     use super::*;
+
+    /// The ASCII fast path refuses exactly what the general rule refuses, for every ASCII
+    /// character at every position.
+    #[test]
+    fn ascii_fast_path_matches_the_general_rule() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let general = c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+            for text in [
+                format!("{c}"),
+                format!("ab{c}"),
+                format!("{c}cd"),
+                format!("a{c}b"),
+            ] {
+                let expected = general.then_some(FieldError::InvalidCharacter { kind: KIND });
+                assert_eq!(Text::parse(&text).err(), expected, "{b:#04x} in {text:?}");
+                // Beside a non-ASCII character the general path decides, the same way.
+                let wide = format!("{text}\u{e9}");
+                assert_eq!(Text::parse(&wide).err(), expected, "{b:#04x} in {wide:?}");
+            }
+        }
+    }
 
     #[test]
     fn verbatim_and_limits() {
