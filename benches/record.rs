@@ -4,7 +4,8 @@
 //!
 //! Guard: the reference manifest (`ManifestPolicy`, decision cache warm), a `MemoryConsent`
 //! holding the subject's marketing consent, an in-memory audit sink (cleared between
-//! iterations so memory stays bounded). The accessor holds `support_lead` and `marketing`; the
+//! iterations so memory stays bounded), and the reveals again with a buffered `ChainedLog` in a
+//! temporary directory. The accessor holds `support_lead` and `marketing`; the
 //! record has 16 service fields (name, email, phone, ID number, 12 notes) and 4 marketing
 //! fields (2 emails, 2 names): 8 distinct (kind, purpose) pairs, all allowed.
 //!
@@ -32,7 +33,7 @@ fn ctx() -> Context {
         .subject(&subject())
 }
 
-fn guard(sink: Arc<MemorySink>) -> Guard {
+fn build_guard(sink: impl AuditSink + 'static) -> Guard {
     let consent = MemoryConsent::new();
     consent.grant(&subject(), ConsentScope::Purpose("marketing"), 0);
     Guard::builder()
@@ -68,7 +69,7 @@ fn record() -> Vec<(AnyValue, PurposeId)> {
 
 fn bench_record(c: &mut Criterion) {
     let sink = Arc::new(MemorySink::new());
-    let guard = guard(Arc::clone(&sink));
+    let guard = build_guard(Arc::clone(&sink));
     let ctx = ctx();
     let fields = record();
     let pairs: Vec<(&AnyValue, &PurposeId)> = fields.iter().map(|(v, p)| (v, p)).collect();
@@ -96,6 +97,33 @@ fn bench_record(c: &mut Criterion) {
         b.iter(|| {
             sink.clear();
             black_box(guard.reveal_record(&reader, &sealed, &ctx).expect("reveal"))
+        })
+    });
+    // The same with the audit records MAC-chained into a buffered `ChainedLog`: one append per
+    // field against one per record.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (log, _) = ChainedLog::builder(dir.path())
+        .key(AuditKey::from_bytes([1; 32]))
+        .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        .durability(Durability::Buffered)
+        .max_segment_bytes(1 << 30)
+        .open()
+        .expect("log");
+    let chained = build_guard(log);
+    g.bench_function("reveal/20-single-chained-log", |b| {
+        b.iter(|| {
+            for s in &sealed {
+                let _ = black_box(chained.reveal_any(&reader, s, &ctx).expect("reveal"));
+            }
+        })
+    });
+    g.bench_function("reveal/20-batch-chained-log", |b| {
+        b.iter(|| {
+            black_box(
+                chained
+                    .reveal_record(&reader, &sealed, &ctx)
+                    .expect("reveal"),
+            )
         })
     });
     g.bench_function("seal/20-single", |b| {
