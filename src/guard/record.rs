@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::Guard;
-use super::reveal::failure_kind;
+use super::reveal::{decrypt, failure_kind};
 use super::seal::{SealRequest, stable_label};
 use crate::any::{AnyRevealed, AnySealed, AnyValue};
 use crate::audit::{AuditAction, AuditEvent, AuditField, Detail, Outcome};
@@ -582,17 +582,8 @@ fn open_field(key: &EpochKey, env: &Parsed<'_>, ctx: &[u8]) -> Result<AnyReveale
     if !key.commits_to(env.commitment) {
         return Err(Error::Integrity);
     }
-    // header ‖ context ‖ ciphertext in one wiped buffer: the associated data is a slice of it
-    // and the plaintext appears in place after it.
-    let aad_len = env.header.len() + ctx.len();
-    let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
-    buf.extend_from_slice(env.header);
-    buf.extend_from_slice(ctx);
-    buf.extend_from_slice(env.ciphertext);
-    let (aad, body) = buf.split_at_mut(aad_len);
-    key.open_in_place(env.nonce, aad, body, env.tag)
-        .map_err(|()| Error::Integrity)?;
-    Ok(AnyRevealed::from_canonical(env.kind, body)?)
+    let opened = decrypt(key, env, ctx)?;
+    Ok(AnyRevealed::from_canonical(env.kind, opened.bytes())?)
 }
 
 #[cfg(test)]

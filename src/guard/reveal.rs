@@ -11,6 +11,7 @@ use super::{ConsentAnswers, Guard};
 use crate::any::{AnyRevealed, AnySealed};
 use crate::audit::{AuditAction, AuditEvent, Detail, FailureKind, Outcome};
 use crate::context::Context;
+use crate::crypto::aead::EpochKey;
 use crate::crypto::envelope::Parsed;
 use crate::error::{AuditError, ContextError, Error, KeyError};
 use crate::field::Field;
@@ -347,17 +348,7 @@ impl Guard {
     ) -> Result<Opened, Error> {
         self.keyring
             .with_opening_key(env, secret.as_deref().map(|s| &**s), |key| {
-                // header ‖ context ‖ ciphertext in one buffer: the associated data is a slice of it
-                // and the plaintext appears in place after it.
-                let aad_len = env.header.len() + ctx.len();
-                let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
-                buf.extend_from_slice(env.header);
-                buf.extend_from_slice(ctx);
-                buf.extend_from_slice(env.ciphertext);
-                let (aad, body) = buf.split_at_mut(aad_len);
-                key.open_in_place(env.nonce, aad, body, env.tag)
-                    .map(|()| Opened { buf, at: aad_len })
-                    .map_err(|()| Error::Integrity)
+                decrypt(key, env, ctx)
             })?
     }
 }
@@ -375,6 +366,22 @@ pub(super) fn failure_kind(e: &Error) -> FailureKind {
 }
 
 /// Decrypted canonical bytes inside the (zeroized-on-drop) buffer they were decrypted in.
+/// Authenticates and decrypts `env` under `key` in the encoded context `ctx` (the key's
+/// commitment already checked by the caller).
+pub(super) fn decrypt(key: &EpochKey, env: &Parsed<'_>, ctx: &[u8]) -> Result<Opened, Error> {
+    // header ‖ context ‖ ciphertext in one wiped buffer: the associated data is a slice of it
+    // and the plaintext appears in place after it.
+    let aad_len = env.header.len() + ctx.len();
+    let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
+    buf.extend_from_slice(env.header);
+    buf.extend_from_slice(ctx);
+    buf.extend_from_slice(env.ciphertext);
+    let (aad, body) = buf.split_at_mut(aad_len);
+    key.open_in_place(env.nonce, aad, body, env.tag)
+        .map(|()| Opened { buf, at: aad_len })
+        .map_err(|()| Error::Integrity)
+}
+
 pub(super) struct Opened {
     buf: Zeroizing<Vec<u8>>,
     at: usize,
