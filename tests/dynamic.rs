@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use fieldseal::builtin::{Improvement, Legal, Marketing, Security, Service};
-use fieldseal::hazmat::DeterministicRandom;
 use fieldseal::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
@@ -391,16 +390,7 @@ fn the_trials_reach_every_outcome() {
 /// `seal_any` writes byte for byte the envelope `seal` writes (same random stream, same clock).
 #[test]
 fn seal_any_writes_the_same_envelope_as_seal() {
-    let make = || {
-        ok(Guard::builder()
-            .keyring(ok(Keyring::single(RootKey::from_bytes([1; 32]))))
-            .policy(AllowList::new())
-            .audit(NullSink)
-            .clock(Arc::new(FixedClock::new(T0)))
-            .dangerous_random_source(Arc::new(DeterministicRandom::dangerous_new([5; 32])))
-            .build())
-    };
-    let (a, b) = (make(), make());
+    let (a, b) = (reproducible_guard(T0), reproducible_guard(T0));
     let ctx = Context::new().table("users").column("phone").row("3");
     let phone = ok(PhoneNumber::parse("+8613800138000"));
     let typed: Sealed<PhoneNumber, Service> = ok(a.seal(&phone, &ctx));

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use fieldseal::hazmat::DeterministicRandom;
+use common::reproducible_guard;
 use fieldseal::*;
 use proptest::prelude::*;
 
@@ -188,20 +188,22 @@ fn record_round_trips_through_single_calls_both_ways() {
     assert_eq!(text(&rec.results()[2]), "+8613800138000");
 }
 
+/// Each field's outcome as a record batch's audit record lists it.
+fn field_outcomes(record: &AuditRecord) -> Vec<Outcome> {
+    record
+        .fields
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(AuditField::outcome)
+        .collect()
+}
+
 /// Two guards over the same root key, random stream and clock: `seal_record` writes byte for
 /// byte what `seal_any` writes, field after field.
 #[test]
 fn seal_record_writes_what_seal_any_writes() {
-    let make = || {
-        ok(Guard::builder()
-            .keyring(ok(Keyring::single(RootKey::from_bytes([1; 32]))))
-            .policy(AllowList::new())
-            .audit(NullSink)
-            .clock(Arc::new(FixedClock::new(T0)))
-            .dangerous_random_source(Arc::new(DeterministicRandom::dangerous_new([5; 32])))
-            .build())
-    };
-    let (a, b) = (make(), make());
+    let (a, b) = (reproducible_guard(T0), reproducible_guard(T0));
     let f = form();
     let batch = ok(a.seal_record(pairs(&f), &ctx()));
     for ((v, p), s) in f.iter().zip(batch) {
@@ -276,13 +278,7 @@ fn a_denied_field_is_refused_alone_and_listed() {
     assert_eq!(text(&rec.results()[4]), "zs.promo@example.com");
     let records = fx.sink.records();
     assert_eq!(records.len(), 1);
-    let outcomes: Vec<Outcome> = records[0]
-        .fields
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(AuditField::outcome)
-        .collect();
+    let outcomes = field_outcomes(&records[0]);
     let no = Outcome::Denied(DenyReason::NotPermitted);
     assert_eq!(
         outcomes,
@@ -409,14 +405,7 @@ fn withdrawn_consent_closes_the_consent_based_fields_only() {
             })
         ));
     }
-    let f = &fx.sink.records()[0];
-    let outcomes: Vec<Outcome> = f
-        .fields
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(AuditField::outcome)
-        .collect();
+    let outcomes = field_outcomes(&fx.sink.records()[0]);
     assert_eq!(outcomes[4], Outcome::Denied(DenyReason::ConsentMissing));
     assert_eq!(outcomes[0], Outcome::Allowed);
 }

@@ -52,6 +52,21 @@ pub fn guard() -> Guard {
     )
 }
 
+/// A guard whose envelopes are reproducible: root key `[1; 32]`, an allow list, no audit, a
+/// fixed clock at `now` and a deterministic random stream. Two of them seal byte for byte alike.
+pub fn reproducible_guard(now: u64) -> Guard {
+    Guard::builder()
+        .keyring(Keyring::single(RootKey::from_bytes([1; 32])).unwrap_or_else(|e| panic!("{e}")))
+        .policy(AllowList::new())
+        .audit(NullSink)
+        .clock(Arc::new(FixedClock::new(now)))
+        .dangerous_random_source(Arc::new(
+            fieldseal::hazmat::DeterministicRandom::dangerous_new([5; 32]),
+        ))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn v(n: u32) -> KeyVersion {
     KeyVersion::new(n).unwrap_or_else(|| panic!("zero version"))
 }
