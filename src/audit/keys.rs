@@ -201,7 +201,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Appends the lowercase hex of `bytes` to `out`.
 pub(crate) fn extend_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len() * 2);
     for b in bytes {
         out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
     }
@@ -277,6 +276,23 @@ mod tests {
         push_lp(&mut msg, SUBJECT_DOMAIN);
         msg.extend_from_slice(b"a");
         assert_eq!(p.subject(b"a"), hmac_sha256(&k.pseudonym[..], &msg));
+    }
+
+    /// RFC 8032 section 7.1, TEST 1: the public key of a known seed, its encoding both ways, and
+    /// the `Debug` form that shows it (a public key is not secret).
+    #[test]
+    fn verifying_key_known_answer() {
+        let seed = unhex::<32>("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap_or_default();
+        let public = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let vk = CheckpointSigningKey::from_bytes(seed).verifying_key();
+        assert_eq!(hex(&vk.to_bytes()), public);
+        let back = CheckpointVerifyingKey::from_bytes(&vk.to_bytes());
+        assert!(back.is_ok_and(|k| k == vk));
+        assert_eq!(
+            format!("{vk:?}"),
+            format!("CheckpointVerifyingKey({public})")
+        );
     }
 
     /// The context digest is the truncated HMAC of its definition: it tells contexts apart and
