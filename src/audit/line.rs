@@ -109,7 +109,6 @@ impl ChainMac {
         entry_json: &[u8],
     ) -> [u8; 32] {
         let start = out.len();
-        out.reserve(entry_json.len() + 200);
         out.extend_from_slice(b"{\"seq\":");
         push_decimal(out, seq);
         out.extend_from_slice(b",\"prev\":\"");
@@ -319,6 +318,30 @@ mod tests {
         let mut spaced = raw.to_vec();
         spaced.insert(1, b' ');
         assert!(parse_line(&spaced).is_none());
+    }
+
+    /// `quick_seq` reads exactly the canonical decimal forms: no empty number, no leading zero,
+    /// up to `u64::MAX` (20 digits), nothing longer.
+    #[test]
+    fn quick_seq_reads_canonical_numbers_only() {
+        let seq = |digits: &str| quick_seq(format!("{{\"seq\":{digits},\"prev\"").as_bytes());
+        assert_eq!(seq("0"), Some(0));
+        assert_eq!(seq("7"), Some(7));
+        assert_eq!(seq("12"), Some(12));
+        assert_eq!(seq("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "01",
+            "00",
+            "007",
+            "18446744073709551616",
+            "118446744073709551615",
+            "1a",
+        ] {
+            assert_eq!(seq(bad), None, "{bad:?}");
+        }
+        assert_eq!(quick_seq(b"{\"seq\":12"), None);
+        assert_eq!(quick_seq(b"{\"sequence\":12,"), None);
     }
 
     /// The hand-written prefix is what serde_json writes, at every digit count of `seq`.
