@@ -384,14 +384,48 @@ mod tests {
         assert!(raw.len() > MAX_LINE);
         assert!(fast_accept(raw, 1, &GENESIS, &mac).is_none());
         assert!(parse_line(raw).is_none());
-        // Just under the limit, the same line is accepted by both.
-        entry.principal = "p".repeat(MAX_LINE - 1024);
-        let mut out = Vec::new();
-        let m = mac.write_line(&mut out, 1, &GENESIS, &entry);
-        let raw = &out[..out.len() - 1];
-        assert!(raw.len() <= MAX_LINE && raw.len() > MAX_LINE - 1024);
-        assert_eq!(fast_accept(raw, 1, &GENESIS, &mac), Some(m));
-        assert!(parse_line(raw).is_some());
+        // At exactly the limit, the same line is accepted by both; one byte more is not.
+        let line_of = |principal_len: usize, entry: &mut EventRecord| {
+            entry.principal = "p".repeat(principal_len);
+            let mut out = Vec::new();
+            let m = mac.write_line(&mut out, 1, &GENESIS, entry);
+            out.pop();
+            (out, m)
+        };
+        let (probe, _) = line_of(1000, &mut entry);
+        let exact = 1000 + MAX_LINE - probe.len();
+        let (raw, m) = line_of(exact, &mut entry);
+        assert_eq!(raw.len(), MAX_LINE);
+        assert_eq!(fast_accept(&raw, 1, &GENESIS, &mac), Some(m));
+        assert!(parse_line(&raw).is_some());
+        let (raw, _) = line_of(exact + 1, &mut entry);
+        assert_eq!(raw.len(), MAX_LINE + 1);
+        assert!(fast_accept(&raw, 1, &GENESIS, &mac).is_none());
+        assert!(parse_line(&raw).is_none());
+    }
+
+    /// A line whose MAC chains from the head but whose `prev` text names another MAC (only the
+    /// key holder could make one) is not accepted by the fast path.
+    #[test]
+    fn fast_path_requires_prev_to_name_the_head() {
+        let key = AuditKey::from_bytes([9; 32]);
+        let mac = ChainMac::new(key.mac_key());
+        let entry = with_sample_event(1, Some("s"), |e| {
+            EventRecord::from_event(e, &key.pseudonym_key())
+        });
+        let json = serde_json::to_vec(&entry).unwrap_or_default();
+        let head = [7u8; 32];
+        for prev_text in [hex(&[8u8; 32]), hex(&head)] {
+            let mut body = format!("{{\"seq\":3,\"prev\":\"{prev_text}\",\"entry\":").into_bytes();
+            body.extend_from_slice(&json);
+            let tag = mac.mac(&body, &head);
+            let mut raw = body;
+            raw.extend_from_slice(b",\"mac\":\"");
+            raw.extend_from_slice(hex(&tag).as_bytes());
+            raw.extend_from_slice(b"\"}");
+            let accepted = fast_accept(&raw, 3, &head, &mac);
+            assert_eq!(accepted.is_some(), prev_text == hex(&head), "{prev_text}");
+        }
     }
 
     #[test]
