@@ -145,7 +145,9 @@ pub(crate) fn quick_seq(raw: &[u8]) -> Option<u64> {
     let rest = raw.strip_prefix(b"{\"seq\":")?;
     let end = rest.iter().position(|&b| b == b',')?;
     let digits = rest.get(..end)?;
-    if digits.is_empty() || digits.len() > 20 || (digits.len() > 1 && digits[0] == b'0') {
+    // Canonical decimal only: ASCII digits (`parse` alone would take a `+`) without a leading
+    // zero. An empty or out-of-range number does not parse.
+    if !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
     std::str::from_utf8(digits).ok()?.parse().ok()
@@ -334,6 +336,9 @@ mod tests {
             "01",
             "00",
             "007",
+            "+12",
+            "-1",
+            " 1",
             "18446744073709551616",
             "118446744073709551615",
             "1a",
@@ -384,6 +389,8 @@ mod tests {
         assert!(raw.len() > MAX_LINE);
         assert!(fast_accept(raw, 1, &GENESIS, &mac).is_none());
         assert!(parse_line(raw).is_none());
+        // The limit SECURITY.md documents.
+        assert_eq!(MAX_LINE, 65_536);
         // At exactly the limit, the same line is accepted by both; one byte more is not.
         let line_of = |principal_len: usize, entry: &mut EventRecord| {
             entry.principal = "p".repeat(principal_len);
