@@ -5,7 +5,7 @@
 //! blocking appender does.
 //!
 //! The acknowledgement means exactly what [`ChainedLog::append`](super::ChainedLog::append)'s
-//! return means: the flusher drives the same group commit (`sync_to` / `write_to`), so an async
+//! return means: the flusher drives the same group commit (`acknowledge_locked`), so an async
 //! record joins the batch of blocking appenders and vice versa.
 
 use std::future::Future;

@@ -642,10 +642,8 @@ impl AuditSink for ChainedLog {
 
 impl Acknowledge for Shared {
     fn acknowledge(&self, seq: u64) -> Result<(), AuditError> {
-        match self.durability {
-            Durability::Durable => self.sync_to(Some(seq), Ckpt::IfDue),
-            Durability::Buffered => self.write_to(seq),
-        }
+        let st = self.lock()?;
+        self.acknowledge_locked(st, seq)
     }
 }
 
@@ -668,13 +666,23 @@ impl Shared {
     fn chain_and_acknowledge(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
         let mut st = self.lock()?;
         let seq = self.chain_locked(&mut st, entry_json)?;
+        self.acknowledge_locked(st, seq)?;
+        Ok(seq)
+    }
+
+    /// Waits until `seq` is acknowledged (written; and synced if durable), leading the write or
+    /// sync when no one else is.
+    fn acknowledge_locked<'a>(
+        &'a self,
+        st: MutexGuard<'a, State>,
+        seq: u64,
+    ) -> Result<(), AuditError> {
         match self.durability {
-            Durability::Durable => self.sync_locked(st, seq, Ckpt::IfDue)?,
+            Durability::Durable => self.sync_locked(st, seq, Ckpt::IfDue),
             Durability::Buffered => {
-                self.wait_until(st, false, Ckpt::IfDue, |st| st.written_seq >= seq)?;
+                self.wait_until(st, false, Ckpt::IfDue, |st| st.written_seq >= seq)
             }
         }
-        Ok(seq)
     }
 
     fn chain_locked(&self, st: &mut State, entry_json: &[u8]) -> Result<u64, AuditError> {
@@ -727,13 +735,6 @@ impl Shared {
         self.wait_until(st, true, mode, |st| {
             st.durable_seq >= target && !self.wants_checkpoint(st, st.durable_seq, mode)
         })
-    }
-
-    /// Waits until `target` has been written to the file, leading a write (without a sync) when
-    /// no one else is.
-    fn write_to(&self, target: u64) -> Result<(), AuditError> {
-        let st = self.lock()?;
-        self.wait_until(st, false, Ckpt::IfDue, |st| st.written_seq >= target)
     }
 
     /// Group commit: returns once `done` holds, becoming the leader (write, and `fdatasync` if
