@@ -441,6 +441,115 @@ mod tests {
         assert!(matches!(from_text(&long), Err(FormatError::TooLong { .. })));
     }
 
+    /// An envelope with the given label, subject-key id and ciphertext length (tag included
+    /// after it).
+    fn envelope(kind: FieldKind, label: &str, subject: bool, ciphertext: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_header(
+            &mut v,
+            &HeaderFields {
+                kind,
+                purpose: label,
+                key_version: KeyVersion::new(1).unwrap_or_else(|| unreachable!()),
+                sealed_at: 7,
+                subject_key_id: subject.then_some(&[9; 16]),
+                salt: &[1; 16],
+                commitment: &[2; 16],
+                nonce: &[3; 12],
+            },
+        );
+        v.resize(v.len() + ciphertext + TAG_LEN, 0xAA);
+        v
+    }
+
+    #[test]
+    fn limits_are_the_documented_ones() {
+        // The values SECURITY.md states ("Limits"), and the largest envelope meets them exactly.
+        assert_eq!(MAX_PLAINTEXT, 16_384);
+        assert_eq!(MAX_HEADER_LEN, 108);
+        assert_eq!(MAX_ENVELOPE_LEN, 16_508);
+        assert_eq!(MAX_TEXT_LEN, 22_016);
+        let longest = envelope(FieldKind::Text, &"p".repeat(32), true, MAX_PLAINTEXT);
+        assert_eq!(longest.len(), MAX_ENVELOPE_LEN);
+        let p = parse(&longest).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.ciphertext.len(), MAX_PLAINTEXT);
+        let text = to_text(&longest);
+        assert!(text.len() <= MAX_TEXT_LEN);
+        assert_eq!(from_text(&text).as_deref(), Ok(&longest[..]));
+        let mut over = longest;
+        over.push(0);
+        assert_eq!(
+            parse(&over).err(),
+            Some(FormatError::TooLong {
+                max: MAX_ENVELOPE_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn ciphertext_one_byte_over_the_plaintext_limit_is_refused() {
+        // A short header leaves room under the total limit for a ciphertext one byte too long.
+        let v = envelope(FieldKind::Text, "p", false, MAX_PLAINTEXT + 1);
+        assert!(v.len() < MAX_ENVELOPE_LEN);
+        assert_eq!(parse(&v).err(), Some(FormatError::CiphertextLength));
+        let v = envelope(FieldKind::Text, "p", false, MAX_PLAINTEXT);
+        assert!(parse(&v).is_ok());
+    }
+
+    #[test]
+    fn an_overlong_label_length_is_refused_before_reading_it() {
+        // A length byte above 32 is refused as such, not reported as truncation of the label.
+        assert_eq!(
+            parse(&[VERSION_1, FieldKind::Email.code(), 0, 33]).err(),
+            Some(FormatError::InvalidPurposeLabel)
+        );
+        assert_eq!(
+            parse(&[VERSION_1, FieldKind::Email.code(), 0, 32]).err(),
+            Some(FormatError::Truncated)
+        );
+    }
+
+    #[test]
+    fn text_of_exactly_the_limit_is_decoded() {
+        // 'A' decodes to zero bytes: the length check passes and the version check refuses it.
+        let at_limit = format!("fs1:{}", "A".repeat(MAX_TEXT_LEN - TEXT_PREFIX.len()));
+        assert_eq!(from_text(&at_limit), Err(FormatError::VersionMismatch));
+        let over = format!("fs1:{}", "A".repeat(MAX_TEXT_LEN - TEXT_PREFIX.len() + 1));
+        assert_eq!(
+            from_text(&over),
+            Err(FormatError::TooLong { max: MAX_TEXT_LEN })
+        );
+    }
+
+    #[test]
+    fn info_describes_the_header() {
+        for subject in [false, true] {
+            let v = envelope(FieldKind::Email, "billing", subject, 5);
+            let info = EnvelopeInfo::from_bytes(&v).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(info.version(), 1);
+            assert_eq!(info.kind(), FieldKind::Email);
+            assert_eq!(info.purpose().as_str(), "billing");
+            assert_eq!(info.key_version().get(), 1);
+            assert_eq!(info.sealed_at(), 7);
+            assert_eq!(info.has_subject_key(), subject);
+            assert_eq!(info.ciphertext_len(), 5);
+        }
+    }
+
+    #[test]
+    fn info_applies_the_kind_cap() {
+        // The same per-kind cap as `Sealed`: exactly the kind's longest canonical form passes.
+        let max = FieldKind::Email.max_canonical_len();
+        let v = envelope(FieldKind::Email, "billing", false, max);
+        let info = EnvelopeInfo::from_bytes(&v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(info.ciphertext_len(), max);
+        let v = envelope(FieldKind::Email, "billing", false, max + 1);
+        assert!(matches!(
+            EnvelopeInfo::from_bytes(&v),
+            Err(crate::Error::Format(FormatError::CiphertextLength))
+        ));
+    }
+
     proptest::proptest! {
         #[test]
         fn header_write_parse_roundtrip(
