@@ -848,6 +848,140 @@ fn casbin_decisions_are_cached_and_a_reload_clears_them() {
     assert!(policy.cached_len() > 0);
 }
 
+/// Through the `AccessPolicy` trait (what the guard calls), both engines report the version in
+/// force and the manifest's recipients.
+#[test]
+fn trait_reports_version_and_recipients() {
+    let mut policies = vec![reference()];
+    #[cfg(feature = "casbin")]
+    policies.push(reference_with(Engine::Casbin));
+    for policy in policies {
+        assert_eq!(AccessPolicy::policy_version(&policy), 1);
+        policy
+            .reload_toml(REFERENCE)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(AccessPolicy::policy_version(&policy), 2);
+        let authorities = AccessPolicy::recipient_rules(&policy, "authorities")
+            .unwrap_or_else(|| panic!("authorities are a recipient"));
+        assert!(authorities.may_receive("legal"));
+        assert!(!authorities.may_receive("service"));
+        assert!(AccessPolicy::recipient_rules(&policy, "nobody").is_none());
+    }
+}
+
+/// A cache key is exact: the same roles in another order or repeated are one request (one
+/// entry however often it is asked), and nothing else shares its entry.
+#[cfg(feature = "casbin")]
+#[test]
+fn casbin_cache_holds_one_entry_per_distinct_request() {
+    let policy = reference_with(Engine::Casbin);
+    assert_eq!(policy.engine(), Engine::Casbin);
+    assert!(format!("{policy:?}").contains("Casbin"));
+    let same = [
+        Accessor::new("a", [Role::new("support_agent"), Role::new("marketing")]),
+        Accessor::new("a", [Role::new("marketing"), Role::new("support_agent")]),
+        Accessor::new(
+            "a",
+            [
+                Role::new("marketing"),
+                Role::new("support_agent"),
+                Role::new("marketing"),
+            ],
+        ),
+    ];
+    for _ in 0..5 {
+        for accessor in &same {
+            let req = AccessRequest {
+                accessor,
+                purpose: "service",
+                kind: FieldKind::PhoneNumber,
+                action: Action::Reveal,
+            };
+            assert_eq!(policy.decide(&req), Decision::Allow);
+        }
+    }
+    assert_eq!(policy.cached_len(), 1);
+}
+
+/// Every cached answer is the uncached one, over 1,800 distinct requests (enough that the
+/// cache's hash table compares many keys that differ), asked twice: once filling the cache,
+/// once answered from it.
+#[cfg(feature = "casbin")]
+#[test]
+fn casbin_cached_decisions_equal_uncached_ones() {
+    let policy = reference_with(Engine::Casbin);
+    let names = [
+        "support_agent",
+        "security_analyst",
+        "marketing",
+        "legal_counsel",
+    ];
+    let accessors: Vec<Accessor> = (1u32..16)
+        .map(|mask| {
+            let roles = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, n)| Role::new(*n));
+            Accessor::new("a", roles)
+        })
+        .collect();
+    let purposes = ["service", "improvement", "security", "marketing", "legal"];
+    let actions = [Action::Reveal, Action::Mask, Action::Index];
+    let mut allowed = 0;
+    for pass in 0..2 {
+        for accessor in &accessors {
+            for purpose in purposes {
+                for kind in FieldKind::ALL {
+                    for action in actions {
+                        let req = AccessRequest {
+                            accessor,
+                            purpose,
+                            kind,
+                            action,
+                        };
+                        let d = policy.decide(&req);
+                        assert_eq!(d, policy.decide_uncached(&req), "pass {pass}: {req:?}");
+                        allowed += usize::from(pass == 0 && d == Decision::Allow);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(policy.cached_len(), 15 * 5 * 8 * 3);
+    // Both answers are common, so a wrong entry would be seen.
+    assert!(allowed > 100 && allowed < 1700, "{allowed} allowed");
+}
+
+/// Requests with up to eight distinct roles are cached; with more they are decided uncached
+/// (the key would not hold them all), so a role beyond the eighth is never lost from a key.
+#[cfg(feature = "casbin")]
+#[test]
+fn casbin_cache_takes_up_to_eight_roles() {
+    let policy = reference_with(Engine::Casbin);
+    let fillers: Vec<Role> = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"]
+        .into_iter()
+        .map(Role::new)
+        .collect();
+    let ask = |roles: Vec<Role>| {
+        let accessor = Accessor::new("a", roles);
+        policy.decide(&AccessRequest {
+            accessor: &accessor,
+            purpose: "service",
+            kind: FieldKind::PhoneNumber,
+            action: Action::Reveal,
+        })
+    };
+    // Nine roles; the one that grants sorts last.
+    let mut nine = fillers.clone();
+    nine.push(Role::new("support_agent"));
+    assert_eq!(ask(nine), Decision::Allow);
+    assert_eq!(policy.cached_len(), 0);
+    // The first eight alone grant nothing, and are not answered from a truncated key.
+    assert_eq!(ask(fillers), Decision::Deny(DenyReason::NotPermitted));
+    assert_eq!(policy.cached_len(), 1);
+}
+
 #[cfg(feature = "casbin")]
 fn reference_with(engine: Engine) -> ManifestPolicy {
     ManifestPolicy::new(
