@@ -852,9 +852,11 @@ fn casbin_decisions_are_cached_and_a_reload_clears_them() {
 /// force and the manifest's recipients.
 #[test]
 fn trait_reports_version_and_recipients() {
-    let mut policies = vec![reference()];
-    #[cfg(feature = "casbin")]
-    policies.push(reference_with(Engine::Casbin));
+    let policies = [
+        reference(),
+        #[cfg(feature = "casbin")]
+        reference_with(Engine::Casbin),
+    ];
     for policy in policies {
         assert_eq!(AccessPolicy::policy_version(&policy), 1);
         policy
@@ -922,7 +924,7 @@ fn casbin_cached_decisions_equal_uncached_ones() {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| mask & (1 << i) != 0)
-                .map(|(_, n)| Role::new(*n));
+                .map(|(_, n)| Role::new(n));
             Accessor::new("a", roles)
         })
         .collect();
