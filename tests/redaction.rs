@@ -154,3 +154,17 @@ fn no_plaintext_keys_or_identifiers_in_debug_display_or_errors() {
         sink.len()
     );
 }
+
+/// A guard's Debug names its parts (so a log line is useful) without their contents; a
+/// builder's names nothing.
+#[test]
+fn guard_debug_names_its_parts() {
+    let sink = Arc::new(MemorySink::new());
+    let ring = Keyring::single(RootKey::from_bytes(KEY)).unwrap_or_else(|e| panic!("{e}"));
+    let s = format!("{:?}", guard_with(ring, sink));
+    assert!(s.starts_with("Guard {"), "{s}");
+    for part in ["keyring:", "policy:", "audit:", "consent:"] {
+        assert!(s.contains(part), "{part} missing from {s}");
+    }
+    assert_eq!(format!("{:?}", Guard::builder()), "GuardBuilder { .. }");
+}
