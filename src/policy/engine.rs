@@ -123,9 +123,6 @@ struct CacheKey {
 
 /// A key as seen by the map; lets a lookup use borrowed role names without allocating.
 trait KeyView {
-    fn roles(&self) -> impl Iterator<Item = &str>
-    where
-        Self: Sized;
     fn role_count(&self) -> usize;
     fn role(&self, i: usize) -> &str;
     fn purpose(&self) -> &str;
@@ -134,9 +131,6 @@ trait KeyView {
 }
 
 impl KeyView for CacheKey {
-    fn roles(&self) -> impl Iterator<Item = &str> {
-        self.roles.iter().map(|r| &**r)
-    }
     fn role_count(&self) -> usize {
         self.roles.len()
     }
@@ -161,10 +155,13 @@ struct Lookup<'a> {
     action: Action,
 }
 
-impl KeyView for Lookup<'_> {
+impl Lookup<'_> {
     fn roles(&self) -> impl Iterator<Item = &str> {
         self.roles.iter().copied()
     }
+}
+
+impl KeyView for Lookup<'_> {
     fn role_count(&self) -> usize {
         self.roles.len()
     }
@@ -649,5 +646,82 @@ impl AccessPolicy for ManifestPolicy {
         } else {
             Decision::Deny(DenyReason::PurposeNotAllowedForKind)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(roles: &[&str], purpose: &str, kind: FieldKind, action: Action) -> CacheKey {
+        CacheKey {
+            roles: roles.iter().map(|r| Box::from(*r)).collect(),
+            purpose: purpose.into(),
+            kind,
+            action,
+        }
+    }
+
+    fn hash_of(key: &dyn DynKey) -> u64 {
+        // SipHash with fixed keys: deterministic, and distinct inputs practically never collide.
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish()
+    }
+
+    /// A stored key and a borrowed lookup are equal, and hash alike, exactly when every part
+    /// is: the map then answers a lookup with its own entry and no other. (Checked directly:
+    /// through the map, a wrong equality shows only when two keys share a hash bucket.)
+    #[test]
+    fn stored_and_borrowed_keys_match_exactly() {
+        let stored = owned(&["a", "b"], "service", FieldKind::Email, Action::Reveal);
+        let stored_hash = {
+            let mut h = std::hash::DefaultHasher::new();
+            stored.hash(&mut h);
+            h.finish()
+        };
+        let lookup = |roles: &'static [&'static str], purpose, kind, action| Lookup {
+            roles,
+            purpose,
+            kind,
+            action,
+        };
+        let same = lookup(&["a", "b"], "service", FieldKind::Email, Action::Reveal);
+        assert!((&stored as &dyn DynKey) == (&same as &dyn DynKey));
+        assert_eq!(hash_of(&same), stored_hash);
+        assert_eq!(hash_of(&stored), stored_hash);
+        let others = [
+            lookup(&["a"], "service", FieldKind::Email, Action::Reveal),
+            lookup(
+                &["a", "b", "c"],
+                "service",
+                FieldKind::Email,
+                Action::Reveal,
+            ),
+            lookup(&["a", "c"], "service", FieldKind::Email, Action::Reveal),
+            lookup(&["c", "b"], "service", FieldKind::Email, Action::Reveal),
+            lookup(&["a", "b"], "legal", FieldKind::Email, Action::Reveal),
+            lookup(
+                &["a", "b"],
+                "service",
+                FieldKind::PhoneNumber,
+                Action::Reveal,
+            ),
+            lookup(&["a", "b"], "service", FieldKind::Email, Action::Mask),
+        ];
+        for other in &others {
+            let (s, o) = (&stored as &dyn DynKey, other as &dyn DynKey);
+            assert!(s != o, "equal to a key that differs");
+            assert!(o != s, "equal to a key that differs");
+            assert_ne!(hash_of(o), stored_hash, "hash does not cover a part");
+        }
+        // Stored keys compare the same way among themselves.
+        let other = owned(&["a", "b"], "legal", FieldKind::Email, Action::Reveal);
+        assert!((&stored as &dyn DynKey) != (&other as &dyn DynKey));
+        assert!(
+            (&stored as &dyn DynKey)
+                == (&owned(&["a", "b"], "service", FieldKind::Email, Action::Reveal)
+                    as &dyn DynKey)
+        );
     }
 }
