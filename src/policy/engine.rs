@@ -42,6 +42,13 @@ thread_local! {
         RefCell::new(((0, 0), FxHashMap::default()));
 }
 
+#[cfg(test)]
+thread_local! {
+    /// This thread's answers from its own cache and from the shared one (tests only: a cache
+    /// that stopped answering would change no decision, only their cost).
+    static HITS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 /// Which engine evaluates the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -561,6 +568,8 @@ impl ManifestPolicy {
             .ok()
             .flatten();
         if let Some(d) = local {
+            #[cfg(test)]
+            HITS.with(|h| h.set((h.get().0 + 1, h.get().1)));
             return d;
         }
         let snap = self.state.load();
@@ -569,6 +578,10 @@ impl ManifestPolicy {
             .read()
             .ok()
             .and_then(|c| c.get(&key as &dyn DynKey).copied());
+        #[cfg(test)]
+        if shared.is_some() {
+            HITS.with(|h| h.set((h.get().0, h.get().1 + 1)));
+        }
         let d = shared.unwrap_or_else(|| snap.cached_uncached(req));
         let owned = || CacheKey {
             roles: key.roles().map(Box::from).collect(),
@@ -723,5 +736,54 @@ mod tests {
                 == (&owned(&["a", "b"], "service", FieldKind::Email, Action::Reveal)
                     as &dyn DynKey)
         );
+    }
+
+    /// A repeated request is answered from the thread's own cache; another thread's first
+    /// answer comes from the shared cache, its next ones from its own; a reload empties both.
+    #[cfg(feature = "casbin")]
+    #[test]
+    fn repeated_requests_are_answered_from_the_caches() {
+        use crate::policy::Accessor;
+        let hits = || HITS.with(std::cell::Cell::get);
+        let manifest = Manifest::from_toml(include_str!("../../examples/reference-policy.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let policy =
+            ManifestPolicy::new(manifest.clone(), Engine::Casbin).unwrap_or_else(|e| panic!("{e}"));
+        let agent = Accessor::new("a", [Role::new("support_agent")]);
+        let req = AccessRequest {
+            accessor: &agent,
+            purpose: "service",
+            kind: FieldKind::PhoneNumber,
+            action: Action::Reveal,
+        };
+        let start = hits();
+        for _ in 0..4 {
+            assert_eq!(policy.decide(&req), Decision::Allow);
+        }
+        assert_eq!(hits(), (start.0 + 3, start.1));
+        // A second request does not push the first out of the thread's cache.
+        let mask = AccessRequest {
+            action: Action::Mask,
+            ..req
+        };
+        let start = hits();
+        for _ in 0..3 {
+            assert_eq!(policy.decide(&mask), Decision::Allow);
+            assert_eq!(policy.decide(&req), Decision::Allow);
+        }
+        assert_eq!(hits(), (start.0 + 5, start.1));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let start = hits();
+                assert_eq!(policy.decide(&req), Decision::Allow);
+                assert_eq!(hits(), (start.0, start.1 + 1));
+                assert_eq!(policy.decide(&req), Decision::Allow);
+                assert_eq!(hits(), (start.0 + 1, start.1 + 1));
+            });
+        });
+        policy.reload(manifest).unwrap_or_else(|e| panic!("{e}"));
+        let start = hits();
+        assert_eq!(policy.decide(&req), Decision::Allow);
+        assert_eq!(hits(), start);
     }
 }
