@@ -392,3 +392,39 @@ impl Opened {
         self.buf.get(self.at..).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FormatError;
+    use crate::field::{FieldError, FieldKind};
+
+    /// Each error after an allowed decision is recorded as its own `failed:*` kind; only what
+    /// is not a key, context, field or random-source error counts as an integrity failure.
+    #[test]
+    fn failure_kinds_name_the_error() {
+        let cases = [
+            (Error::Key(KeyError::Erased), FailureKind::Erased),
+            (Error::Key(KeyError::NoActiveKey), FailureKind::Key),
+            (
+                Error::Context(ContextError::TooManyParts),
+                FailureKind::Context,
+            ),
+            (
+                Error::Field(FieldError::Empty {
+                    kind: FieldKind::Email,
+                }),
+                FailureKind::Field,
+            ),
+            (Error::Random, FailureKind::Random),
+            (Error::Integrity, FailureKind::Integrity),
+            (
+                Error::Format(FormatError::CiphertextLength),
+                FailureKind::Integrity,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(failure_kind(&error), kind, "{error}");
+        }
+    }
+}

@@ -260,3 +260,57 @@ fn seal_tail(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::NullSink;
+    use crate::keys::Keyring;
+    use crate::policy::AllowList;
+
+    /// A label is kept once per thread: asked again, even after others, the same allocation.
+    #[test]
+    fn stable_labels_are_reused() {
+        let first = stable_label("billing");
+        let _ = stable_label("support");
+        assert!(Arc::ptr_eq(&first, &stable_label("billing")));
+        // Past the cap the set starts over (a fresh allocation), and stays bounded.
+        for i in 0..LABELS_CAP {
+            let _ = stable_label(&format!("l{i}"));
+        }
+        assert!(!Arc::ptr_eq(&first, &stable_label("billing")));
+        assert!(LABELS.with(|l| l.borrow().len()) <= LABELS_CAP);
+    }
+
+    /// The sealing core takes up to the envelope's plaintext limit (16 KiB) and no more, even
+    /// from a caller that skipped its kind's own cap.
+    #[test]
+    fn seal_core_takes_up_to_the_plaintext_limit() {
+        let guard = Guard::builder()
+            .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+            .policy(AllowList::new())
+            .audit(NullSink)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seal = |len: usize| {
+            let req = SealRequest {
+                purpose: "service",
+                kind: FieldKind::Text,
+                context: &[],
+                sealed_at: 1,
+                body_len: len,
+                subject_key: None,
+            };
+            guard.seal_core(&req, &mut |out| out.resize(out.len() + len, b'x'))
+        };
+        let longest = seal(MAX_PLAINTEXT).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            envelope::parse(&longest).map(|p| p.ciphertext.len()),
+            Ok(MAX_PLAINTEXT)
+        );
+        assert!(matches!(
+            seal(MAX_PLAINTEXT + 1),
+            Err(Error::Format(FormatError::CiphertextLength))
+        ));
+    }
+}
