@@ -352,23 +352,10 @@ impl EnvelopeInfo {
 mod tests {
     use super::*;
 
+    /// A 7-byte label, 4 bytes of ciphertext.
     fn sample(subject: bool) -> Vec<u8> {
-        let mut v = Vec::new();
-        write_header(
-            &mut v,
-            &HeaderFields {
-                kind: FieldKind::Email,
-                purpose: "service",
-                key_version: KeyVersion::new(3).unwrap_or_else(|| unreachable!()),
-                sealed_at: 1_700_000_000,
-                subject_key_id: subject.then_some(&[9; 16]),
-                salt: &[1; 16],
-                commitment: &[2; 16],
-                nonce: &[3; 12],
-            },
-        );
-        assert_eq!(v.len(), header_len(7, subject));
-        v.extend_from_slice(&[0xAA; 20]);
+        let v = envelope(FieldKind::Email, "service", subject, 4);
+        assert_eq!(v.len(), header_len(7, subject) + 4 + TAG_LEN);
         v
     }
 
@@ -450,8 +437,8 @@ mod tests {
             &HeaderFields {
                 kind,
                 purpose: label,
-                key_version: KeyVersion::new(1).unwrap_or_else(|| unreachable!()),
-                sealed_at: 7,
+                key_version: KeyVersion::new(3).unwrap_or_else(|| unreachable!()),
+                sealed_at: 1_700_000_000,
                 subject_key_id: subject.then_some(&[9; 16]),
                 salt: &[1; 16],
                 commitment: &[2; 16],
@@ -529,8 +516,8 @@ mod tests {
             assert_eq!(info.version(), 1);
             assert_eq!(info.kind(), FieldKind::Email);
             assert_eq!(info.purpose().as_str(), "billing");
-            assert_eq!(info.key_version().get(), 1);
-            assert_eq!(info.sealed_at(), 7);
+            assert_eq!(info.key_version().get(), 3);
+            assert_eq!(info.sealed_at(), 1_700_000_000);
             assert_eq!(info.has_subject_key(), subject);
             assert_eq!(info.ciphertext_len(), 5);
         }
