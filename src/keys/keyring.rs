@@ -830,6 +830,32 @@ mod tests {
         KeyVersion::new(n).unwrap_or_else(|| unreachable!())
     }
 
+    /// Opening keys are cached up to the bound SECURITY.md states (65,536), not one at a time;
+    /// the Debug form lists versions and states, nothing else.
+    #[test]
+    fn opening_keys_are_cached_up_to_the_documented_bound() {
+        assert_eq!(OPEN_CACHE_CAP, 65_536);
+        let ring = Keyring::builder()
+            .key(v(1), RootKey::from_bytes([1; 32]))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for salt in 0..3u8 {
+            let k = OpenKey {
+                version: 1,
+                kind: FieldKind::Email.code(),
+                label: Label::new("service"),
+                subject: None,
+                salt: [salt; SALT_LEN],
+            };
+            ring.remember(k, Arc::new(EpochKey::derive(&[7; 32], [salt; SALT_LEN])));
+        }
+        let cached = ring.open_cache.read().map(|c| c.len()).unwrap_or(0);
+        assert_eq!(cached, 3);
+        let debug = format!("{ring:?}");
+        assert!(debug.starts_with("Keyring {"), "{debug}");
+        assert!(debug.contains("versions: [(1, "), "{debug}");
+    }
+
     #[test]
     fn builder_errors() {
         assert!(matches!(
