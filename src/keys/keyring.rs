@@ -856,6 +856,35 @@ mod tests {
         assert!(debug.contains("versions: [(1, "), "{debug}");
     }
 
+    /// After a subject's erasure no key derived from its subject key stays cached (it could no
+    /// longer be reached without the erased secret, but it must not linger in memory either);
+    /// other subjects' keys and keys without a subject stay.
+    #[test]
+    fn forgetting_a_subject_drops_only_its_keys() {
+        let ring = Keyring::builder()
+            .key(v(1), RootKey::from_bytes([1; 32]))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for subject in [Some([1; 16]), Some([2; 16]), None] {
+            let k = OpenKey {
+                version: 1,
+                kind: FieldKind::Email.code(),
+                label: Label::new("service"),
+                subject,
+                salt: [0; SALT_LEN],
+            };
+            ring.remember(k, Arc::new(EpochKey::derive(&[7; 32], [0; SALT_LEN])));
+        }
+        ring.forget_subject(&[1; 16]);
+        let mut left: Vec<Option<[u8; 16]>> = ring
+            .open_cache
+            .read()
+            .map(|c| c.keys().map(|k| k.subject).collect())
+            .unwrap_or_default();
+        left.sort();
+        assert_eq!(left, vec![None, Some([2; 16])]);
+    }
+
     #[test]
     fn builder_errors() {
         assert!(matches!(
