@@ -885,6 +885,27 @@ mod tests {
         assert_eq!(left, vec![None, Some([2; 16])]);
     }
 
+    /// Rotation and activation move the states of the versions they touch, in memory as in
+    /// the file.
+    #[test]
+    fn rotation_and_activation_update_states() {
+        let ring = Keyring::builder()
+            .key(v(1), RootKey::from_bytes([1; 32]))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ring.rotate().unwrap_or_else(|e| panic!("{e}")), v(2));
+        assert_eq!(
+            ring.versions(),
+            vec![(v(1), KeyState::DecryptOnly), (v(2), KeyState::Active)]
+        );
+        ring.activate(v(1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ring.versions(),
+            vec![(v(1), KeyState::Active), (v(2), KeyState::DecryptOnly)]
+        );
+        assert_eq!(ring.active_version(), v(1));
+    }
+
     #[test]
     fn builder_errors() {
         assert!(matches!(
