@@ -906,6 +906,22 @@ mod tests {
         assert_eq!(ring.active_version(), v(1));
     }
 
+    /// A thread's sealing slots stay bounded however many purposes it seals for.
+    #[test]
+    fn sealing_slots_stay_bounded() {
+        let ring = Keyring::builder()
+            .key(v(1), RootKey::from_bytes([1; 32]))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let labels: Vec<String> = (0..LOCAL_SLOTS_CAP + 44).map(|i| format!("p{i}")).collect();
+        for label in &labels {
+            ring.with_sealing_key(label, FieldKind::Email, &crate::SystemRandom, |_, _| ())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let held = LOCAL_SLOTS.with(|s| s.borrow().len());
+        assert!(held > 0 && held <= LOCAL_SLOTS_CAP, "{held} slots");
+    }
+
     #[test]
     fn builder_errors() {
         assert!(matches!(
