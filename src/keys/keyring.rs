@@ -830,24 +830,34 @@ mod tests {
         KeyVersion::new(n).unwrap_or_else(|| unreachable!())
     }
 
+    /// A keyring with version 1 alone.
+    fn one_key() -> Keyring {
+        Keyring::builder()
+            .key(v(1), RootKey::from_bytes([1; 32]))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Caches an (arbitrary) opening key for `subject` and a salt of `salt` bytes.
+    fn remember(ring: &Keyring, subject: Option<[u8; 16]>, salt: u8) {
+        let k = OpenKey {
+            version: 1,
+            kind: FieldKind::Email.code(),
+            label: Label::new("service"),
+            subject,
+            salt: [salt; SALT_LEN],
+        };
+        ring.remember(k, Arc::new(EpochKey::derive(&[7; 32], [salt; SALT_LEN])));
+    }
+
     /// Opening keys are cached up to the bound SECURITY.md states (65,536), not one at a time;
     /// the Debug form lists versions and states, nothing else.
     #[test]
     fn opening_keys_are_cached_up_to_the_documented_bound() {
         assert_eq!(OPEN_CACHE_CAP, 65_536);
-        let ring = Keyring::builder()
-            .key(v(1), RootKey::from_bytes([1; 32]))
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ring = one_key();
         for salt in 0..3u8 {
-            let k = OpenKey {
-                version: 1,
-                kind: FieldKind::Email.code(),
-                label: Label::new("service"),
-                subject: None,
-                salt: [salt; SALT_LEN],
-            };
-            ring.remember(k, Arc::new(EpochKey::derive(&[7; 32], [salt; SALT_LEN])));
+            remember(&ring, None, salt);
         }
         let cached = ring.open_cache.read().map(|c| c.len()).unwrap_or(0);
         assert_eq!(cached, 3);
@@ -861,19 +871,9 @@ mod tests {
     /// other subjects' keys and keys without a subject stay.
     #[test]
     fn forgetting_a_subject_drops_only_its_keys() {
-        let ring = Keyring::builder()
-            .key(v(1), RootKey::from_bytes([1; 32]))
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ring = one_key();
         for subject in [Some([1; 16]), Some([2; 16]), None] {
-            let k = OpenKey {
-                version: 1,
-                kind: FieldKind::Email.code(),
-                label: Label::new("service"),
-                subject,
-                salt: [0; SALT_LEN],
-            };
-            ring.remember(k, Arc::new(EpochKey::derive(&[7; 32], [0; SALT_LEN])));
+            remember(&ring, subject, 0);
         }
         ring.forget_subject(&[1; 16]);
         let mut left: Vec<Option<[u8; 16]>> = ring
@@ -889,10 +889,7 @@ mod tests {
     /// the file.
     #[test]
     fn rotation_and_activation_update_states() {
-        let ring = Keyring::builder()
-            .key(v(1), RootKey::from_bytes([1; 32]))
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ring = one_key();
         assert_eq!(ring.rotate().unwrap_or_else(|e| panic!("{e}")), v(2));
         assert_eq!(
             ring.versions(),
@@ -909,10 +906,7 @@ mod tests {
     /// A thread's sealing slots stay bounded however many purposes it seals for.
     #[test]
     fn sealing_slots_stay_bounded() {
-        let ring = Keyring::builder()
-            .key(v(1), RootKey::from_bytes([1; 32]))
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ring = one_key();
         let labels: Vec<String> = (0..LOCAL_SLOTS_CAP + 44).map(|i| format!("p{i}")).collect();
         for label in &labels {
             ring.with_sealing_key(label, FieldKind::Email, &crate::SystemRandom, |_, _| ())
