@@ -520,3 +520,40 @@ pub fn verify_log(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The labels are the stable names SECURITY.md lists (operators' tools match on them), and
+    /// a fault displays as its label and seq.
+    #[test]
+    fn fault_labels_are_the_documented_ones() {
+        let all = [
+            (FaultClass::Edited, "edited"),
+            (FaultClass::Deleted, "deleted"),
+            (FaultClass::Reordered, "reordered"),
+            (FaultClass::Duplicated, "duplicated"),
+            (FaultClass::Spliced, "spliced"),
+            (
+                FaultClass::TruncatedBehindCheckpoint,
+                "truncated_behind_checkpoint",
+            ),
+            (FaultClass::TornTail, "torn_tail"),
+            (
+                FaultClass::BadCheckpointSignature,
+                "bad_checkpoint_signature",
+            ),
+            (FaultClass::CheckpointMismatch, "checkpoint_mismatch"),
+            (FaultClass::CheckpointsMissing, "checkpoints_missing"),
+        ];
+        for (class, label) in all {
+            assert_eq!(class.label(), label);
+        }
+        let fault = Fault {
+            seq: 42,
+            class: FaultClass::TornTail,
+        };
+        assert_eq!(fault.to_string(), "torn_tail at seq 42");
+    }
+}
