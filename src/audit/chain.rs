@@ -241,7 +241,7 @@ impl ChainedLogBuilder {
         }
         let data: Vec<Vec<u8>> = segments.iter().map(|(_, _, d)| d.clone()).collect();
         let lines = split_lines(&data);
-        let w = walk(&lines, &mac, false);
+        let w = walk(&lines, &mac);
         let ckpt_path = self
             .checkpoint_path
             .unwrap_or_else(|| self.dir.join(CHECKPOINT_FILE));

@@ -140,7 +140,7 @@ impl Walk {
 }
 
 /// Walks `lines` as one chain, stopping at the first fault.
-pub(crate) fn walk(lines: &[RawLine<'_>], mac: &ChainMac, keep_entries: bool) -> Walk {
+pub(crate) fn walk(lines: &[RawLine<'_>], mac: &ChainMac) -> Walk {
     let mut w = Walk {
         macs: Vec::with_capacity(lines.len()),
         entries: Vec::new(),
@@ -155,14 +155,8 @@ pub(crate) fn walk(lines: &[RawLine<'_>], mac: &ChainMac, keep_entries: bool) ->
         } else {
             None
         };
-        let accepted = match fast {
-            Some(m) if keep_entries => parse_line(raw.bytes).map(|l| (m, Some(l.entry))),
-            Some(m) => Some((m, None)),
-            None => None,
-        };
-        if let Some((m, entry)) = accepted {
+        if let Some(m) = fast {
             w.macs.push(m);
-            w.entries.extend(entry);
             continue;
         }
         let class = if !raw.terminated {
@@ -379,7 +373,7 @@ pub fn verify_bytes(
     public: &CheckpointVerifyingKey,
 ) -> VerifyReport {
     let lines = split_lines(segments);
-    let mut w = walk(&lines, &ChainMac::new(key.mac_key()), false);
+    let mut w = walk(&lines, &ChainMac::new(key.mac_key()));
     // Entries are parsed only once their MACs verified, so a damaged log costs no JSON parsing.
     for (raw, seq) in lines.iter().zip(1u64..).take(w.macs.len()) {
         match parse_line(raw.bytes) {
