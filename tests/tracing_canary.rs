@@ -487,6 +487,21 @@ fn no_canary_reaches_a_span_or_event_and_every_operation_is_traced() {
     );
     let appends = spans_named(&seen, "fieldseal.audit.append");
     assert!(appends.iter().any(|s| field(s, "seq") == "1"));
+    // The log is durable and written by one thread: every batch is its append's own (one
+    // entry, synced), and the explicit checkpoint after the last append writes a batch of
+    // none.
+    let batches = spans_named(&seen, "fieldseal.audit.batch");
+    for s in &batches {
+        let entries = field(s, "entries");
+        assert!(entries == "0" || entries == "1", "entries {entries}");
+        assert_eq!(field(s, "synced"), "true");
+    }
+    assert!(
+        batches
+            .iter()
+            .any(|s| field(s, "entries") == "0" && field(s, "checkpoint") == "true"),
+        "the explicit checkpoint"
+    );
     // Decision events carry the audit record's labels and sit inside their operation's span.
     assert!(seen.events.iter().any(|(f, parent)| {
         f.get("decision").map(String::as_str) == Some("denied:consent_missing")

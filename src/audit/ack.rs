@@ -216,6 +216,44 @@ mod tests {
         assert_eq!(closed, Some(AuditErrorKind::Closed));
     }
 
+    /// Counts its wake-ups.
+    struct CountingWaker(AtomicU64);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_waker_of_the_latest_poll_is_the_one_woken() {
+        // A task polled again from elsewhere (another worker, a `select!` that moved it) hands
+        // a new waker: completion must wake that one, or the task sleeps forever.
+        let (a, b) = (
+            Arc::new(CountingWaker(AtomicU64::new(0))),
+            Arc::new(CountingWaker(AtomicU64::new(0))),
+        );
+        let (wa, wb) = (Waker::from(Arc::clone(&a)), Waker::from(Arc::clone(&b)));
+        let ticket = Arc::new(Ticket::default());
+        let mut acked = Acked {
+            ticket: Arc::clone(&ticket),
+        };
+        let mut poll = |w: &Waker| Pin::new(&mut acked).poll(&mut Context::from_waker(w));
+        assert!(poll(&wa).is_pending());
+        assert!(poll(&wa).is_pending(), "the same waker again");
+        assert!(poll(&wb).is_pending());
+        ticket.complete(Ok(()));
+        assert_eq!(b.0.load(Ordering::SeqCst), 1, "the latest waker is woken");
+        assert_eq!(a.0.load(Ordering::SeqCst), 0, "a replaced waker is not");
+        assert!(matches!(poll(&wb), Poll::Ready(Ok(()))));
+        // A failure reaches the future as its kind.
+        let failed = Arc::new(Ticket::default());
+        failed.complete(Err(AuditErrorKind::Io));
+        let mut acked = Acked { ticket: failed };
+        let r = Pin::new(&mut acked).poll(&mut Context::from_waker(&wa));
+        assert!(matches!(r, Poll::Ready(Err(e)) if e.kind() == AuditErrorKind::Io));
+    }
+
     #[test]
     fn a_gone_log_closes_waiters() {
         let log = Arc::new(Fake {

@@ -339,6 +339,10 @@ impl ChainedLogBuilder {
                     seg_len,
                     ckpt: ckpt_file,
                 }),
+                #[cfg(test)]
+                gathers: (0, 0),
+                #[cfg(test)]
+                ticks: 0,
             }),
             cond: Condvar::new(),
             mac,
@@ -475,6 +479,12 @@ struct State {
     /// Clock time (seconds) from which the oldest entry not covered by a checkpoint counts.
     uncovered_since: Option<u64>,
     io: Option<Io>,
+    /// Test builds only: how many leaders gathered, and how many of those stopped early.
+    #[cfg(test)]
+    gathers: (u64, u64),
+    /// Test builds only: how many times the background timer ran.
+    #[cfg(test)]
+    ticks: u64,
 }
 
 struct Io {
@@ -557,9 +567,7 @@ impl ChainedLog {
     /// under it).
     fn entry_into(&self, event: &AuditEvent<'_>, entry: &mut Vec<u8>) -> Result<(), AuditError> {
         EventRecord::json_of(event, &self.shared.pseudonym, entry);
-        // seq, prev and mac add under 200 bytes; the verifier refuses longer lines, so they are
-        // refused here (the operation fails closed) rather than written.
-        if entry.len() + 256 > super::line::MAX_LINE {
+        if !entry_fits(entry.len()) {
             return Err(AuditError::new(AuditErrorKind::Rejected));
         }
         Ok(())
@@ -797,6 +805,11 @@ impl Shared {
                 std::thread::yield_now();
             }
             st = self.lock()?;
+            #[cfg(test)]
+            {
+                st.gathers.0 += 1;
+                st.gathers.1 += u64::from(t.elapsed() < gather);
+            }
         }
         let first = st.durable_seq;
         let batch = std::mem::take(&mut st.pending);
@@ -899,6 +912,13 @@ impl Shared {
     }
 }
 
+/// Whether an entry of `len` bytes makes a line the verifier accepts: seq, prev and mac add
+/// under 200 bytes, and a line over [`MAX_LINE`](super::line::MAX_LINE) is refused, so a longer
+/// entry is refused here (the operation fails closed) rather than written.
+fn entry_fits(len: usize) -> bool {
+    len + 256 <= super::line::MAX_LINE
+}
+
 /// Runs `f` with this thread's entry buffer, emptied (it is kept between appends, so an append
 /// allocates nothing for its entry; an entry holds labels, pseudonyms and digests only, never a
 /// value or a raw identifier).
@@ -948,6 +968,10 @@ fn spawn_timer(
                 }
                 drop(stopped);
                 let Some(s) = shared.upgrade() else { return };
+                #[cfg(test)]
+                if let Ok(mut st) = s.lock() {
+                    st.ticks += 1;
+                }
                 if s.sync_to(None, Ckpt::IfDue).is_err() {
                     return;
                 }
@@ -1155,6 +1179,493 @@ mod tests {
             0,
             "no fdatasync was needed to acknowledge"
         );
+    }
+
+    /// Keeps the first `n` lines of the checkpoint file (the genesis checkpoint is the first).
+    fn keep_checkpoints(dir: &Path, n: usize) {
+        let path = dir.join(CHECKPOINT_FILE);
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let end = data
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(n - 1)
+            .map_or(data.len(), |(i, _)| i + 1);
+        std::fs::write(&path, &data[..end]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn reopen(dir: &Path) -> Result<(ChainedLog, OpenReport), AuditError> {
+        ChainedLog::builder(dir)
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .open()
+    }
+
+    /// Flips a bit inside line `line` (from 1) of `segment`; returns the segment's new bytes.
+    fn damage_line(dir: &Path, segment: u64, line: usize) -> Vec<u8> {
+        let path = segment_path(dir, segment);
+        let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let start = match line {
+            1 => 0,
+            _ => bytes
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'\n')
+                .nth(line - 2)
+                .map_or(0, |(i, _)| i + 1),
+        };
+        bytes[start + 3] ^= 1;
+        std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        bytes
+    }
+
+    #[test]
+    fn a_bad_line_before_the_last_is_corruption_not_a_torn_tail() {
+        // Only the very last line of the last segment can be torn by a crash. The checkpoints
+        // are cut back to seq 1 so that the check against the latest checkpoint (which would
+        // also refuse) does not decide: the torn-tail rule alone must.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .checkpoint_every(1, Duration::from_secs(3600))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        drop(log);
+        keep_checkpoints(dir.path(), 2);
+        let damaged = damage_line(dir.path(), 1, 2);
+        let opened = reopen(dir.path());
+        assert_eq!(
+            opened.err().map(|e| e.kind()),
+            Some(AuditErrorKind::Corrupt { seq: 2 })
+        );
+        let after = std::fs::read(segment_path(dir.path(), 1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after, damaged, "nothing was moved aside or truncated");
+    }
+
+    #[test]
+    fn a_bad_last_line_of_an_earlier_segment_is_corruption() {
+        // Every batch fills a segment: segments 1 to 3 hold one line each, segment 4 is empty.
+        // The last line of the chain is then in segment 3, which a crash cannot tear (a new
+        // segment is started only after the previous one's batch was written).
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .checkpoint_every(1, Duration::from_secs(3600))
+            .max_segment_bytes(1)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        drop(log);
+        assert!(segment_path(dir.path(), 4).exists());
+        keep_checkpoints(dir.path(), 3);
+        let damaged = damage_line(dir.path(), 3, 1);
+        let opened = reopen(dir.path());
+        assert_eq!(
+            opened.err().map(|e| e.kind()),
+            Some(AuditErrorKind::Corrupt { seq: 3 })
+        );
+        let after = std::fs::read(segment_path(dir.path(), 3)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after, damaged, "nothing was moved aside or truncated");
+    }
+
+    #[test]
+    fn debug_names_settings_not_keys() {
+        let b = ChainedLog::builder("/var/log/fieldseal")
+            .key(AuditKey::from_bytes([0xab; 32]))
+            .durability(Durability::Buffered);
+        let text = format!("{b:?}");
+        assert!(text.starts_with("ChainedLogBuilder"), "{text}");
+        assert!(
+            text.contains("/var/log/fieldseal") && text.contains("Buffered"),
+            "{text}"
+        );
+        assert!(!text.contains("ab, ab") && !text.contains("171"), "{text}");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = test_log(dir.path(), Durability::Durable);
+        let text = format!("{log:?}");
+        assert_eq!(text, "ChainedLog { durability: Durable, .. }");
+    }
+
+    #[test]
+    fn batch_and_entry_buffers_are_kept_unless_a_burst_grew_them() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = test_log(dir.path(), Durability::Buffered);
+        let pending = || log.shared.lock().map_or(0, |s| s.pending.capacity());
+        assert_eq!(pending(), FLUSH_BYTES, "room for a batch from the start");
+        assert_eq!(FLUSH_BYTES, 64 * 1024);
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(pending(), FLUSH_BYTES, "a written batch's buffer is reused");
+        }
+        // A burst larger than the spare limit: its buffer is not kept.
+        {
+            let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+            st.pending.reserve(MAX_SPARE_BATCH + 1);
+        }
+        with_sample_event(3, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pending(), 0, "a large batch buffer is released");
+        assert_eq!(MAX_SPARE_BATCH, 1024 * 1024);
+        // A burst up to the limit is kept.
+        {
+            let mut st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+            st.pending.reserve(MAX_SPARE_BATCH / 2);
+        }
+        with_sample_event(4, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            pending() >= MAX_SPARE_BATCH / 2,
+            "a moderate batch buffer is kept"
+        );
+
+        // The thread's entry buffer: kept up to MAX_SPARE_ENTRY, released beyond.
+        let grow = |n: usize| {
+            with_entry_buffer(|b| {
+                b.reserve_exact(n);
+                Ok(b.capacity())
+            })
+        };
+        let kept = |min: usize| with_entry_buffer(|b| Ok(b.capacity() >= min));
+        assert_eq!(MAX_SPARE_ENTRY, 16 * 1024);
+        assert!(grow(MAX_SPARE_ENTRY).is_ok());
+        assert_eq!(kept(MAX_SPARE_ENTRY).ok(), Some(true), "kept at the limit");
+        assert!(grow(MAX_SPARE_ENTRY + 1).is_ok());
+        assert_eq!(kept(1).ok(), Some(false), "released beyond it");
+    }
+
+    #[test]
+    fn an_entry_fits_with_room_for_seq_prev_and_mac() {
+        let max = super::super::line::MAX_LINE;
+        assert!(entry_fits(0));
+        assert!(entry_fits(max - 256));
+        assert!(!entry_fits(max - 255));
+        assert!(!entry_fits(max));
+    }
+
+    #[test]
+    fn the_builder_defaults_are_the_documented_ones() {
+        let b = ChainedLog::builder("logs");
+        assert_eq!(b.durability, Durability::Durable);
+        assert_eq!(b.max_segment_bytes, 64 << 20);
+        assert_eq!(b.checkpoint_every, 1000);
+        assert_eq!(b.checkpoint_interval, Duration::from_secs(10));
+        assert_eq!(b.sync_interval, Duration::from_secs(1));
+        assert_eq!(b.lock_wait, Duration::from_millis(200));
+        assert_eq!(b.sync_latency, Duration::ZERO);
+        assert!(!b.accept_missing_checkpoints);
+        assert_eq!(
+            b.max_segment_bytes(0).max_segment_bytes,
+            1,
+            "at least one byte"
+        );
+    }
+
+    fn latest_checkpoint(dir: &Path) -> Option<u64> {
+        let signer = CheckpointSigningKey::from_bytes([2; 32]);
+        ckpt_file::scan(&dir.join(CHECKPOINT_FILE), &signer)
+            .ok()
+            .and_then(|s| s.latest())
+            .map(|c| c.seq)
+    }
+
+    #[test]
+    fn checkpoint_covers_the_head_and_durable_appends_are_counted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .sync_interval(Duration::from_secs(3600))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(
+            log.sync_count(),
+            3,
+            "a lone durable appender syncs each entry"
+        );
+        assert_eq!(
+            latest_checkpoint(dir.path()),
+            Some(0),
+            "1,000 entries not reached"
+        );
+        log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(latest_checkpoint(dir.path()), Some(3));
+        let lines = |d: &Path| {
+            std::fs::read(d.join(CHECKPOINT_FILE))
+                .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        };
+        let before = lines(dir.path());
+        log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lines(dir.path()), before, "none again for the same head");
+    }
+
+    #[test]
+    fn a_terminated_bad_last_line_is_moved_aside_with_its_newline() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .checkpoint_every(1, Duration::from_secs(3600))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        drop(log);
+        keep_checkpoints(dir.path(), 3);
+        let damaged = damage_line(dir.path(), 1, 3);
+        let third = damaged
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(1)
+            .map_or(0, |(i, _)| i + 1);
+        let (_, report) = reopen(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let torn = report.torn.unwrap_or_else(|| panic!("no torn line"));
+        assert_eq!(torn.seq, 3);
+        assert_eq!(
+            torn.len,
+            (damaged.len() - third) as u64,
+            "the line and its newline"
+        );
+        let moved = std::fs::read(&torn.moved_to).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            moved,
+            damaged[third..damaged.len() - 1],
+            "the line, not its newline"
+        );
+    }
+
+    #[test]
+    fn entries_left_uncovered_by_a_crash_get_their_checkpoint_when_due() {
+        // A crash left entries 2 and 3 without a checkpoint (the file is cut back to seq 1).
+        // Reopened and left idle, the log must still checkpoint them once the time bound
+        // passes: the bound counts from the reopening.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .checkpoint_every(1, Duration::from_secs(3600))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        drop(log);
+        keep_checkpoints(dir.path(), 2);
+        let clock = Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .checkpoint_every(1000, Duration::from_secs(10))
+            .sync_interval(Duration::from_millis(5))
+            .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(latest_checkpoint(dir.path()), Some(1), "not yet due");
+        clock.advance(10);
+        let waited = Instant::now();
+        while latest_checkpoint(dir.path()) != Some(3) && waited.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            latest_checkpoint(dir.path()),
+            Some(3),
+            "the timer covered them"
+        );
+        drop(log);
+    }
+
+    #[test]
+    fn group_commit_gathers_only_under_concurrency_and_leaves_no_waiter_counted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .simulated_sync_latency(Duration::from_millis(2))
+            .sync_interval(Duration::from_secs(3600))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gathers = || log.shared.lock().map_or((9, 9), |s| s.gathers);
+        for n in 0..10 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(gathers(), (0, 0), "a lone appender is never held back");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let log = &log;
+                s.spawn(move || {
+                    for n in 0..30 {
+                        with_sample_event(t * 100 + n, None, |e| log.append(e))
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                });
+            }
+        });
+        assert_eq!(log.last_seq(), 130);
+        let (gathered, cut_short) = gathers();
+        assert!(gathered > 0, "appenders released by a sync were waited for");
+        assert_eq!(cut_short, 0, "every gather lasted its full time");
+        assert!(log.sync_count() < 130, "concurrent appenders shared syncs");
+        let waiting = log.shared.lock().map_or(9, |s| s.waiting);
+        assert_eq!(
+            waiting, 0,
+            "no waiter is still counted once all have returned"
+        );
+    }
+
+    #[test]
+    fn a_filled_segment_is_synced_before_the_next_is_started() {
+        // Even a buffered log syncs the batch that fills a segment: a power loss must not keep
+        // a later segment while losing the end of an earlier one (a gap in the chain).
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .durability(Durability::Buffered)
+            .sync_interval(Duration::from_secs(3600))
+            .max_segment_bytes(5000)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let durable = || log.shared.lock().map_or(0, |s| s.durable_seq);
+        with_sample_event(0, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(durable(), 0, "a buffered append alone is not synced");
+        let mut n = 1;
+        while !segment_path(dir.path(), 2).exists() {
+            assert_eq!(
+                durable(),
+                0,
+                "synced before segment 1 was full ({n} entries)"
+            );
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+            assert!(n < 100, "the segment never filled");
+        }
+        assert_eq!(durable(), n, "the batch that filled segment 1 was synced");
+    }
+
+    #[test]
+    fn the_timer_runs_at_its_interval_and_stops_with_the_log() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let open = |sub: &str, interval| {
+            ChainedLog::builder(dir.path().join(sub))
+                .key(AuditKey::from_bytes([1; 32]))
+                .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+                .sync_interval(interval)
+                .open()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .0
+        };
+        let (idle, busy) = (
+            open("idle", Duration::from_secs(3600)),
+            open("busy", Duration::from_millis(20)),
+        );
+        let ticks = |log: &ChainedLog| log.shared.lock().map_or(0, |s| s.ticks);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(ticks(&idle), 0, "an hour's interval has not passed");
+        let n = ticks(&busy);
+        assert!((1..=30).contains(&n), "{n} ticks in 300 ms at 20 ms");
+        // Dropping joins the timer at once, whatever its interval (a test run would otherwise
+        // wait an hour).
+        drop(idle);
+        drop(busy);
+    }
+
+    #[test]
+    fn open_waits_out_a_closing_holder_of_the_lock() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let first = test_log(dir.path(), Durability::Durable);
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(first);
+        });
+        let second = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .lock_wait(Duration::from_secs(30))
+            .open();
+        assert!(second.is_ok(), "the lock was released within the wait");
+        assert!(closer.join().is_ok());
+        let third = ChainedLog::builder(dir.path())
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .lock_wait(Duration::from_millis(50))
+            .open();
+        assert_eq!(third.err().map(|e| e.kind()), Some(AuditErrorKind::Locked));
+    }
+
+    #[test]
+    fn segment_names_are_six_or_more_digits_from_one() {
+        assert_eq!(segment_number("audit-000001.log"), Some(1));
+        assert_eq!(segment_number("audit-123456.log"), Some(123_456));
+        assert_eq!(segment_number("audit-1234567.log"), Some(1_234_567));
+        for bad in [
+            "audit-000000.log",
+            "audit-00001.log",
+            "audit-1.log",
+            "audit-00000a.log",
+            "audit-+00001.log",
+            "audit-000001.log.torn",
+            "audit-000001.txt",
+            "x-000001.log",
+        ] {
+            assert_eq!(segment_number(bad), None, "{bad}");
+        }
+        assert_eq!(
+            segment_path(Path::new("d"), 7),
+            Path::new("d").join("audit-000007.log")
+        );
+    }
+
+    #[test]
+    fn torn_tails_are_moved_aside_under_names_never_reused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        drop(test_log(dir.path(), Durability::Durable));
+        let seg = segment_path(dir.path(), 1);
+        let mut moved = Vec::new();
+        for n in 0..3 {
+            let (log, _) = reopen(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+            drop(log);
+            // A crash in the middle of the next line.
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(&seg)
+                .unwrap_or_else(|e| panic!("{e}"));
+            f.write_all(format!("{{\"seq\":{n}").as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            drop(f);
+            let (_, report) = reopen(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            let torn = report.torn.unwrap_or_else(|| panic!("no torn line"));
+            moved.push(torn.moved_to);
+        }
+        let names: Vec<_> = moved
+            .iter()
+            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let expected = [
+            "audit-000001.log.torn",
+            "audit-000001.log.torn.2",
+            "audit-000001.log.torn.3",
+        ];
+        assert_eq!(names, expected.map(|n| Some(n.to_owned())));
+        for (n, p) in moved.iter().enumerate() {
+            let text = std::fs::read(p).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                text,
+                format!("{{\"seq\":{n}").into_bytes(),
+                "each kept its own tail"
+            );
+        }
     }
 
     #[test]

@@ -158,3 +158,79 @@ pub(super) fn io_err(e: std::io::Error) -> AuditError {
 pub(super) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> CheckpointSigningKey {
+        CheckpointSigningKey::from_bytes([2; 32])
+    }
+
+    fn line(seq: u64) -> Vec<u8> {
+        Checkpoint::sign(&signer(), seq, [seq as u8; 32], 1_700_000_000 + seq).to_line()
+    }
+
+    fn scan_of(bytes: &[u8]) -> Result<CheckpointScan, AuditError> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("checkpoints.log");
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        scan(&path, &signer())
+    }
+
+    #[test]
+    fn a_clean_file_drops_nothing_and_a_valid_unterminated_tail_is_kept() {
+        let mut clean = line(0);
+        clean.extend(line(4));
+        let s = scan_of(&clean).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.count, s.valid(), s.dropped()), (2, 2, None));
+        assert_eq!(s.latest().map(|c| c.seq), Some(4));
+
+        let mut tail = clean.clone();
+        let mut last = line(9);
+        last.pop();
+        tail.extend(&last);
+        let s = scan_of(&tail).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (s.count, s.valid(), s.dropped()),
+            (2, 3, None),
+            "kept, not dropped"
+        );
+        assert_eq!(s.latest().map(|c| c.seq), Some(9));
+
+        let mut torn = clean.clone();
+        torn.extend(&last[..last.len() / 2]);
+        let s = scan_of(&torn).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.valid(), 2);
+        assert_eq!(s.dropped(), Some((last.len() / 2) as u64));
+        assert_eq!(s.latest().map(|c| c.seq), Some(4));
+    }
+
+    #[test]
+    fn checkpoints_must_rise() {
+        for (later, seq) in [(3, 3), (5, 5)] {
+            let mut bytes = line(0);
+            bytes.extend(line(5));
+            bytes.extend(line(later));
+            assert_eq!(
+                scan_of(&bytes).err().map(|e| e.kind()),
+                Some(AuditErrorKind::Corrupt { seq }),
+                "{later} after 5"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_empty_but_an_unreadable_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = scan(&dir.path().join("absent"), &signer()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.valid(), s.dropped()), (0, None));
+        // A directory where the file should be: reading it fails, and that is not "no file".
+        let r = scan(dir.path(), &signer());
+        assert_eq!(r.err().map(|e| e.kind()), Some(AuditErrorKind::Io));
+        // Syncing a directory reports failure too (not silently `Ok`).
+        assert!(sync_dir(dir.path()).is_ok());
+        let gone = sync_dir(&dir.path().join("absent"));
+        assert_eq!(gone.err().map(|e| e.kind()), Some(AuditErrorKind::Io));
+    }
+}

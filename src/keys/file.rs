@@ -79,7 +79,9 @@ struct MacJson {
 
 /// A loaded keyring file: what is needed to write it again after a change, with the file key
 /// in memory (zeroized on drop) so that no provider call is needed for rotation.
-#[derive(Clone)]
+///
+/// Not `Clone`: the one copy made, the staged state of a change, is made by
+/// [`KeyringFile::staged_copy`], so that a copy of the file key cannot be made by accident.
 pub(crate) struct KeyringFile {
     path: PathBuf,
     provider: String,
@@ -224,6 +226,24 @@ impl KeyringFile {
             AuditKey::from_bytes(to32(audit.as_ref().map(|v| v.as_slice()))),
             CheckpointSigningKey::from_bytes(to32(ckpt.as_ref().map(|v| v.as_slice()))),
         )
+    }
+
+    /// A copy to apply a change to before it is written (the file key is copied into a
+    /// zeroizing buffer of its own; the copy is dropped, and wiped, once the change is published
+    /// or abandoned).
+    pub(crate) fn staged_copy(&self) -> Self {
+        let mut file_key = Zeroizing::new([0u8; 32]);
+        file_key.copy_from_slice(self.file_key.as_ref());
+        Self {
+            path: self.path.clone(),
+            provider: self.provider.clone(),
+            wrapped_file_key: self.wrapped_file_key.clone(),
+            file_key,
+            generation: self.generation,
+            keys: self.keys.clone(),
+            audit_key: self.audit_key.clone(),
+            checkpoint_key: self.checkpoint_key.clone(),
+        }
     }
 
     /// Writes the file atomically with the next generation number.

@@ -560,7 +560,7 @@ impl Keyring {
             })
             .collect();
         let mut active = current.active;
-        let mut staged = admin.clone();
+        let mut staged = admin.as_ref().map(KeyringFile::staged_copy);
         edit(&mut entries, &mut active, staged.as_mut())?;
         if let Some(file) = &mut staged {
             file.save()?;
