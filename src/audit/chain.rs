@@ -806,10 +806,7 @@ impl Shared {
             }
             st = self.lock()?;
             #[cfg(test)]
-            {
-                st.gathers.0 += 1;
-                st.gathers.1 += u64::from(t.elapsed() < gather);
-            }
+            note_gather(&mut st, t, gather);
         }
         let first = st.durable_seq;
         let batch = std::mem::take(&mut st.pending);
@@ -910,6 +907,13 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Test builds only: counts a gather, and whether it stopped before its time.
+#[cfg(test)]
+fn note_gather(st: &mut State, started: Instant, gather: Duration) {
+    st.gathers.0 += 1;
+    st.gathers.1 += u64::from(started.elapsed() < gather);
 }
 
 /// Whether an entry of `len` bytes makes a line the verifier accepts: seq, prev and mac add
@@ -1666,6 +1670,70 @@ mod tests {
                 "each kept its own tail"
             );
         }
+    }
+
+    /// A durable log on `clock` whose checkpoints are due after 10 s (or 1,000 entries), its
+    /// timer every 5 ms.
+    fn timed_log(dir: &Path, clock: &Arc<crate::clock::FixedClock>, latency_ms: u64) -> ChainedLog {
+        ChainedLog::builder(dir)
+            .key(AuditKey::from_bytes([1; 32]))
+            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+            .checkpoint_every(1000, Duration::from_secs(10))
+            .sync_interval(Duration::from_millis(5))
+            .simulated_sync_latency(Duration::from_millis(latency_ms))
+            .clock(Arc::clone(clock) as Arc<dyn Clock>)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .0
+    }
+
+    fn wait_for_checkpoint(dir: &Path, seq: u64) -> Option<u64> {
+        let waited = Instant::now();
+        while latest_checkpoint(dir) != Some(seq) && waited.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latest_checkpoint(dir)
+    }
+
+    #[test]
+    fn the_time_bound_counts_from_the_first_uncovered_entry() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let log = timed_log(dir.path(), &clock, 0);
+        with_sample_event(0, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(latest_checkpoint(dir.path()), Some(1));
+        // Nothing is uncovered now; an entry appended 5 s later is due 10 s after that, not 10 s
+        // after the checkpoint.
+        clock.advance(5);
+        with_sample_event(1, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        clock.advance(5);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            latest_checkpoint(dir.path()),
+            Some(1),
+            "due only 10 s after entry 2"
+        );
+        clock.advance(5);
+        assert_eq!(wait_for_checkpoint(dir.path(), 2), Some(2));
+    }
+
+    #[test]
+    fn entries_appended_while_a_checkpoint_is_written_keep_their_time_bound() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let log = timed_log(dir.path(), &clock, 100);
+        with_sample_event(0, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::scope(|s| {
+            // The checkpoint's batch sleeps 100 ms after its sync; entry 2 is appended then.
+            s.spawn(|| log.checkpoint().unwrap_or_else(|e| panic!("{e}")));
+            std::thread::sleep(Duration::from_millis(30));
+            with_sample_event(1, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        });
+        assert_eq!(log.last_seq(), 2);
+        // No further append: only the time bound can cover entry 2.
+        clock.advance(10);
+        assert_eq!(wait_for_checkpoint(dir.path(), 2), Some(2));
     }
 
     #[test]
