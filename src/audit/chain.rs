@@ -916,6 +916,14 @@ fn note_gather(st: &mut State, started: Instant, gather: Duration) {
     st.gathers.1 += u64::from(started.elapsed() < gather);
 }
 
+/// Test builds only: counts a run of the background timer.
+#[cfg(test)]
+fn note_tick(shared: &Shared) {
+    if let Ok(mut st) = shared.lock() {
+        st.ticks += 1;
+    }
+}
+
 /// Whether an entry of `len` bytes makes a line the verifier accepts: seq, prev and mac add
 /// under 200 bytes, and a line over [`MAX_LINE`](super::line::MAX_LINE) is refused, so a longer
 /// entry is refused here (the operation fails closed) rather than written.
@@ -973,9 +981,7 @@ fn spawn_timer(
                 drop(stopped);
                 let Some(s) = shared.upgrade() else { return };
                 #[cfg(test)]
-                if let Ok(mut st) = s.lock() {
-                    st.ticks += 1;
-                }
+                note_tick(&s);
                 if s.sync_to(None, Ckpt::IfDue).is_err() {
                     return;
                 }

@@ -422,6 +422,165 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    fn malformed(r: Result<(KeyringFile, Versions), Error>) -> bool {
+        matches!(r.err(), Some(Error::Key(KeyError::FileMalformed)))
+    }
+
+    fn kek() -> crate::FileKek {
+        crate::FileKek::from_key_for_tests(&[7; 32])
+    }
+
+    #[test]
+    fn audit_keys_are_fresh_per_file_distinct_and_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek = kek();
+        let (a_path, b_path) = (dir.path().join("a"), dir.path().join("b"));
+        let (a, _) = KeyringFile::create(&kek, &a_path).unwrap_or_else(|e| panic!("{e}"));
+        let (b, _) = KeyringFile::create(&kek, &b_path).unwrap_or_else(|e| panic!("{e}"));
+        let secret = |f: &KeyringFile, name: &str, sealed: &[u8]| {
+            f.decrypt(name, sealed)
+                .map(|v| v.to_vec())
+                .unwrap_or_default()
+        };
+        let (a_audit, a_ckpt) = (
+            secret(&a, "audit", &a.audit_key),
+            secret(&a, "checkpoint", &a.checkpoint_key),
+        );
+        let b_audit = secret(&b, "audit", &b.audit_key);
+        assert_eq!((a_audit.len(), a_ckpt.len()), (32, 32));
+        assert_ne!(
+            a_audit, a_ckpt,
+            "the audit and checkpoint keys are drawn separately"
+        );
+        assert_ne!(a_audit, b_audit, "each file draws its own keys");
+        assert_ne!(*a.file_key, *b.file_key, "and its own file key");
+        // The keys handed to the log are those bytes, and a reload hands out the same ones (a
+        // log written before a restart still verifies after it).
+        let (audit, ckpt) = a.audit_keys();
+        let expected = CheckpointSigningKey::from_bytes(to32(Some(&a_ckpt)));
+        assert_eq!(
+            ckpt.verifying_key().to_bytes(),
+            expected.verifying_key().to_bytes()
+        );
+        let expected = AuditKey::from_bytes(to32(Some(&a_audit)));
+        assert_eq!(audit.mac_key(), expected.mac_key());
+        let (reloaded, _) = KeyringFile::load(&kek, &a_path).unwrap_or_else(|e| panic!("{e}"));
+        let (audit2, ckpt2) = reloaded.audit_keys();
+        assert_eq!(audit2.mac_key(), audit.mac_key());
+        assert_eq!(
+            ckpt2.verifying_key().to_bytes(),
+            ckpt.verifying_key().to_bytes()
+        );
+        assert_eq!(
+            to32(Some(&[1; 31])),
+            [0; 32],
+            "a wrong length yields no key bytes"
+        );
+    }
+
+    #[test]
+    fn the_file_key_is_wrapped_with_the_documented_associated_data() {
+        // lp("fieldseal/v1/keyring-file-key") ‖ lp(provider), lp = 2-byte big-endian length.
+        let aad = file_key_aad("file:abc");
+        let mut expected = vec![0, 29];
+        expected.extend_from_slice(b"fieldseal/v1/keyring-file-key");
+        expected.extend_from_slice(&[0, 8]);
+        expected.extend_from_slice(b"file:abc");
+        assert_eq!(aad, expected);
+        let mut secret = vec![0, 27];
+        secret.extend_from_slice(b"fieldseal/v1/keyring-secret");
+        secret.extend_from_slice(&[0, 6]);
+        secret.extend_from_slice(b"root/3");
+        assert_eq!(secret_aad("root/3"), secret);
+        // An independent unwrap of a written file under that associated data succeeds, and
+        // under none fails.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek = kek();
+        let (file, _) =
+            KeyringFile::create(&kek, &dir.path().join("k")).unwrap_or_else(|e| panic!("{e}"));
+        let id = kek.id();
+        let unwrapped = kek.unwrap(&file.wrapped_file_key, &file_key_aad(&id));
+        assert_eq!(
+            unwrapped.ok().map(|k| k.to_vec()),
+            Some(file.file_key.to_vec())
+        );
+        assert!(kek.unwrap(&file.wrapped_file_key, &[]).is_err());
+    }
+
+    #[test]
+    fn retired_keys_are_not_decrypted_on_load() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek = kek();
+        let path = dir.path().join("k");
+        let (mut file, _) = KeyringFile::create(&kek, &path).unwrap_or_else(|e| panic!("{e}"));
+        let v2 = KeyVersion::new(2).unwrap_or_else(|| unreachable!("non-zero"));
+        file.add(v2, &RootKey::from_bytes([9; 32]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        file.set_state(v2, KeyState::Retired);
+        file.save().unwrap_or_else(|e| panic!("{e}"));
+        let (_, versions) = KeyringFile::load(&kek, &path).unwrap_or_else(|e| panic!("{e}"));
+        let states: Vec<_> = versions
+            .iter()
+            .map(|(v, s, k)| (v.get(), *s, k.is_some()))
+            .collect();
+        assert_eq!(
+            states,
+            [(1, KeyState::Active, true), (2, KeyState::Retired, false)]
+        );
+    }
+
+    #[test]
+    fn sealed_secrets_shorter_than_nonce_and_tag_are_malformed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (file, _) =
+            KeyringFile::create(&kek(), &dir.path().join("k")).unwrap_or_else(|e| panic!("{e}"));
+        for short in [0, 1, 12, 27] {
+            let r = file.decrypt("audit", &vec![0; short]);
+            assert!(
+                matches!(r, Err(Error::Key(KeyError::FileMalformed))),
+                "{short} bytes"
+            );
+        }
+        // Nonce and tag with an empty secret: well formed, and it does not authenticate.
+        let r = file.decrypt("audit", &[0; 28]);
+        assert!(matches!(r, Err(Error::Key(KeyError::FileIntegrity))));
+        // A sealed secret opens only under its own name.
+        assert!(file.decrypt("audit", &file.audit_key).is_ok());
+        assert!(file.decrypt("checkpoint", &file.audit_key).is_err());
+    }
+
+    #[test]
+    fn a_file_of_exactly_the_size_limit_loads_and_one_byte_more_does_not() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek = kek();
+        let path = dir.path().join("keyring");
+        let (file, _) = KeyringFile::create(&kek, &path).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let body_end = text.iter().position(|&b| b == b'\n').unwrap_or(0);
+        // The body padded with spaces (JSON allows them) and its MAC recomputed: a valid file of
+        // `total` bytes.
+        let padded = |total: usize| {
+            let mut body = text[..body_end].to_vec();
+            body.resize(body.len() + total - text.len(), b' ');
+            let mac = mac_of(&file.file_key, &body);
+            body.extend_from_slice(b"\n{\"mac\":\"");
+            for b in mac {
+                body.extend_from_slice(format!("{b:02x}").as_bytes());
+            }
+            body.extend_from_slice(b"\"}\n");
+            body
+        };
+        let exact = padded(MAX_FILE_LEN);
+        assert_eq!(exact.len(), MAX_FILE_LEN);
+        assert!(KeyringFile::from_text(&kek, &path, &exact).is_ok());
+        let over = padded(MAX_FILE_LEN + 1);
+        assert!(malformed(KeyringFile::from_text(&kek, &path, &over)));
+        std::fs::write(&path, &exact).unwrap_or_else(|e| panic!("{e}"));
+        assert!(KeyringFile::load(&kek, &path).is_ok());
+        std::fs::write(&path, &over).unwrap_or_else(|e| panic!("{e}"));
+        assert!(malformed(KeyringFile::load(&kek, &path)));
+    }
+
     #[test]
     fn two_lines_exactly() {
         assert_eq!(split_two_lines(b"a\nb\n"), Some((&b"a"[..], &b"b"[..])));

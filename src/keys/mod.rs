@@ -126,3 +126,29 @@ impl fmt::Debug for RootKey {
         f.write_str("RootKey([REDACTED])")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_versions_print_their_number() {
+        let v = KeyVersion::new(42).unwrap_or_else(|| unreachable!("non-zero"));
+        assert_eq!(format!("{v}"), "42");
+        assert_eq!(format!("{v:?}"), "KeyVersion(42)");
+        assert_eq!(v.get(), 42);
+        assert!(KeyVersion::new(0).is_none());
+    }
+
+    #[test]
+    fn root_key_base64_known_answer_and_round_trip() {
+        // Bytes 0, 1, …, 31 (the example in `RootKey`'s documentation).
+        let text = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let bytes: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let k = RootKey::from_bytes(bytes);
+        assert_eq!(k.dangerous_to_base64().as_str(), text);
+        assert_eq!(format!("{k:?}"), "RootKey([REDACTED])");
+        let back = RootKey::from_base64(&format!("  {text}\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.bytes(), &bytes);
+    }
+}
