@@ -395,10 +395,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
 /// Temporary file in the same directory (mode 0600), fsync, rename over `path`, fsync the
 /// directory: a crash leaves the old file or the new one, never a mixture.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = super::parent_dir(path);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = dir.join(name);
@@ -578,6 +575,12 @@ mod tests {
         std::fs::write(&path, &exact).unwrap_or_else(|e| panic!("{e}"));
         assert!(KeyringFile::load(&kek, &path).is_ok());
         std::fs::write(&path, &over).unwrap_or_else(|e| panic!("{e}"));
+        assert!(malformed(KeyringFile::load(&kek, &path)));
+        // A valid file of exactly the limit with one byte after it: read whole, refused (a
+        // read cut at the limit would have accepted it).
+        let mut trailing = exact.clone();
+        trailing.push(b' ');
+        std::fs::write(&path, &trailing).unwrap_or_else(|e| panic!("{e}"));
         assert!(malformed(KeyringFile::load(&kek, &path)));
     }
 

@@ -127,9 +127,25 @@ impl fmt::Debug for RootKey {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name): where a key file's temporary file
+/// goes, and the directory synced after a key file is created or replaced.
+pub(crate) fn parent_dir(path: &std::path::Path) -> &std::path::Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn key_files_directory() {
+        assert_eq!(parent_dir(Path::new("a/b/keyring")), Path::new("a/b"));
+        assert_eq!(parent_dir(Path::new("/etc/keyring")), Path::new("/etc"));
+        assert_eq!(parent_dir(Path::new("keyring")), Path::new("."));
+    }
 
     #[test]
     fn key_versions_print_their_number() {

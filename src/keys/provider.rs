@@ -279,11 +279,9 @@ impl FileKek {
         let mut f = opts.open(path).map_err(io_error)?;
         f.write_all(key.as_ref()).map_err(io_error)?;
         f.sync_all().map_err(io_error)?;
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_error)?;
-        }
+        std::fs::File::open(super::parent_dir(path))
+            .and_then(|d| d.sync_all())
+            .map_err(io_error)?;
         Ok(Self {
             kek: LocalKek::new(&key, "file"),
             path: path.to_path_buf(),
@@ -371,10 +369,15 @@ impl EnvKek {
     /// [`ProviderErrorKind::NotFound`] if unset, [`ProviderErrorKind::BadKeyMaterial`] unless it
     /// is base64 of exactly 32 bytes.
     pub fn from_var(name: &str) -> Result<Self, ProviderError> {
-        use base64::Engine as _;
         let text = Zeroizing::new(
             std::env::var(name).map_err(|_| ProviderError::new(ProviderErrorKind::NotFound))?,
         );
+        Self::from_base64(&text)
+    }
+
+    /// The KEK from the variable's text: base64 of 32 bytes, surrounding whitespace ignored.
+    fn from_base64(text: &str) -> Result<Self, ProviderError> {
+        use base64::Engine as _;
         let bytes = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -436,6 +439,42 @@ mod tests {
         flipped[20] ^= 1;
         assert!(a.unwrap(&flipped, b"aad").is_err());
         assert!(a.unwrap(&w[..27], b"aad").is_err());
+        // Nonce and tag around nothing: the shortest wrapping, and it round-trips.
+        let empty = a.wrap(&[], b"aad").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(empty.len(), 28);
+        assert_eq!(a.unwrap(&empty, b"aad").map(|k| k.len()).ok(), Some(0));
+    }
+
+    #[test]
+    fn provider_errors_say_what_failed_and_keep_their_cause() {
+        use ProviderErrorKind as K;
+        for (kind, text) in [
+            (K::NotFound, "key-encryption key not found"),
+            (
+                K::Permissions,
+                "key-encryption key file is readable by group or others (needs mode 0600)",
+            ),
+            (K::BadKeyMaterial, "key-encryption key must be 32 bytes"),
+            (
+                K::Unwrap,
+                "wrapped key did not authenticate under this key-encryption key",
+            ),
+            (
+                K::WrongProvider,
+                "key material was written under another key provider",
+            ),
+            (K::Login, "login to the key token failed"),
+            (K::Device, "key token or service failed"),
+            (K::Io, "key file I/O failed"),
+        ] {
+            let e = ProviderError::new(kind);
+            assert_eq!((e.kind(), e.to_string()), (kind, text.to_owned()));
+            assert!(std::error::Error::source(&e).is_none());
+        }
+        let cause = std::io::Error::other("disk on fire");
+        let e = ProviderError::with_source(K::Io, cause);
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
     }
 
     #[cfg(unix)]
@@ -445,7 +484,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("kek");
         let kek = FileKek::create(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!format!("{kek:?}").contains("[1"));
+        let debug = format!("{kek:?}");
+        assert!(!debug.contains("[1"));
+        assert!(debug.starts_with("FileKek {"), "{debug}");
+        assert!(
+            debug.contains(&kek.id()) && debug.contains("kek"),
+            "{debug}"
+        );
         assert!(FileKek::create(&path).is_err(), "never overwrites");
         let again = FileKek::open(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kek.id(), again.id());
@@ -475,6 +520,42 @@ mod tests {
                 .map(|e| e.kind()),
             Some(ProviderErrorKind::NotFound)
         );
+    }
+
+    #[test]
+    fn env_kek_reads_base64_of_32_bytes_and_wraps() {
+        // Bytes 0, 1, …, 31.
+        let text = " AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+        let kek = EnvKek::from_base64(text).unwrap_or_else(|e| panic!("{e}"));
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let local = LocalKek::new(&key, "env");
+        assert_eq!(kek.id(), local.fingerprint);
+        assert!(kek.id().starts_with("env:"));
+        let debug = format!("{kek:?}");
+        assert!(
+            debug.starts_with("EnvKek {") && debug.contains(&kek.id()),
+            "{debug}"
+        );
+        let w = kek.wrap(&[5; 32], b"aad").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.len(), 12 + 32 + 16);
+        // The same key held elsewhere opens it: the wrapping is the documented AES-256-GCM.
+        assert_eq!(
+            local.unwrap(&w, b"aad").map(|k| k.to_vec()).ok(),
+            Some(vec![5; 32])
+        );
+        assert_eq!(
+            kek.unwrap(&w, b"aad").map(|k| k.to_vec()).ok(),
+            Some(vec![5; 32])
+        );
+        assert!(kek.unwrap(&w, b"other").is_err());
+        for bad in [
+            "",
+            "not base64!",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==",
+        ] {
+            let kind = EnvKek::from_base64(bad).err().map(|e| e.kind());
+            assert_eq!(kind, Some(ProviderErrorKind::BadKeyMaterial), "{bad:?}");
+        }
     }
 
     #[test]
