@@ -467,3 +467,180 @@ fn random32() -> Result<Zeroizing<[u8; 32]>, Error> {
     rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, k.as_mut()).map_err(|_| Error::Random)?;
     Ok(k)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract(store: &dyn SubjectKeyStore) {
+        let id = [3u8; 16];
+        assert_eq!(store.get(&id).ok(), Some(None));
+        assert_eq!(store.insert(&id, b"first").ok(), Some(b"first".to_vec()));
+        assert_eq!(
+            store.insert(&id, b"second").ok(),
+            Some(b"first".to_vec()),
+            "the key already stored wins"
+        );
+        assert_eq!(store.get(&id).ok(), Some(Some(b"first".to_vec())));
+        assert_eq!(store.delete(&id).ok(), Some(true));
+        assert_eq!(
+            store.delete(&id).ok(),
+            Some(false),
+            "nothing left to delete"
+        );
+        assert_eq!(store.get(&id).ok(), Some(None));
+    }
+
+    #[test]
+    fn both_stores_keep_the_store_contract() {
+        contract(&MemorySubjectKeys::new());
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files =
+            FileSubjectKeys::open(dir.path().join("keys")).unwrap_or_else(|e| panic!("{e}"));
+        contract(&files);
+        assert_eq!(
+            files.path(&[0xab; 16]).file_name().and_then(|n| n.to_str()),
+            Some("abababababababababababababababab")
+        );
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_read_or_deleted_is_an_error_not_absent() {
+        // An unreadable key reported as absent would read as erased; an undeletable one
+        // reported as absent would let an erasure succeed with the key still on disk.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = FileSubjectKeys::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let id = [4u8; 16];
+        std::fs::create_dir(store.path(&id)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(store.path(&id).join("x"), b"").unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.get(&id).is_err());
+        assert!(store.delete(&id).is_err());
+    }
+
+    fn memory_keys() -> (SubjectKeys, Arc<MemorySubjectKeys>) {
+        let store = Arc::new(MemorySubjectKeys::new());
+        let keys = SubjectKeys::new(
+            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
+            Arc::clone(&store) as Arc<dyn SubjectKeyStore>,
+        );
+        (keys, store)
+    }
+
+    #[test]
+    fn the_index_key_is_random_per_store_and_kept_in_it() {
+        let (a, store) = memory_keys();
+        let (b, _) = memory_keys();
+        let slot = |k: &SubjectKeys| k.slot(b"alice", "").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(
+            slot(&a),
+            slot(&b),
+            "slots of one subject differ between stores"
+        );
+        assert!(
+            matches!(store.get(&INDEX_KEY_ID), Ok(Some(_))),
+            "kept, wrapped"
+        );
+        // Another handle on the same store (another process) finds the same slots.
+        let again = SubjectKeys::new(
+            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
+            Arc::clone(&store) as Arc<dyn SubjectKeyStore>,
+        );
+        assert_eq!(slot(&again), slot(&a));
+    }
+
+    #[test]
+    fn a_wrapped_key_copied_to_another_id_does_not_open() {
+        // Someone who can write the store copies a subject's wrapped key under another id (or
+        // into a slot): the wrapping names its id and domain, so it does not unwrap there.
+        let (keys, store) = memory_keys();
+        let (id, _) = keys
+            .current(b"alice", "", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wrapped = store.get(&id).ok().flatten().unwrap_or_default();
+        let other = [5u8; 16];
+        assert!(store.insert(&other, &wrapped).is_ok());
+        assert!(matches!(keys.key(&other), Err(Error::Provider(_))));
+        let mut aad = vec![0, 24];
+        aad.extend_from_slice(b"fieldseal/v1/subject-key");
+        aad.extend_from_slice(&[0, 16]);
+        aad.extend_from_slice(&other);
+        assert_eq!(wrap_aad(KEY_DOMAIN, &other), aad);
+    }
+
+    #[test]
+    fn a_lookup_without_create_never_makes_a_key() {
+        let (keys, store) = memory_keys();
+        let r = keys.current(b"alice", "", false);
+        assert!(matches!(r, Err(Error::Key(KeyError::Erased))));
+        let slot = keys.slot(b"alice", "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.get(&slot).ok(), Some(None), "no slot was written");
+        let (id, key) = keys
+            .current(b"alice", "", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (again, same) = keys
+            .current(b"alice", "", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((again, same.as_ref()), (id, key.as_ref()));
+        // Every subject (and scope) draws its own key and id.
+        let (bob_id, bob) = keys
+            .current(b"bob", "", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (m_id, m) = keys
+            .current(b"alice", "marketing", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(bob_id != id && m_id != id && m_id != bob_id);
+        assert!(
+            bob.as_ref() != key.as_ref()
+                && m.as_ref() != key.as_ref()
+                && m.as_ref() != bob.as_ref()
+        );
+    }
+
+    #[test]
+    fn the_async_lookup_finds_the_same_key_and_the_same_erasure() {
+        let (keys, store) = memory_keys();
+        let (id, key) = keys
+            .current(b"alice", "", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let found = rt
+            .block_on(keys.key_async(&id))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.as_ref(), key.as_ref());
+        assert_eq!(store.delete(&id).ok(), Some(true));
+        let gone = rt.block_on(keys.key_async(&id));
+        assert!(matches!(gone, Err(Error::Key(KeyError::Erased))));
+    }
+
+    #[test]
+    fn slots_are_the_documented_hmac_and_debug_names_parts_only() {
+        use hmac::{Hmac, KeyInit as _, Mac as _};
+        let keys = SubjectKeys::new(
+            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
+            Arc::new(MemorySubjectKeys::new()),
+        );
+        assert!(keys.index_key.set(Zeroizing::new([9; 32])).is_ok());
+        let expected = |subject: &[u8], scope: &[u8]| {
+            let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(&[9; 32])
+                .unwrap_or_else(|_| unreachable!("any key length"));
+            for part in [&b"fieldseal/v1/subject-key-id"[..], subject, scope] {
+                mac.update(&(part.len() as u16).to_be_bytes());
+                mac.update(part);
+            }
+            let full = mac.finalize().into_bytes();
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&full[..16]);
+            id
+        };
+        for (subject, scope) in [(&b"alice"[..], ""), (b"alice", "marketing"), (b"bob", "")] {
+            let slot = keys.slot(subject, scope).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(slot, expected(subject, scope.as_bytes()), "{scope}");
+        }
+        let debug = format!("{keys:?}");
+        assert!(debug.starts_with("SubjectKeys {"), "{debug}");
+        assert!(debug.contains(&keys.provider.id()) && debug.contains("MemorySubjectKeys"));
+        assert!(!debug.contains("[9"), "{debug}");
+    }
+}
