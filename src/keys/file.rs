@@ -423,6 +423,10 @@ mod tests {
         matches!(r.err(), Some(Error::Key(KeyError::FileMalformed)))
     }
 
+    fn bytes32(v: &[u8]) -> [u8; 32] {
+        v.try_into().unwrap_or_else(|_| panic!("{} bytes", v.len()))
+    }
+
     fn kek() -> crate::FileKek {
         crate::FileKek::from_key_for_tests(&[7; 32])
     }
@@ -454,12 +458,12 @@ mod tests {
         // The keys handed to the log are those bytes, and a reload hands out the same ones (a
         // log written before a restart still verifies after it).
         let (audit, ckpt) = a.audit_keys();
-        let expected = CheckpointSigningKey::from_bytes(to32(Some(&a_ckpt)));
+        let expected = CheckpointSigningKey::from_bytes(bytes32(&a_ckpt));
         assert_eq!(
             ckpt.verifying_key().to_bytes(),
             expected.verifying_key().to_bytes()
         );
-        let expected = AuditKey::from_bytes(to32(Some(&a_audit)));
+        let expected = AuditKey::from_bytes(bytes32(&a_audit));
         assert_eq!(audit.mac_key(), expected.mac_key());
         let (reloaded, _) = KeyringFile::load(&kek, &a_path).unwrap_or_else(|e| panic!("{e}"));
         let (audit2, ckpt2) = reloaded.audit_keys();
@@ -468,6 +472,7 @@ mod tests {
             ckpt2.verifying_key().to_bytes(),
             ckpt.verifying_key().to_bytes()
         );
+        assert_eq!(to32(Some(&[1; 32])), [1; 32]);
         assert_eq!(
             to32(Some(&[1; 31])),
             [0; 32],
