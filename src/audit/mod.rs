@@ -382,3 +382,83 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).instance()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Action;
+
+    #[test]
+    fn every_accessor_returns_its_field() {
+        let accessor = Accessor::new("p1", [Role::new("support_agent")]);
+        let purpose = PurposeId::new("billing").unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::new().table("users").row("7");
+        let recipient = RecipientName::new("acme").unwrap_or_else(|e| panic!("{e}"));
+        let reference = Reference::new("ticket-9").unwrap_or_else(|e| panic!("{e}"));
+        let fields = [AuditField {
+            purpose: purpose.clone(),
+            kind: FieldKind::PhoneNumber,
+            outcome: Outcome::Denied(DenyReason::ConsentMissing),
+        }];
+        let here = Location::caller();
+        let v3 = KeyVersion::new(3).unwrap_or_else(|| unreachable!("non-zero"));
+        let event = AuditEvent {
+            time: 1_700_000_123,
+            accessor: &accessor,
+            purpose: Some(&purpose),
+            kind: Some(FieldKind::Email),
+            action: AuditAction::Access(Action::Reveal),
+            outcome: Outcome::Failed(FailureKind::Erased),
+            call_site: here,
+            key_version: v3,
+            sealed_at: 1_600_000_456,
+            policy_version: 17,
+            context: &ctx,
+            count: Some(5),
+            detail: Detail {
+                recipient: Some(&recipient),
+                reference: Some(&reference),
+                fields: Some(&fields),
+            },
+        };
+        assert_eq!(event.time(), 1_700_000_123);
+        assert!(std::ptr::eq(event.accessor(), &accessor));
+        assert_eq!(event.purpose().map(PurposeId::as_str), Some("billing"));
+        assert_eq!(event.kind(), Some(FieldKind::Email));
+        assert!(event.action() == Action::Reveal);
+        assert_eq!(event.outcome(), Outcome::Failed(FailureKind::Erased));
+        assert!(std::ptr::eq(event.call_site(), here));
+        assert_eq!(event.key_version(), v3);
+        assert_eq!(event.sealed_at(), 1_600_000_456);
+        assert_eq!(event.policy_version(), 17);
+        assert!(std::ptr::eq(event.context(), &ctx));
+        assert_eq!(event.count(), Some(5));
+        assert!(
+            event
+                .recipient()
+                .is_some_and(|r| std::ptr::eq(r, &recipient))
+        );
+        assert!(
+            event
+                .reference()
+                .is_some_and(|r| std::ptr::eq(r, &reference))
+        );
+        assert!(event.fields().is_some_and(|f| std::ptr::eq(f, &fields[..])));
+    }
+
+    #[test]
+    fn a_sink_is_its_own_instance_and_an_arc_forwards_to_it() {
+        let sink = Arc::new(MemorySink::new());
+        let own: *const () = std::ptr::from_ref(&*sink).cast();
+        assert_eq!(sink.instance(), own, "through the Arc");
+        assert_eq!((*sink).instance(), own, "the sink itself");
+        let other = MemorySink::new();
+        assert_ne!(other.instance(), own);
+        assert!(other.is_empty() && other.len() == 0);
+        let recorded = crate::internal::testing::with_sample_event(1, None, |e| other.record(e));
+        assert!(recorded.is_ok());
+        assert!(!other.is_empty() && other.len() == 1 && other.records().len() == 1);
+        other.clear();
+        assert!(other.is_empty());
+    }
+}
