@@ -454,7 +454,7 @@ mod tests {
         assert_eq!((*sink).instance(), own, "the sink itself");
         let other = MemorySink::new();
         assert_ne!(other.instance(), own);
-        assert!(other.is_empty() && other.len() == 0);
+        assert!(other.is_empty());
         let recorded = crate::internal::testing::with_sample_event(1, None, |e| other.record(e));
         assert!(recorded.is_ok());
         assert!(!other.is_empty() && other.len() == 1 && other.records().len() == 1);
