@@ -1090,10 +1090,27 @@ mod tests {
     use super::*;
     use crate::internal::testing::with_sample_event;
 
-    fn test_log(dir: &Path, durability: Durability) -> ChainedLog {
+    /// A builder with the tests' keys.
+    fn builder(dir: impl AsRef<Path>) -> ChainedLogBuilder {
         ChainedLog::builder(dir)
             .key(AuditKey::from_bytes([1; 32]))
             .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+    }
+
+    /// Three entries, each checkpointed as it is appended, then a clean close.
+    fn three_checkpointed_entries(dir: &Path, max_segment_bytes: u64) {
+        let (log, _) = builder(dir)
+            .checkpoint_every(1, Duration::from_secs(3600))
+            .max_segment_bytes(max_segment_bytes)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..3 {
+            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    fn test_log(dir: &Path, durability: Durability) -> ChainedLog {
+        builder(dir)
             .durability(durability)
             .open()
             .unwrap_or_else(|e| panic!("{e}"))
@@ -1167,9 +1184,7 @@ mod tests {
     #[test]
     fn buffered_acknowledges_after_the_write_before_any_sync() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let (log, _) = builder(dir.path())
             .durability(Durability::Buffered)
             .sync_interval(Duration::from_secs(3600))
             .open()
@@ -1205,10 +1220,7 @@ mod tests {
     }
 
     fn reopen(dir: &Path) -> Result<(ChainedLog, OpenReport), AuditError> {
-        ChainedLog::builder(dir)
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .open()
+        builder(dir).open()
     }
 
     /// Flips a bit inside line `line` (from 1) of `segment`; returns the segment's new bytes.
@@ -1235,16 +1247,7 @@ mod tests {
         // are cut back to seq 1 so that the check against the latest checkpoint (which would
         // also refuse) does not decide: the torn-tail rule alone must.
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .checkpoint_every(1, Duration::from_secs(3600))
-            .open()
-            .unwrap_or_else(|e| panic!("{e}"));
-        for n in 0..3 {
-            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
-        }
-        drop(log);
+        three_checkpointed_entries(dir.path(), u64::MAX);
         keep_checkpoints(dir.path(), 2);
         let damaged = damage_line(dir.path(), 1, 2);
         let opened = reopen(dir.path());
@@ -1262,17 +1265,7 @@ mod tests {
         // The last line of the chain is then in segment 3, which a crash cannot tear (a new
         // segment is started only after the previous one's batch was written).
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .checkpoint_every(1, Duration::from_secs(3600))
-            .max_segment_bytes(1)
-            .open()
-            .unwrap_or_else(|e| panic!("{e}"));
-        for n in 0..3 {
-            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
-        }
-        drop(log);
+        three_checkpointed_entries(dir.path(), 1);
         assert!(segment_path(dir.path(), 4).exists());
         keep_checkpoints(dir.path(), 3);
         let damaged = damage_line(dir.path(), 3, 1);
@@ -1386,9 +1379,7 @@ mod tests {
     #[test]
     fn checkpoint_covers_the_head_and_durable_appends_are_counted() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let (log, _) = builder(dir.path())
             .sync_interval(Duration::from_secs(3600))
             .open()
             .unwrap_or_else(|e| panic!("{e}"));
@@ -1419,16 +1410,7 @@ mod tests {
     #[test]
     fn a_terminated_bad_last_line_is_moved_aside_with_its_newline() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .checkpoint_every(1, Duration::from_secs(3600))
-            .open()
-            .unwrap_or_else(|e| panic!("{e}"));
-        for n in 0..3 {
-            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
-        }
-        drop(log);
+        three_checkpointed_entries(dir.path(), u64::MAX);
         keep_checkpoints(dir.path(), 3);
         let damaged = damage_line(dir.path(), 1, 3);
         let third = damaged
@@ -1459,21 +1441,10 @@ mod tests {
         // Reopened and left idle, the log must still checkpoint them once the time bound
         // passes: the bound counts from the reopening.
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .checkpoint_every(1, Duration::from_secs(3600))
-            .open()
-            .unwrap_or_else(|e| panic!("{e}"));
-        for n in 0..3 {
-            with_sample_event(n, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
-        }
-        drop(log);
+        three_checkpointed_entries(dir.path(), u64::MAX);
         keep_checkpoints(dir.path(), 2);
         let clock = Arc::new(crate::clock::FixedClock::new(1_800_000_000));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let (log, _) = builder(dir.path())
             .checkpoint_every(1000, Duration::from_secs(10))
             .sync_interval(Duration::from_millis(5))
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)
@@ -1498,9 +1469,7 @@ mod tests {
     #[test]
     fn group_commit_gathers_only_under_concurrency_and_leaves_no_waiter_counted() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let (log, _) = builder(dir.path())
             .simulated_sync_latency(Duration::from_millis(2))
             .sync_interval(Duration::from_secs(3600))
             .open()
@@ -1538,9 +1507,7 @@ mod tests {
         // Even a buffered log syncs the batch that fills a segment: a power loss must not keep
         // a later segment while losing the end of an earlier one (a gap in the chain).
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let (log, _) = builder(dir.path())
             .durability(Durability::Buffered)
             .sync_interval(Duration::from_secs(3600))
             .max_segment_bytes(5000)
@@ -1598,16 +1565,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             drop(first);
         });
-        let second = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let second = builder(dir.path())
             .lock_wait(Duration::from_secs(30))
             .open();
         assert!(second.is_ok(), "the lock was released within the wait");
         assert!(closer.join().is_ok());
-        let third = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        let third = builder(dir.path())
             .lock_wait(Duration::from_millis(50))
             .open();
         assert_eq!(third.err().map(|e| e.kind()), Some(AuditErrorKind::Locked));
@@ -1681,9 +1644,7 @@ mod tests {
     /// A durable log on `clock` whose checkpoints are due after 10 s (or 1,000 entries), its
     /// timer every 5 ms.
     fn timed_log(dir: &Path, clock: &Arc<crate::clock::FixedClock>, latency_ms: u64) -> ChainedLog {
-        ChainedLog::builder(dir)
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
+        builder(dir)
             .checkpoint_every(1000, Duration::from_secs(10))
             .sync_interval(Duration::from_millis(5))
             .simulated_sync_latency(Duration::from_millis(latency_ms))
@@ -1748,10 +1709,7 @@ mod tests {
         let signer = CheckpointSigningKey::from_bytes([2; 32]);
         let forged = Checkpoint::sign(&signer, 0, [7; 32], 1).to_line();
         std::fs::write(dir.path().join(CHECKPOINT_FILE), forged).unwrap_or_else(|e| panic!("{e}"));
-        let opened = ChainedLog::builder(dir.path())
-            .key(AuditKey::from_bytes([1; 32]))
-            .checkpoint_key(CheckpointSigningKey::from_bytes([2; 32]))
-            .open();
+        let opened = builder(dir.path()).open();
         assert_eq!(
             opened.err().map(|e| e.kind()),
             Some(AuditErrorKind::Corrupt { seq: 1 })

@@ -517,13 +517,17 @@ mod tests {
         assert!(store.delete(&id).is_err());
     }
 
+    /// Subject keys over `store`, wrapped by a fixed test KEK.
+    fn keys_over(store: &Arc<MemorySubjectKeys>) -> SubjectKeys {
+        SubjectKeys::new(
+            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
+            Arc::clone(store) as Arc<dyn SubjectKeyStore>,
+        )
+    }
+
     fn memory_keys() -> (SubjectKeys, Arc<MemorySubjectKeys>) {
         let store = Arc::new(MemorySubjectKeys::new());
-        let keys = SubjectKeys::new(
-            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
-            Arc::clone(&store) as Arc<dyn SubjectKeyStore>,
-        );
-        (keys, store)
+        (keys_over(&store), store)
     }
 
     #[test]
@@ -541,10 +545,7 @@ mod tests {
             "kept, wrapped"
         );
         // Another handle on the same store (another process) finds the same slots.
-        let again = SubjectKeys::new(
-            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
-            Arc::clone(&store) as Arc<dyn SubjectKeyStore>,
-        );
+        let again = keys_over(&store);
         assert_eq!(slot(&again), slot(&a));
     }
 
@@ -617,10 +618,7 @@ mod tests {
     #[test]
     fn slots_are_the_documented_hmac_and_debug_names_parts_only() {
         use hmac::{Hmac, KeyInit as _, Mac as _};
-        let keys = SubjectKeys::new(
-            Arc::new(crate::FileKek::from_key_for_tests(&[7; 32])),
-            Arc::new(MemorySubjectKeys::new()),
-        );
+        let keys = memory_keys().0;
         assert!(keys.index_key.set(Zeroizing::new([9; 32])).is_ok());
         let expected = |subject: &[u8], scope: &[u8]| {
             let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(&[9; 32])
