@@ -113,3 +113,51 @@ fn denial_audit_modes() {
         assert_eq!(sink.accepted.load(Ordering::SeqCst), 0);
     }
 }
+
+/// An erasure the policy refuses: its denial record may be best effort; the erasure is refused
+/// either way, and nothing is erased.
+#[test]
+fn erasure_denial_audit_modes() {
+    let stranger = Accessor::new("mallory", [Role::new("nobody")]);
+    let subject = SubjectId::new("u-1");
+    for best_effort in [false, true] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek = FileKek::create(dir.path().join("kek")).unwrap_or_else(|e| panic!("{e}"));
+        let store = FileSubjectKeys::open(dir.path().join("subject-keys"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sink = Arc::new(FailingSink::default());
+        let g = Guard::builder()
+            .keyring(Keyring::generate().unwrap_or_else(|e| panic!("{e}")))
+            .policy(allow_all(&["service"]))
+            .audit(Arc::clone(&sink))
+            .best_effort_denial_audit(best_effort)
+            .subject_keys(SubjectKeys::new(Arc::new(kek), Arc::new(store)))
+            .subject_key_purpose(PurposeId::of::<Service>(), SubjectKeyScope::Subject)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::new().row("1").subject(&subject);
+        let phone = PhoneNumber::parse("+86 138 0013 8000").unwrap_or_else(|e| panic!("{e}"));
+        let sealed: Sealed<PhoneNumber, Service> =
+            g.seal(&phone, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        sink.fail_at.store(1, Ordering::SeqCst);
+        let refused = g.erase(&stranger, &subject, Erasure::Subject);
+        if best_effort {
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::Denied {
+                        reason: DenyReason::NotPermitted
+                    })
+                ),
+                "{refused:?}"
+            );
+        } else {
+            assert!(matches!(refused, Err(Error::Audit(_))), "{refused:?}");
+        }
+        // Nothing was erased.
+        let opened = g
+            .reveal(&tester(), &sealed, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(opened.expose_secret().as_str(), "+8613800138000");
+    }
+}

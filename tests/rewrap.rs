@@ -47,18 +47,50 @@ impl RandomSource for CountingRandom {
     }
 }
 
-/// A memory sink that refuses records while `refuse` is set and its predicate matches.
+/// Which records a [`Refusing`] sink refuses while its `refuse` flag is set.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    /// Every record.
+    All,
+    /// Batch records only (they carry a count).
+    Batch,
+    /// A batch's per-item records only (no count).
+    Items,
+}
+
+/// A memory sink that refuses the records `which` names while `refuse` is set, and notes the
+/// sealed-at time of every record it accepts.
 #[derive(Debug)]
 struct Refusing {
     inner: MemorySink,
     refuse: AtomicBool,
-    batch_only: bool,
+    which: Which,
+    sealed_at: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Refusing {
+    fn new(which: Which) -> Self {
+        Refusing {
+            inner: MemorySink::new(),
+            refuse: AtomicBool::new(false),
+            which,
+            sealed_at: std::sync::Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl AuditSink for Refusing {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
-        if self.refuse.load(Ordering::Relaxed) && (!self.batch_only || event.count().is_some()) {
+        let matched = match self.which {
+            Which::All => true,
+            Which::Batch => event.count().is_some(),
+            Which::Items => event.count().is_none(),
+        };
+        if self.refuse.load(Ordering::Relaxed) && matched {
             return Err(AuditError::new(AuditErrorKind::Rejected));
+        }
+        if let Ok(mut v) = self.sealed_at.lock() {
+            v.push(event.sealed_at());
         }
         self.inner.record(event)
     }
@@ -146,11 +178,7 @@ fn rewrap_reseals_under_the_active_version_and_keeps_the_value() {
 #[test]
 fn rewrap_needs_its_own_permission_and_fails_closed() {
     let keyring = Arc::new(ok(Keyring::generate()));
-    let sink = Arc::new(Refusing {
-        inner: MemorySink::new(),
-        refuse: AtomicBool::new(false),
-        batch_only: false,
-    });
+    let sink = Arc::new(Refusing::new(Which::All));
     let g = guard_on(Arc::clone(&keyring), sink.clone());
     let ctx = Context::new().row("1");
     let email: Sealed<Email, Service> = ok(g.seal(&ok(Email::parse("a@example.com")), &ctx));
@@ -614,11 +642,7 @@ fn a_batch_reports_exactly_the_bad_items_and_rewraps_the_rest() {
 #[test]
 fn a_refused_batch_record_reseals_nothing() {
     let keyring = Arc::new(ok(Keyring::generate()));
-    let sink = Arc::new(Refusing {
-        inner: MemorySink::new(),
-        refuse: AtomicBool::new(false),
-        batch_only: true,
-    });
+    let sink = Arc::new(Refusing::new(Which::Batch));
     let random = Arc::new(CountingRandom::default());
     let g = ok(Guard::builder()
         .shared_keyring(Arc::clone(&keyring))
@@ -661,7 +685,7 @@ fn a_batch_checks_each_items_consent_and_retention() {
         T0,
     );
     let clock = Arc::new(FixedClock::new(T0));
-    let sink = Arc::new(MemorySink::new());
+    let sink = Arc::new(Refusing::new(Which::All));
     let g = ok(Guard::builder()
         .keyring(ok(Keyring::generate()))
         .policy(ok(ManifestPolicy::from_toml(REFERENCE)))
@@ -690,7 +714,8 @@ fn a_batch_checks_each_items_consent_and_retention() {
     let s: Sealed<Text, Service> = ok(g.seal(&ok(Text::parse("x")), &ctx));
     items.push((s.into(), ctx));
     clock.set(T0 + 200 * DAY);
-    sink.clear();
+    sink.inner.clear();
+    ok(sink.sealed_at.lock().map_err(|_| "poisoned")).clear();
     let report = ok(g.rewrap_batch(&admin, items));
     let errors: Vec<Option<String>> = report
         .results()
@@ -709,6 +734,7 @@ fn a_batch_checks_each_items_consent_and_retention() {
         ]
     );
     let labels: Vec<(&str, Option<u64>)> = sink
+        .inner
         .records()
         .iter()
         .map(|r| (r.outcome.label(), r.count))
@@ -724,6 +750,122 @@ fn a_batch_checks_each_items_consent_and_retention() {
             ("denied:expired", None),
         ]
     );
+    // A batch record carries the oldest sealed-at time of its items (refused ones included); an
+    // item's record, the item's own.
+    assert_eq!(
+        *ok(sink.sealed_at.lock().map_err(|_| "poisoned")),
+        [T0, T0 + 200 * DAY, T0 - 600 * DAY, T0, T0, T0 - 600 * DAY]
+    );
+    assert!(!report.is_empty());
+    let by_value = report.into_results();
+    assert_eq!(by_value.len(), 6);
+    assert_eq!(
+        by_value.iter().map(Result::is_ok).collect::<Vec<_>>(),
+        [true, false, true, false, true, false]
+    );
+}
+
+/// With best-effort denial auditing, a refused record of a denial (a denied group's batch
+/// record, or an item's own `denied:*` record) is tolerated and the denial reported. A refused
+/// record of anything else still fails: an allowed group's batch record fails the whole call,
+/// an item's `failed:context` record fails that item with the sink's error. Without it, every
+/// refused record fails.
+#[test]
+fn best_effort_denial_audit_in_a_batch() {
+    let admin = Accessor::new("k", [Role::new("key_admin")]);
+    let stranger = Accessor::new("m", [Role::new("nobody")]);
+    for best_effort in [false, true] {
+        let consent = Arc::new(MemoryConsent::new());
+        consent.grant(
+            &SubjectId::new("u-yes"),
+            ConsentScope::Purpose("marketing"),
+            T0,
+        );
+        let build = |which| {
+            let sink = Arc::new(Refusing::new(which));
+            let g = ok(Guard::builder()
+                .keyring(ok(Keyring::generate()))
+                .policy(ok(ManifestPolicy::from_toml(REFERENCE)))
+                .consent(Arc::clone(&consent))
+                .clock(Arc::new(FixedClock::new(T0)))
+                .audit(sink.clone())
+                .best_effort_denial_audit(best_effort)
+                .build());
+            (g, sink)
+        };
+        let seal_for = |g: &Guard, who: &str, row: &str| {
+            let ctx = Context::new().row(row).subject(&SubjectId::new(who));
+            let s: Sealed<Email, Marketing> = ok(g.seal(&ok(Email::parse("a@example.com")), &ctx));
+            (AnySealed::from(s), ctx)
+        };
+
+        // Batch records refused: a denied group is tolerated only in best-effort mode; an
+        // allowed group never.
+        let (g, sink) = build(Which::Batch);
+        let items = vec![seal_for(&g, "u-yes", "1"), seal_for(&g, "u-yes", "2")];
+        sink.refuse.store(true, Ordering::Relaxed);
+        let denied = g.rewrap_batch(&stranger, items.clone());
+        if best_effort {
+            let report = ok(denied);
+            assert_eq!((report.len(), report.rewrapped()), (2, 0));
+            for r in report.results() {
+                assert!(
+                    matches!(
+                        r,
+                        Err(Error::Denied {
+                            reason: DenyReason::NotPermitted
+                        })
+                    ),
+                    "{r:?}"
+                );
+            }
+        } else {
+            assert!(matches!(denied, Err(Error::Audit(_))), "{denied:?}");
+        }
+        let allowed = g.rewrap_batch(&admin, items);
+        assert!(
+            matches!(allowed, Err(Error::Audit(_))),
+            "best_effort={best_effort}: {allowed:?}"
+        );
+        assert!(sink.inner.is_empty());
+
+        // Per-item records refused: an item denied on its own (no consent) is tolerated only
+        // in best-effort mode; an item with an invalid context never.
+        let (g, sink) = build(Which::Items);
+        let (text, _) = {
+            let ctx = Context::new().row("3");
+            let s: Sealed<Text, Service> = ok(g.seal(&ok(Text::parse("x")), &ctx));
+            (AnySealed::from(s), ctx)
+        };
+        let items = vec![
+            seal_for(&g, "u-yes", "1"),
+            seal_for(&g, "u-no", "2"),
+            (text, Context::new().with("Bad", b"x")),
+        ];
+        sink.refuse.store(true, Ordering::Relaxed);
+        let report = ok(g.rewrap_batch(&admin, items));
+        let errors: Vec<Option<String>> = report
+            .results()
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| format!("{e:?}")))
+            .collect();
+        let denial = if best_effort {
+            "Denied { reason: ConsentMissing }"
+        } else {
+            "Audit(AuditError { kind: Rejected, source: None })"
+        };
+        assert_eq!(
+            errors,
+            [
+                None,
+                Some(denial.into()),
+                Some("Audit(AuditError { kind: Rejected, source: None })".into()),
+            ],
+            "best_effort={best_effort}"
+        );
+        // Only the two batch records were accepted.
+        assert_eq!(sink.inner.records().len(), 2);
+    }
 }
 
 /// Batch records (with their count) and per-item records go into a chained log that verifies,
@@ -760,6 +902,30 @@ fn batch_records_verify_in_a_chained_log() {
     assert_eq!(entries[1].outcome, "failed:integrity");
     let key = AuditKey::from_bytes(AUDIT_KEY).pseudonym_key();
     assert!(ok(verified.subject_access(&key, &subject)).is_empty());
+}
+
+/// A value under the longest purpose label (the longest header without a subject key) is
+/// re-sealed in a batch like any other.
+#[test]
+fn a_batch_rewraps_the_longest_purpose_label() {
+    let label = "p".repeat(MAX_PURPOSE_LABEL);
+    let purpose = ok(PurposeId::new(&label));
+    let keyring = Arc::new(ok(Keyring::generate()));
+    let g = ok(Guard::builder()
+        .shared_keyring(Arc::clone(&keyring))
+        .policy(allow_all(&[label.as_str()]))
+        .audit(MemorySink::new())
+        .build());
+    let ctx = ctx_of(1);
+    let value = ok(AnyValue::parse(FieldKind::Text, "longest"));
+    let sealed = ok(g.seal_any(&value, &purpose, &ctx));
+    let v2 = ok(keyring.rotate());
+    let report = ok(g.rewrap_batch(&tester(), [(sealed, ctx.clone())]));
+    assert_eq!(report.rewrapped(), 1, "{:?}", report.results());
+    let out = ok(report.results()[0].as_ref().map_err(|e| e.to_string()));
+    assert_eq!(out.key_version(), v2);
+    let opened = ok(g.reveal_any(&tester(), out, &ctx));
+    assert_eq!(opened.expose_text().as_str(), "longest");
 }
 
 #[test]

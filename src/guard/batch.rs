@@ -670,3 +670,138 @@ fn fill_aad(aad: &mut Zeroizing<Vec<u8>>, header: &[u8], context: &[u8]) {
     aad.extend_from_slice(header);
     aad.extend_from_slice(context);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::aead::SALT_LEN;
+    use crate::crypto::kdf::COMMITMENT_LEN;
+
+    fn version(n: u32) -> KeyVersion {
+        KeyVersion::new(n).unwrap_or_else(|| panic!("version {n}"))
+    }
+
+    /// An envelope with the given key identity, a one-byte body and a blank tag.
+    fn envelope_of(
+        kind: FieldKind,
+        purpose: &str,
+        key_version: KeyVersion,
+        subject_key_id: Option<&[u8; 16]>,
+        salt: &[u8; SALT_LEN],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        envelope::write_header(
+            &mut out,
+            &HeaderFields {
+                kind,
+                purpose,
+                key_version,
+                sealed_at: 1,
+                subject_key_id,
+                salt,
+                commitment: &[3; COMMITMENT_LEN],
+                nonce: &[4; NONCE_LEN],
+            },
+        );
+        out.push(0);
+        out.extend_from_slice(&[0; TAG_LEN]);
+        out
+    }
+
+    /// Every part of the key identity counts on its own: with the epoch salts equal (they are
+    /// random, but nothing may rest on that), a difference in version, kind, purpose or subject
+    /// key alone still means another key.
+    #[test]
+    fn same_key_needs_every_part_of_the_key_identity_even_with_equal_salts() {
+        let salt = [9u8; SALT_LEN];
+        let subject = [5u8; 16];
+        let base = envelope_of(FieldKind::Text, "service", version(1), None, &salt);
+        let probe = envelope::parse(&base).unwrap_or_else(|e| panic!("{e}"));
+        assert!(same_key(&base, &probe));
+        let other_salt = envelope_of(FieldKind::Text, "service", version(1), None, &[8; 16]);
+        let others = [
+            (
+                "version",
+                envelope_of(FieldKind::Text, "service", version(2), None, &salt),
+            ),
+            (
+                "kind",
+                envelope_of(FieldKind::Email, "service", version(1), None, &salt),
+            ),
+            (
+                "purpose",
+                envelope_of(FieldKind::Text, "marketing", version(1), None, &salt),
+            ),
+            (
+                "subject key",
+                envelope_of(
+                    FieldKind::Text,
+                    "service",
+                    version(1),
+                    Some(&subject),
+                    &salt,
+                ),
+            ),
+            ("salt", other_salt),
+        ];
+        for (what, bytes) in &others {
+            assert!(!same_key(bytes, &probe), "{what}");
+        }
+        // The comparison is symmetric, and bytes that do not parse never match.
+        let with_subject = envelope::parse(&others[3].1).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!same_key(&base, &with_subject));
+        assert!(!same_key(&base[..10], &probe));
+    }
+
+    /// The associated-data buffer is kept when the new contents fit (no reallocation), and
+    /// replaced by one of exactly the size needed when they do not: it is never grown, which
+    /// would free an unwiped copy.
+    #[test]
+    fn fill_aad_keeps_a_buffer_that_fits_and_replaces_one_that_does_not() {
+        let mut aad = Zeroizing::new(Vec::with_capacity(512));
+        let first = aad.as_ptr();
+        // Exactly the capacity: kept.
+        fill_aad(&mut aad, &[1; 12], &[2; 500]);
+        assert_eq!((aad.as_ptr(), aad.capacity(), aad.len()), (first, 512, 512));
+        assert!(aad[..12].iter().all(|&b| b == 1) && aad[12..].iter().all(|&b| b == 2));
+        // Smaller: kept, and the old contents are gone.
+        fill_aad(&mut aad, &[3; 10], &[4; 20]);
+        assert_eq!((aad.as_ptr(), aad.capacity()), (first, 512));
+        assert_eq!(aad.as_slice(), [[3u8; 10].as_slice(), &[4; 20]].concat());
+        // Larger: a new buffer of exactly the size needed (`Vec::with_capacity` is exact).
+        fill_aad(&mut aad, &[5; 60], &[6; 540]);
+        assert_ne!(aad.as_ptr(), first);
+        assert_eq!((aad.capacity(), aad.len()), (600, 600));
+        assert_eq!(aad.as_slice(), [[5u8; 60].as_slice(), &[6; 540]].concat());
+        // A small request on a fresh buffer still gets the 512-byte minimum.
+        let mut small = Zeroizing::new(Vec::new());
+        fill_aad(&mut small, &[7; 3], &[8; 4]);
+        assert_eq!(
+            (small.capacity(), small.as_slice()),
+            (512, [7u8, 7, 7, 8, 8, 8, 8].as_slice())
+        );
+    }
+
+    #[test]
+    fn a_report_counts_its_failures() {
+        let report = RewrapReport {
+            results: vec![
+                Err(Error::Integrity),
+                Err(Error::Denied {
+                    reason: DenyReason::NotPermitted,
+                }),
+            ],
+            rewrapped: 0,
+        };
+        assert_eq!(
+            (report.len(), report.rewrapped(), report.failed()),
+            (2, 0, 2)
+        );
+        assert_eq!(
+            report.failures().map(|(i, _)| i).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        assert!(!report.is_empty());
+        assert_eq!(report.into_results().len(), 2);
+    }
+}
