@@ -114,8 +114,9 @@ fn denial_audit_modes() {
     }
 }
 
-/// An erasure the policy refuses: its denial record may be best effort; the erasure is refused
-/// either way, and nothing is erased.
+/// Subject-rights denials (an erasure the policy refuses, an erasure without a proof of the
+/// subject's identity, a correction of a value bound to someone else): the denial record may
+/// be best effort; the request is refused either way, and nothing is erased.
 #[test]
 fn erasure_denial_audit_modes() {
     let stranger = Accessor::new("mallory", [Role::new("nobody")]);
@@ -154,6 +155,68 @@ fn erasure_denial_audit_modes() {
         } else {
             assert!(matches!(refused, Err(Error::Audit(_))), "{refused:?}");
         }
+        // A subject-rights request with a proof for someone else: refused, its record best
+        // effort in the same way.
+        let sessions = SessionVerifier::new();
+        let other = SubjectId::new("u-2");
+        sessions
+            .bind(&other, b"session-token-0123456789abcdef")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let proof = g
+            .verify_identity(
+                &sessions,
+                &other,
+                &Evidence::new(b"session-token-0123456789abcdef".to_vec()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        sink.fail_at
+            .store(sink.seen.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+        let refused = g.erase_verified(&tester(), &subject, &proof, Erasure::Subject);
+        if best_effort {
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::Denied {
+                        reason: DenyReason::IdentityNotVerified
+                    })
+                ),
+                "{refused:?}"
+            );
+        } else {
+            assert!(matches!(refused, Err(Error::Audit(_))), "{refused:?}");
+        }
+        // A correction by the proven subject of a value bound to another subject: refused the
+        // same way.
+        sink.fail_at
+            .store(sink.seen.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+        let new_value = AnyValue::parse(FieldKind::PhoneNumber, "+86 139 0013 9000")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = g.correct(
+            &tester(),
+            &other,
+            &proof,
+            &AnySealed::from(sealed.clone()),
+            &ctx,
+            &new_value,
+        );
+        if best_effort {
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::Denied {
+                        reason: DenyReason::IdentityNotVerified
+                    })
+                ),
+                "{refused:?}"
+            );
+        } else {
+            assert!(matches!(refused, Err(Error::Audit(_))), "{refused:?}");
+        }
+        assert_eq!(
+            sink.accepted.load(Ordering::SeqCst),
+            0,
+            "each of the three was refused"
+        );
         // Nothing was erased.
         let opened = g
             .reveal(&tester(), &sealed, &ctx)

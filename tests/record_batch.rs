@@ -408,6 +408,73 @@ fn withdrawn_consent_closes_the_consent_based_fields_only() {
     let outcomes = field_outcomes(&fx.sink.records()[0]);
     assert_eq!(outcomes[4], Outcome::Denied(DenyReason::ConsentMissing));
     assert_eq!(outcomes[0], Outcome::Allowed);
+    // Every field denied for want of consent: the record's outcome names that reason.
+    fx.sink.clear();
+    let marketer = Accessor::new("bob", [Role::new("marketer")]);
+    let rec = ok(fx.guard.reveal_record(&marketer, &sealed[4..], &ctx()));
+    assert_eq!(rec.opened(), 0);
+    assert_eq!(
+        fx.sink.records()[0].outcome,
+        Outcome::Denied(DenyReason::ConsentMissing)
+    );
+}
+
+/// Fields of one purpose but different kinds are decided apart: the marketer may read a
+/// marketing e-mail but not a marketing name, whichever comes first in the record.
+#[test]
+fn each_kind_of_a_purpose_is_decided_on_its_own() {
+    let fx = fixture();
+    let f = vec![
+        (value(FieldKind::PersonName, "Zhang San"), marketing()),
+        (value(FieldKind::Email, "zs.promo@example.com"), marketing()),
+        (value(FieldKind::PersonName, "Li Si"), marketing()),
+    ];
+    let sealed = seal_form(&fx, &f, &ctx());
+    let marketer = Accessor::new("bob", [Role::new("marketer")]);
+    for order in [[0usize, 1, 2], [1, 0, 2]] {
+        let fields: Vec<&AnySealed> = order.iter().map(|&i| &sealed[i]).collect();
+        let rec = ok(fx.guard.reveal_record(&marketer, fields, &ctx()));
+        let allowed: Vec<bool> = rec.results().iter().map(Result::is_ok).collect();
+        let want: Vec<bool> = order.iter().map(|&i| i == 1).collect();
+        assert_eq!(allowed, want, "order {order:?}");
+        assert!(!rec.is_empty());
+        let by_value = rec.into_results();
+        assert_eq!(by_value.len(), 3);
+        let email = if order[0] == 1 { 0 } else { 1 };
+        assert_eq!(text(&by_value[email]), "zs.promo@example.com");
+    }
+}
+
+/// A record whose fields are under two subject keys (per subject for `service`, per subject and
+/// purpose for `marketing`) opens every field, each under its own key.
+#[test]
+fn fields_under_different_subject_keys_open_in_one_record() {
+    let dir = ok(tempfile::tempdir());
+    let consent = Arc::new(MemoryConsent::new());
+    consent.grant(&subject(), ConsentScope::Purpose("marketing"), T0);
+    let kek = ok(FileKek::create(dir.path().join("kek")));
+    let store = ok(FileSubjectKeys::open(dir.path().join("subject-keys")));
+    let guard = ok(Guard::builder()
+        .keyring(ok(Keyring::generate()))
+        .policy(ok(ManifestPolicy::from_toml(MANIFEST)))
+        .consent(consent)
+        .clock(Arc::new(FixedClock::new(T0)) as Arc<dyn Clock>)
+        .audit(MemorySink::new())
+        .subject_keys(SubjectKeys::new(Arc::new(kek), Arc::new(store)))
+        .subject_key_purpose(service(), SubjectKeyScope::Subject)
+        .subject_key_purpose(marketing(), SubjectKeyScope::Purpose)
+        .build());
+    let f = form();
+    let sealed: Vec<AnySealed> = ok(guard.seal_record(pairs(&f), &ctx()))
+        .into_iter()
+        .map(ok)
+        .collect();
+    let rec = ok(guard.reveal_record(&agent(), &sealed, &ctx()));
+    assert_eq!(rec.opened(), f.len());
+    for (r, s) in rec.results().iter().zip(&sealed) {
+        let single = ok(guard.reveal_any(&agent(), s, &ctx()));
+        assert_eq!(text(r), *single.expose_text());
+    }
 }
 
 #[test]
@@ -498,6 +565,27 @@ fn too_many_fields_are_refused_before_anything_is_decided() {
         .guard
         .seal_record(vec![(&v, &s); MAX_RECORD_FIELDS + 1], &ctx());
     assert!(matches!(r, Err(Error::Format(FormatError::TooLong { .. }))));
+    let sealed = ok(fx
+        .guard
+        .seal_record(vec![(&v, &s); MAX_RECORD_FIELDS], &ctx()));
+    assert_eq!(sealed.len(), MAX_RECORD_FIELDS);
+    assert!(sealed.iter().all(Result::is_ok));
+}
+
+/// A value of its kind's greatest length (4,096 bytes of text) is sealed in a record and opens.
+#[test]
+fn a_value_of_the_greatest_length_is_sealed_in_a_record() {
+    let fx = fixture();
+    let longest = value(FieldKind::Text, &"x".repeat(4096));
+    let too_long = AnyValue::parse(FieldKind::Text, &"x".repeat(4097));
+    assert!(too_long.is_err());
+    let s = service();
+    let sealed: Vec<AnySealed> = ok(fx.guard.seal_record([(&longest, &s)], &ctx()))
+        .into_iter()
+        .map(ok)
+        .collect();
+    let rec = ok(fx.guard.reveal_record(&agent(), &sealed, &ctx()));
+    assert_eq!(text(&rec.results()[0]).len(), 4096);
 }
 
 #[test]

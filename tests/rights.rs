@@ -690,6 +690,49 @@ fn correction_reseals_in_the_same_context_and_keeps_the_old_audit() {
     assert_eq!(e.values()[0].expose_secret(), "Fixed@example.com");
 }
 
+/// Notes the action, key version and sealed-at time of every record.
+#[derive(Debug, Default)]
+struct Versions(std::sync::Mutex<Vec<(AuditAction, KeyVersion, u64)>>);
+
+impl AuditSink for Versions {
+    fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((event.action(), event.key_version(), event.sealed_at()));
+        }
+        Ok(())
+    }
+}
+
+/// A correction's record names the value corrected: its key version and sealed-at time, not
+/// the new value's.
+#[test]
+fn a_correction_is_recorded_with_the_old_values_version_and_time() {
+    let sink = Arc::new(Versions::default());
+    let fx = fx_with(SubjectKeyScope::Purpose, Some(sink.clone()));
+    let c = ctx(1, 1);
+    let old = seal(&fx, "service", FieldKind::Email, &email(1, 1), &c);
+    let p = proof(&fx, 1);
+    let v2 = fx
+        .guard
+        .keyring()
+        .rotate()
+        .unwrap_or_else(|e| panic!("{e}"));
+    fx.clock.advance(60);
+    let new = AnyValue::parse(FieldKind::Email, "n@example.com").unwrap_or_else(|e| panic!("{e}"));
+    let fixed = fx
+        .guard
+        .correct(&dsr(), &subject(1), &p, &old, &c, &new)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((fixed.key_version(), fixed.sealed_at()), (v2, T0 + 60));
+    let last = sink.0.lock().ok().and_then(|v| v.last().copied());
+    assert_eq!(
+        last,
+        Some((AuditAction::Corrected, old.key_version(), T0)),
+        "the old value's version {:?}",
+        old.key_version()
+    );
+}
+
 #[test]
 fn correction_checks_subject_kind_and_the_old_value() {
     let fx = fx();

@@ -348,6 +348,36 @@ impl EnvelopeInfo {
     }
 }
 
+/// Test builds only: an envelope with the given key identity (version, kind, purpose, subject
+/// key, epoch salt), a fixed commitment and nonce, a one-byte body and a blank tag, for tests
+/// of which envelopes share an opening key.
+#[cfg(test)]
+pub(crate) fn envelope_with_key_identity(
+    kind: FieldKind,
+    purpose: &str,
+    key_version: KeyVersion,
+    subject_key_id: Option<&[u8; 16]>,
+    salt: &[u8; SALT_LEN],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_header(
+        &mut out,
+        &HeaderFields {
+            kind,
+            purpose,
+            key_version,
+            sealed_at: 1,
+            subject_key_id,
+            salt,
+            commitment: &[3; COMMITMENT_LEN],
+            nonce: &[4; NONCE_LEN],
+        },
+    );
+    out.push(0);
+    out.extend_from_slice(&[0; TAG_LEN]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -675,37 +675,10 @@ fn fill_aad(aad: &mut Zeroizing<Vec<u8>>, header: &[u8], context: &[u8]) {
 mod tests {
     use super::*;
     use crate::crypto::aead::SALT_LEN;
-    use crate::crypto::kdf::COMMITMENT_LEN;
+    use crate::crypto::envelope::envelope_with_key_identity as envelope_of;
 
     fn version(n: u32) -> KeyVersion {
         KeyVersion::new(n).unwrap_or_else(|| panic!("version {n}"))
-    }
-
-    /// An envelope with the given key identity, a one-byte body and a blank tag.
-    fn envelope_of(
-        kind: FieldKind,
-        purpose: &str,
-        key_version: KeyVersion,
-        subject_key_id: Option<&[u8; 16]>,
-        salt: &[u8; SALT_LEN],
-    ) -> Vec<u8> {
-        let mut out = Vec::new();
-        envelope::write_header(
-            &mut out,
-            &HeaderFields {
-                kind,
-                purpose,
-                key_version,
-                sealed_at: 1,
-                subject_key_id,
-                salt,
-                commitment: &[3; COMMITMENT_LEN],
-                nonce: &[4; NONCE_LEN],
-            },
-        );
-        out.push(0);
-        out.extend_from_slice(&[0; TAG_LEN]);
-        out
     }
 
     /// Every part of the key identity counts on its own: with the epoch salts equal (they are

@@ -644,6 +644,31 @@ mod tests {
         assert!(!same_key(&envs[0], &later.parsed()), "version");
     }
 
+    /// With the epoch salts equal (they are random, but nothing may rest on that), a
+    /// difference in version, kind, purpose or subject key alone still means another key.
+    #[test]
+    fn same_key_does_not_rest_on_the_salt_alone() {
+        use crate::crypto::envelope::{self, envelope_with_key_identity as envelope_of};
+        use crate::keys::KeyVersion;
+        let v = |n| KeyVersion::new(n).unwrap_or_else(|| panic!("version {n}"));
+        let salt = [9u8; 16];
+        let base = envelope_of(FieldKind::Text, "service", v(1), None, &salt);
+        let others = [
+            envelope_of(FieldKind::Text, "service", v(2), None, &salt),
+            envelope_of(FieldKind::Email, "service", v(1), None, &salt),
+            envelope_of(FieldKind::Text, "marketing", v(1), None, &salt),
+            envelope_of(FieldKind::Text, "service", v(1), Some(&[5; 16]), &salt),
+            envelope_of(FieldKind::Text, "service", v(1), None, &[8; 16]),
+        ];
+        let rep = ok(envelope::parse(&base));
+        assert!(same_key(&ok(envelope::parse(&base)), &rep));
+        for (i, other) in others.iter().enumerate() {
+            let env = ok(envelope::parse(other));
+            assert!(!same_key(&env, &rep), "difference {i}");
+            assert!(!same_key(&rep, &env), "difference {i}, reversed");
+        }
+    }
+
     /// Each field's commitment is compared with the key's before any AES-GCM work: a field
     /// whose tag verifies under the key but whose header names another commitment is refused.
     #[test]

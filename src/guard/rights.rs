@@ -8,9 +8,7 @@ use subtle::ConstantTimeEq as _;
 use super::reveal::{OpenRequest, failure_kind};
 use super::{Erasure, ErasureReport, Guard};
 use crate::any::{AnyRevealed, AnySealed, AnyValue};
-use crate::audit::{
-    AuditAction, AuditEvent, Detail, FailureKind, Outcome, PseudonymKey, VerifyReport,
-};
+use crate::audit::{AuditAction, AuditEvent, Detail, Outcome, PseudonymKey, VerifyReport};
 use crate::context::{Context, SubjectId};
 use crate::error::{AuditError, AuditErrorKind, ConfigError, Error, FormatError};
 use crate::keys::SubjectKeyScope;
@@ -319,10 +317,7 @@ impl Guard {
             return Err(e);
         }
         self.seal_any(value, &purpose, context).inspect_err(|e| {
-            event.outcome = Outcome::Failed(match e {
-                Error::Random => FailureKind::Random,
-                _ => failure_kind(e),
-            });
+            event.outcome = Outcome::Failed(failure_kind(e));
             let _ = self.audit.record(&event);
         })
     }
