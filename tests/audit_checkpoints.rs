@@ -237,6 +237,94 @@ fn checkpoint_faults_are_reported_with_a_defined_seq() {
     assert!(builder(dir.path()).open().is_ok());
 }
 
+fn verify_mem(log: &[u8], ckpt: &[u8]) -> VerifyReport {
+    verify_bytes(
+        &[log.to_vec()],
+        ckpt,
+        &AuditKey::from_bytes(AUDIT_KEY),
+        &ckpt_public(),
+    )
+}
+
+/// When the log's own fault and a checkpoint's fault fall on the same seq, a truncation
+/// outranks the torn line it explains, and any other checkpoint fault yields to the log's.
+#[test]
+fn a_log_fault_and_a_checkpoint_fault_on_one_seq() {
+    let dir = tempdir();
+    let (log, _) = open_log(dir.path(), Durability::Buffered, u64::MAX);
+    append_n(&log, 0, 4);
+    log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+    let at_four =
+        std::fs::read(dir.path().join("checkpoints.log")).unwrap_or_else(|e| panic!("{e}"));
+    append_n(&log, 4, 6);
+    log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+    drop(log);
+    let seg = std::fs::read(dir.path().join("audit-000001.log")).unwrap_or_else(|e| panic!("{e}"));
+    let at_six =
+        std::fs::read(dir.path().join("checkpoints.log")).unwrap_or_else(|e| panic!("{e}"));
+    // Four whole lines and half of the fifth.
+    let four: usize = seg
+        .split_inclusive(|&b| b == b'\n')
+        .take(4)
+        .map(<[u8]>::len)
+        .sum();
+    let torn = &seg[..four + 10];
+    let at = |seq, class| Some(Fault { seq, class });
+
+    // Checkpointed up to 6: the cut inside line 5 is a truncation, not just a torn tail.
+    assert_eq!(
+        verify_mem(torn, &at_six).fault,
+        at(5, FaultClass::TruncatedBehindCheckpoint)
+    );
+    // Checkpointed up to 4: only the torn tail.
+    assert_eq!(
+        verify_mem(torn, &at_four).fault,
+        at(5, FaultClass::TornTail)
+    );
+    // Checkpointed up to 4, then a damaged checkpoint line (reported at 5, one past the last
+    // trusted checkpoint): the log's torn tail at the same seq is the one reported.
+    let mut damaged = at_four.clone();
+    damaged.extend_from_slice(b"not a checkpoint\n");
+    assert_eq!(
+        verify_mem(torn, &damaged).fault,
+        at(5, FaultClass::TornTail)
+    );
+    // The whole log verifies, with its records and each subject's own trail.
+    let whole = verify_mem(&seg, &at_six);
+    assert!(whole.is_valid(), "{:?}", whole.fault);
+    assert_eq!((whole.entries, whole.checkpoints), (6, 2));
+    assert_eq!(whole.records().len(), 6);
+    let key = AuditKey::from_bytes(AUDIT_KEY).pseudonym_key();
+    // Sample event n has seq n + 1 and subject `s<n % 3>`.
+    let trail: Vec<u64> = whole
+        .subject_events(&key, &SubjectId::new("s1"))
+        .unwrap_or_else(|f| panic!("{f}"))
+        .iter()
+        .map(|(seq, _)| *seq)
+        .collect();
+    assert_eq!(trail, [2, 5]);
+}
+
+/// An empty log needs no checkpoint; a log with entries and no valid checkpoint is reported.
+#[test]
+fn an_empty_log_without_checkpoints_is_valid() {
+    let empty = verify_mem(b"", b"");
+    assert!(empty.is_valid(), "{:?}", empty.fault);
+    assert_eq!((empty.entries, empty.checkpoints), (0, 0));
+    let dir = tempdir();
+    let (log, _) = open_log(dir.path(), Durability::Buffered, u64::MAX);
+    append_n(&log, 0, 1);
+    drop(log);
+    let seg = std::fs::read(dir.path().join("audit-000001.log")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        verify_mem(&seg, b"").fault,
+        Some(Fault {
+            seq: 1,
+            class: FaultClass::CheckpointsMissing
+        })
+    );
+}
+
 /// Dropping a log releases its directory at once: the background timer is stopped and joined
 /// first, so an immediate reopen is never refused as locked.
 #[test]

@@ -394,7 +394,7 @@ pub fn verify_bytes(
     let log_fault = w.fault.map(|(f, _)| f);
     let mut ckpt_fault = None;
     let mut good = 0;
-    let mut valid = 0;
+    let mut any_valid = false;
     let mut last_ckpt: Option<u64> = None;
     for raw in split_lines(&[checkpoints.to_vec()]) {
         // A checkpoint that cannot be trusted (malformed, badly signed) is reported at the first
@@ -440,7 +440,7 @@ pub fn verify_bytes(
             });
             break;
         }
-        valid += 1;
+        any_valid = true;
         if c.seq <= w.last_seq() && c.seq > 0 {
             good += 1;
         }
@@ -448,7 +448,7 @@ pub fn verify_bytes(
     }
     // A checkpoint file starts with its genesis checkpoint, so entries with no valid checkpoint
     // on record mean the file was lost or emptied: a cut of the log could not be seen.
-    if valid == 0 && ckpt_fault.is_none() && w.last_seq() > 0 {
+    if !any_valid && ckpt_fault.is_none() && w.last_seq() > 0 {
         ckpt_fault = Some(Fault {
             seq: 1,
             class: FaultClass::CheckpointsMissing,
@@ -549,5 +549,23 @@ mod tests {
             class: FaultClass::TornTail,
         };
         assert_eq!(fault.to_string(), "torn_tail at seq 42");
+    }
+
+    /// A report is valid exactly when it has no fault, whatever it counted before the fault.
+    #[test]
+    fn a_report_with_a_fault_is_not_valid() {
+        let report = |fault| VerifyReport {
+            entries: 7,
+            checkpoints: 2,
+            fault,
+            records: Vec::new(),
+        };
+        assert!(report(None).is_valid());
+        for class in [FaultClass::TornTail, FaultClass::Edited] {
+            assert!(
+                !report(Some(Fault { seq: 8, class })).is_valid(),
+                "{class:?}"
+            );
+        }
     }
 }
