@@ -289,6 +289,19 @@ fn a_log_fault_and_a_checkpoint_fault_on_one_seq() {
         verify_mem(torn, &damaged).fault,
         at(5, FaultClass::TornTail)
     );
+    // The same damaged checkpoint line before damage in line 6: the earlier fault is reported.
+    let five: usize = seg
+        .split_inclusive(|&b| b == b'\n')
+        .take(5)
+        .map(<[u8]>::len)
+        .sum();
+    let mut edited = seg.clone();
+    edited[five + 20] ^= 1;
+    assert_eq!(verify_mem(&edited, &at_six).fault.map(|f| f.seq), Some(6));
+    assert_eq!(
+        verify_mem(&edited, &damaged).fault,
+        at(5, FaultClass::BadCheckpointSignature)
+    );
     // The whole log verifies, with its records and each subject's own trail.
     let whole = verify_mem(&seg, &at_six);
     assert!(whole.is_valid(), "{:?}", whole.fault);
