@@ -318,6 +318,33 @@ fn a_log_fault_and_a_checkpoint_fault_on_one_seq() {
     assert_eq!(trail, [2, 5]);
 }
 
+/// A checkpoint file that is missing verifies as an empty one; one that cannot be read is an
+/// error, not an empty file.
+#[test]
+fn a_missing_checkpoint_file_is_reported_and_an_unreadable_one_is_an_error() {
+    let dir = tempdir();
+    let (log, _) = open_log(dir.path(), Durability::Buffered, u64::MAX);
+    append_n(&log, 0, 3);
+    drop(log);
+    let key = AuditKey::from_bytes(AUDIT_KEY);
+    let gone = dir.path().join("no-such-file");
+    let report =
+        verify_log(dir.path(), Some(&gone), &key, &ckpt_public()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report.fault,
+        Some(Fault {
+            seq: 1,
+            class: FaultClass::CheckpointsMissing
+        })
+    );
+    // A directory where the file should be: reading it fails, and that is an I/O error.
+    let err = verify_log(dir.path(), Some(dir.path()), &key, &ckpt_public())
+        .err()
+        .map(|e| e.kind());
+    assert_eq!(err, Some(AuditErrorKind::Io));
+    assert!(verify_dir(dir.path()).is_valid());
+}
+
 /// An empty log needs no checkpoint; a log with entries and no valid checkpoint is reported.
 #[test]
 fn an_empty_log_without_checkpoints_is_valid() {

@@ -499,20 +499,15 @@ pub fn verify_log(
     let data: Vec<Vec<u8>> = segments.into_iter().map(|(_, _, d)| d).collect();
     let default = dir.join(CHECKPOINT_FILE);
     let path = checkpoints.unwrap_or(&default);
-    let (ckpt, missing) = match std::fs::read(path) {
-        Ok(b) => (b, false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), true),
+    // A missing checkpoint file verifies as an empty one: a log with entries and no valid
+    // checkpoint is reported as `CheckpointsMissing` (a cut at a line boundary would otherwise
+    // look complete).
+    let ckpt = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(AuditError::with_source(AuditErrorKind::Io, e)),
     };
-    let mut report = verify_bytes(&data, &ckpt, key, public);
-    // Without its checkpoint file, a log cut at a line boundary would look complete.
-    if missing && report.fault.is_none() && data.iter().any(|d| !d.is_empty()) {
-        report.fault = Some(Fault {
-            seq: 1,
-            class: FaultClass::CheckpointsMissing,
-        });
-    }
-    Ok(report)
+    Ok(verify_bytes(&data, &ckpt, key, public))
 }
 
 #[cfg(test)]
@@ -549,6 +544,32 @@ mod tests {
             class: FaultClass::TornTail,
         };
         assert_eq!(fault.to_string(), "torn_tail at seq 42");
+    }
+
+    /// Faults order by seq; at one seq a truncation comes first (it explains a torn or missing
+    /// line there), and the order is total and agrees with `PartialOrd`.
+    #[test]
+    fn faults_order_by_seq_then_truncation_first() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let f = |seq, class| Fault { seq, class };
+        let cut = f(5, FaultClass::TruncatedBehindCheckpoint);
+        let torn = f(5, FaultClass::TornTail);
+        let bad = f(5, FaultClass::BadCheckpointSignature);
+        let later = f(6, FaultClass::TruncatedBehindCheckpoint);
+        let cases = [
+            (cut, torn, Less),
+            (torn, cut, Greater),
+            (torn, bad, Equal),
+            (cut, cut, Equal),
+            (torn, later, Less),
+            (later, cut, Greater),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(a.cmp(&b), want, "{a} vs {b}");
+            assert_eq!(a.partial_cmp(&b), Some(want), "{a} vs {b}");
+        }
+        assert_eq!(torn.min(cut), cut);
+        assert!(cut < torn && torn < later);
     }
 
     /// A report is valid exactly when it has no fault, whatever it counted before the fault.
