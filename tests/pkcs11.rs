@@ -176,6 +176,10 @@ fn wrap_unwrap_round_trip_in_the_token() {
     // Other lengths round-trip too (the trait takes any key).
     let short = ok(kek.wrap(b"abc", b""));
     assert_eq!(ok(kek.unwrap(&short, b"")).as_slice(), b"abc");
+    // The shortest: an empty key is format byte, IV and tag alone, and still unwraps.
+    let empty = ok(kek.wrap(b"", b"aad"));
+    assert_eq!(empty.len(), 1 + 12 + 16);
+    assert!(ok(kek.unwrap(&empty, b"aad")).is_empty());
 
     // Opened again (find, not generate): same identity, same key.
     let again = ok(Pkcs11Kek::builder(&hsm.token, &label)

@@ -37,6 +37,12 @@ fn pin_sources() {
     let pin = source.read_text().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pin.as_str(), "1234");
     assert!(!format!("{source:?}").contains("1234"));
+    // Debug names where the PIN comes from, never the PIN.
+    assert_eq!(format!("{source:?}"), format!("PinSource::File({path:?})"));
+    assert_eq!(
+        format!("{:?}", PinSource::env("HSM_PIN")),
+        "PinSource::Env(\"HSM_PIN\")"
+    );
 
     std::fs::write(&path, "\n").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
