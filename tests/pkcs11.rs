@@ -289,36 +289,52 @@ fn kek_is_sensitive_and_cannot_be_exported() {
     }
 }
 
+/// A key whose bytes could leave the token (not sensitive, or extractable: either is enough),
+/// or that cannot both encrypt and decrypt, is refused as a KEK.
 #[test]
 fn open_refuses_an_extractable_key() {
     let Some(hsm) = hsm("open_refuses_an_extractable_key") else {
         return;
     };
     let _tokens = exclusive();
-    let label = unique("kek-extractable");
-    let session = raw_session(&hsm, &hsm.token);
-    let mut template = aes_key_template(&label);
-    template.extend([
-        Attribute::ValueLen(32.into()),
-        Attribute::Token(true),
-        Attribute::Sensitive(false),
-        Attribute::Extractable(true),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
-    ]);
-    session
-        .generate_key(&Mechanism::AesKeyGen, &template)
-        .unwrap_or_else(|e| panic!("{e}"));
-    for generate in [false, true] {
-        let builder = Pkcs11Kek::builder(&hsm.token, &label)
-            .module(&hsm.module)
-            .pin(PinSource::env(PIN_VAR));
-        let r = if generate {
-            builder.open_or_generate()
-        } else {
-            builder.open()
-        };
-        assert_eq!(kind(r), Some(ProviderErrorKind::BadKeyMaterial));
+    // (sensitive, extractable, encrypt, decrypt)
+    let unfit = [
+        (false, true, true, true),
+        (true, true, true, true),
+        (false, false, true, true),
+        (true, false, true, false),
+        (true, false, false, true),
+    ];
+    for (sensitive, extractable, encrypt, decrypt) in unfit {
+        let label = unique("kek-unfit");
+        let session = raw_session(&hsm, &hsm.token);
+        let mut template = aes_key_template(&label);
+        template.extend([
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Sensitive(sensitive),
+            Attribute::Extractable(extractable),
+            Attribute::Encrypt(encrypt),
+            Attribute::Decrypt(decrypt),
+        ]);
+        session
+            .generate_key(&Mechanism::AesKeyGen, &template)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for generate in [false, true] {
+            let builder = Pkcs11Kek::builder(&hsm.token, &label)
+                .module(&hsm.module)
+                .pin(PinSource::env(PIN_VAR));
+            let r = if generate {
+                builder.open_or_generate()
+            } else {
+                builder.open()
+            };
+            assert_eq!(
+                kind(r),
+                Some(ProviderErrorKind::BadKeyMaterial),
+                "sensitive {sensitive}, extractable {extractable}, encrypt {encrypt}, decrypt {decrypt}"
+            );
+        }
     }
 }
 

@@ -81,3 +81,74 @@ fn missing_module_is_not_found_and_no_pin_is_login() {
         Some(ProviderErrorKind::NotFound)
     );
 }
+
+/// Return values map to error kinds: PIN and login problems are `Login`, a token that is gone
+/// is `NotFound`, anything else from the device is `Device`; a failed decryption is `Unwrap`.
+#[test]
+fn return_values_map_to_error_kinds() {
+    use super::token::{ck_error, decrypt_error};
+    use cryptoki::context::Function;
+    use cryptoki::error::{Error as CkError, RvError};
+    let rv = |rv, f| CkError::Pkcs11(rv, f);
+    let cases = [
+        (RvError::PinIncorrect, ProviderErrorKind::Login),
+        (RvError::UserNotLoggedIn, ProviderErrorKind::Login),
+        (RvError::TokenNotPresent, ProviderErrorKind::NotFound),
+        (RvError::DeviceRemoved, ProviderErrorKind::NotFound),
+        (RvError::SlotIdInvalid, ProviderErrorKind::NotFound),
+        (RvError::GeneralError, ProviderErrorKind::Device),
+        (RvError::DeviceMemory, ProviderErrorKind::Device),
+    ];
+    for (code, want) in cases {
+        assert_eq!(ck_error(rv(code, Function::Login)).kind(), want, "{code:?}");
+    }
+    assert_eq!(
+        decrypt_error(rv(RvError::EncryptedDataInvalid, Function::Decrypt)).kind(),
+        ProviderErrorKind::Unwrap
+    );
+    // The same code from another function is not a failed unwrap.
+    assert_eq!(
+        decrypt_error(rv(RvError::GeneralError, Function::Encrypt)).kind(),
+        ProviderErrorKind::Device
+    );
+}
+
+/// Only a failure that can mean a lost session is worth a retry on a fresh one.
+#[test]
+fn only_a_lost_session_is_retried() {
+    use super::token::may_be_stale;
+    use cryptoki::context::Function;
+    use cryptoki::error::{Error as CkError, RvError};
+    let rv = |rv| CkError::Pkcs11(rv, Function::Decrypt);
+    for stale in [
+        RvError::SessionHandleInvalid,
+        RvError::SessionClosed,
+        RvError::TokenNotPresent,
+        RvError::UserNotLoggedIn,
+        RvError::ObjectHandleInvalid,
+    ] {
+        assert!(may_be_stale(&rv(stale)), "{stale:?}");
+    }
+    for not in [
+        RvError::EncryptedDataInvalid,
+        RvError::PinIncorrect,
+        RvError::MechanismInvalid,
+    ] {
+        assert!(!may_be_stale(&rv(not)), "{not:?}");
+    }
+}
+
+/// The details say what is wrong in words, with the counts and lengths they carry.
+#[test]
+fn details_say_what_is_wrong() {
+    use super::token::Detail;
+    assert_eq!(
+        Detail::AmbiguousKey(2).to_string(),
+        "2 AES keys carry the label; give a CKA_ID"
+    );
+    assert_eq!(
+        Detail::KeyLength(16).to_string(),
+        "the key is 16 bytes; a KEK is AES-256 (32 bytes)"
+    );
+    assert_eq!(Detail::NoPin.to_string(), "no PIN source was configured");
+}
