@@ -419,6 +419,15 @@ enum Planted {
     BadCommitment,
 }
 
+/// Each item's error (its `Debug` form), or `None` for an item re-sealed.
+fn item_errors(report: &RewrapReport) -> Vec<Option<String>> {
+    report
+        .results()
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| format!("{e:?}")))
+        .collect()
+}
+
 fn ctx_of(i: usize) -> Context {
     Context::new()
         .table("customers")
@@ -717,11 +726,7 @@ fn a_batch_checks_each_items_consent_and_retention() {
     sink.inner.clear();
     ok(sink.sealed_at.lock().map_err(|_| "poisoned")).clear();
     let report = ok(g.rewrap_batch(&admin, items));
-    let errors: Vec<Option<String>> = report
-        .results()
-        .iter()
-        .map(|r| r.as_ref().err().map(|e| format!("{e:?}")))
-        .collect();
+    let errors = item_errors(&report);
     assert_eq!(
         errors,
         [
@@ -844,11 +849,7 @@ fn best_effort_denial_audit_in_a_batch() {
         ];
         sink.refuse.store(true, Ordering::Relaxed);
         let report = ok(g.rewrap_batch(&admin, items));
-        let errors: Vec<Option<String>> = report
-            .results()
-            .iter()
-            .map(|r| r.as_ref().err().map(|e| format!("{e:?}")))
-            .collect();
+        let errors = item_errors(&report);
         let denial = if best_effort {
             "Denied { reason: ConsentMissing }"
         } else {
