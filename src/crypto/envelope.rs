@@ -349,8 +349,8 @@ impl EnvelopeInfo {
 }
 
 /// Test builds only: an envelope with the given key identity (version, kind, purpose, subject
-/// key, epoch salt), a fixed commitment and nonce, a one-byte body and a blank tag, for tests
-/// of which envelopes share an opening key.
+/// key, epoch salt), fixed sealed-at, commitment and nonce, and `ciphertext` bytes of body and a
+/// tag of filler. Header tests and tests of which envelopes share an opening key use it.
 #[cfg(test)]
 pub(crate) fn envelope_with_key_identity(
     kind: FieldKind,
@@ -358,6 +358,7 @@ pub(crate) fn envelope_with_key_identity(
     key_version: KeyVersion,
     subject_key_id: Option<&[u8; 16]>,
     salt: &[u8; SALT_LEN],
+    ciphertext: usize,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     write_header(
@@ -366,15 +367,14 @@ pub(crate) fn envelope_with_key_identity(
             kind,
             purpose,
             key_version,
-            sealed_at: 1,
+            sealed_at: 1_700_000_000,
             subject_key_id,
             salt,
-            commitment: &[3; COMMITMENT_LEN],
-            nonce: &[4; NONCE_LEN],
+            commitment: &[2; COMMITMENT_LEN],
+            nonce: &[3; NONCE_LEN],
         },
     );
-    out.push(0);
-    out.extend_from_slice(&[0; TAG_LEN]);
+    out.resize(out.len() + ciphertext + TAG_LEN, 0xAA);
     out
 }
 
@@ -461,22 +461,14 @@ mod tests {
     /// An envelope with the given label, subject-key id and ciphertext length (tag included
     /// after it).
     fn envelope(kind: FieldKind, label: &str, subject: bool, ciphertext: usize) -> Vec<u8> {
-        let mut v = Vec::new();
-        write_header(
-            &mut v,
-            &HeaderFields {
-                kind,
-                purpose: label,
-                key_version: KeyVersion::new(3).unwrap_or_else(|| unreachable!()),
-                sealed_at: 1_700_000_000,
-                subject_key_id: subject.then_some(&[9; 16]),
-                salt: &[1; 16],
-                commitment: &[2; 16],
-                nonce: &[3; 12],
-            },
-        );
-        v.resize(v.len() + ciphertext + TAG_LEN, 0xAA);
-        v
+        envelope_with_key_identity(
+            kind,
+            label,
+            KeyVersion::new(3).unwrap_or_else(|| unreachable!()),
+            subject.then_some(&[9; 16]),
+            &[1; 16],
+            ciphertext,
+        )
     }
 
     #[test]

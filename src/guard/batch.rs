@@ -688,22 +688,22 @@ mod tests {
     fn same_key_needs_every_part_of_the_key_identity_even_with_equal_salts() {
         let salt = [9u8; SALT_LEN];
         let subject = [5u8; 16];
-        let base = envelope_of(FieldKind::Text, "service", version(1), None, &salt);
+        let base = envelope_of(FieldKind::Text, "service", version(1), None, &salt, 1);
         let probe = envelope::parse(&base).unwrap_or_else(|e| panic!("{e}"));
         assert!(same_key(&base, &probe));
-        let other_salt = envelope_of(FieldKind::Text, "service", version(1), None, &[8; 16]);
+        let other_salt = envelope_of(FieldKind::Text, "service", version(1), None, &[8; 16], 1);
         let others = [
             (
                 "version",
-                envelope_of(FieldKind::Text, "service", version(2), None, &salt),
+                envelope_of(FieldKind::Text, "service", version(2), None, &salt, 1),
             ),
             (
                 "kind",
-                envelope_of(FieldKind::Email, "service", version(1), None, &salt),
+                envelope_of(FieldKind::Email, "service", version(1), None, &salt, 1),
             ),
             (
                 "purpose",
-                envelope_of(FieldKind::Text, "marketing", version(1), None, &salt),
+                envelope_of(FieldKind::Text, "marketing", version(1), None, &salt, 1),
             ),
             (
                 "subject key",
@@ -713,6 +713,7 @@ mod tests {
                     version(1),
                     Some(&subject),
                     &salt,
+                    1,
                 ),
             ),
             ("salt", other_salt),

@@ -652,13 +652,13 @@ mod tests {
         use crate::keys::KeyVersion;
         let v = |n| KeyVersion::new(n).unwrap_or_else(|| panic!("version {n}"));
         let salt = [9u8; 16];
-        let base = envelope_of(FieldKind::Text, "service", v(1), None, &salt);
+        let base = envelope_of(FieldKind::Text, "service", v(1), None, &salt, 1);
         let others = [
-            envelope_of(FieldKind::Text, "service", v(2), None, &salt),
-            envelope_of(FieldKind::Email, "service", v(1), None, &salt),
-            envelope_of(FieldKind::Text, "marketing", v(1), None, &salt),
-            envelope_of(FieldKind::Text, "service", v(1), Some(&[5; 16]), &salt),
-            envelope_of(FieldKind::Text, "service", v(1), None, &[8; 16]),
+            envelope_of(FieldKind::Text, "service", v(2), None, &salt, 1),
+            envelope_of(FieldKind::Email, "service", v(1), None, &salt, 1),
+            envelope_of(FieldKind::Text, "marketing", v(1), None, &salt, 1),
+            envelope_of(FieldKind::Text, "service", v(1), Some(&[5; 16]), &salt, 1),
+            envelope_of(FieldKind::Text, "service", v(1), None, &[8; 16], 1),
         ];
         let rep = ok(envelope::parse(&base));
         assert!(same_key(&ok(envelope::parse(&base)), &rep));
