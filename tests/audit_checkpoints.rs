@@ -237,15 +237,6 @@ fn checkpoint_faults_are_reported_with_a_defined_seq() {
     assert!(builder(dir.path()).open().is_ok());
 }
 
-fn verify_mem(log: &[u8], ckpt: &[u8]) -> VerifyReport {
-    verify_bytes(
-        &[log.to_vec()],
-        ckpt,
-        &AuditKey::from_bytes(AUDIT_KEY),
-        &ckpt_public(),
-    )
-}
-
 /// When the log's own fault and a checkpoint's fault fall on the same seq, a truncation
 /// outranks the torn line it explains, and any other checkpoint fault yields to the log's.
 #[test]

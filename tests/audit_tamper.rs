@@ -47,15 +47,6 @@ fn build(dir: &std::path::Path, key: [u8; 32], salt: u64) -> Fixture {
     }
 }
 
-fn verify(log: &[u8], ckpt: &[u8]) -> VerifyReport {
-    verify_bytes(
-        &[log.to_vec()],
-        ckpt,
-        &AuditKey::from_bytes(AUDIT_KEY),
-        &ckpt_public(),
-    )
-}
-
 fn fixtures() -> (Fixture, Fixture, Fixture) {
     let a = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let b = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -95,7 +86,7 @@ impl Tally {
 #[test]
 fn untampered_log_verifies() {
     let (a, _, _) = fixtures();
-    let r = verify(&a.log, &a.ckpt);
+    let r = verify_mem(&a.log, &a.ckpt);
     assert_eq!((r.entries, r.checkpoints, r.fault), (N, 4, None));
 }
 
@@ -112,7 +103,7 @@ fn every_single_byte_change_is_detected_at_its_line() {
                 let orig = log[pos];
                 log[pos] = orig ^ 0x01;
                 let seq = (first + i) as u64 + 1;
-                t.check("byte change", &verify(&log, &a.ckpt), seq, None);
+                t.check("byte change", &verify_mem(&log, &a.ckpt), seq, None);
                 log[pos] = orig;
             }
         }
@@ -155,14 +146,14 @@ fn deletions_swaps_duplicates_splices() {
         } else {
             FaultClass::Deleted
         };
-        del.check("deletion", &verify(&join(v), &a.ckpt), seq, Some(class));
+        del.check("deletion", &verify_mem(&join(v), &a.ckpt), seq, Some(class));
 
         if i + 1 < N as usize {
             let mut v = all.clone();
             v.swap(i, i + 1);
             swap.check(
                 "swap",
-                &verify(&join(v), &a.ckpt),
+                &verify_mem(&join(v), &a.ckpt),
                 seq,
                 Some(FaultClass::Reordered),
             );
@@ -172,7 +163,7 @@ fn deletions_swaps_duplicates_splices() {
         v.insert(i + 1, all[i].clone());
         dup.check(
             "duplicate",
-            &verify(&join(v), &a.ckpt),
+            &verify_mem(&join(v), &a.ckpt),
             seq + 1,
             Some(FaultClass::Duplicated),
         );
@@ -181,7 +172,7 @@ fn deletions_swaps_duplicates_splices() {
         v[i] = line(&b, i);
         // At seq 1 both chains start from the same zero MAC, so a splice looks like an edit.
         let class = (seq > 1).then_some(FaultClass::Spliced);
-        splice.check("splice", &verify(&join(v), &a.ckpt), seq, class);
+        splice.check("splice", &verify_mem(&join(v), &a.ckpt), seq, class);
     }
     for (name, t) in [
         ("line deletions", &del),
@@ -224,7 +215,7 @@ fn moved_checkpoints_and_replayed_chains() {
             let first_bad = order.windows(2).find(|w| w[1] <= w[0]).map_or(0, |w| w[1]);
             t.check(
                 "moved checkpoint",
-                &verify(&a.log, &with_genesis(&v)),
+                &verify_mem(&a.log, &with_genesis(&v)),
                 first_bad,
                 Some(FaultClass::Reordered),
             );
@@ -240,7 +231,7 @@ fn moved_checkpoints_and_replayed_chains() {
         v[k] = text.into_bytes();
         t.check(
             "re-pointed checkpoint",
-            &verify(&a.log, &with_genesis(&v)),
+            &verify_mem(&a.log, &with_genesis(&v)),
             seq - 49,
             Some(FaultClass::BadCheckpointSignature),
         );
@@ -250,7 +241,7 @@ fn moved_checkpoints_and_replayed_chains() {
         let end = if keep == 0 { 0 } else { a.lines[keep - 1].end };
         t.check(
             "rolled-back log",
-            &verify(&a.log[..end], &a.ckpt),
+            &verify_mem(&a.log[..end], &a.ckpt),
             keep as u64 + 1,
             Some(FaultClass::TruncatedBehindCheckpoint),
         );
@@ -258,7 +249,7 @@ fn moved_checkpoints_and_replayed_chains() {
     // Another chain under the same keys replayed in place of this one.
     t.check(
         "replayed chain",
-        &verify(&c.log, &a.ckpt),
+        &verify_mem(&c.log, &a.ckpt),
         50,
         Some(FaultClass::CheckpointMismatch),
     );
@@ -267,7 +258,7 @@ fn moved_checkpoints_and_replayed_chains() {
     mixed.extend_from_slice(&c.log[c.lines[100].start..]);
     t.check(
         "replayed tail",
-        &verify(&mixed, &a.ckpt),
+        &verify_mem(&mixed, &a.ckpt),
         101,
         Some(FaultClass::Spliced),
     );

@@ -25,15 +25,6 @@ fn build(dir: &std::path::Path, final_checkpoint: bool) -> (Vec<u8>, Vec<u8>) {
     (read("audit-000001.log"), read("checkpoints.log"))
 }
 
-fn verify(log: &[u8], ckpt: &[u8]) -> VerifyReport {
-    verify_bytes(
-        &[log.to_vec()],
-        ckpt,
-        &AuditKey::from_bytes(AUDIT_KEY),
-        &ckpt_public(),
-    )
-}
-
 fn complete_lines(b: &[u8]) -> u64 {
     b.iter().filter(|&&c| c == b'\n').count() as u64
 }
@@ -45,7 +36,7 @@ fn every_cut_behind_the_latest_checkpoint_is_reported() {
     let run = |range: std::ops::Range<usize>| {
         let mut reported = 0u64;
         for cut in range {
-            let r = verify(&log[..cut], &ckpt);
+            let r = verify_mem(&log[..cut], &ckpt);
             let want = Fault {
                 seq: complete_lines(&log[..cut]) + 1,
                 class: FaultClass::TruncatedBehindCheckpoint,
@@ -112,7 +103,7 @@ fn cuts_in_the_uncheckpointed_tail() {
     let (mut torn, mut boundary, mut behind) = (0u64, 0u64, 0u64);
     // Behind the checkpoint every offset is covered by the test above; sample it here.
     for cut in (0..covered_end).step_by(101).chain(covered_end..log.len()) {
-        let r = verify(&log[..cut], &ckpt);
+        let r = verify_mem(&log[..cut], &ckpt);
         let seq = complete_lines(&log[..cut]) + 1;
         if cut < covered_end {
             assert_eq!(

@@ -103,6 +103,16 @@ pub fn append_n(log: &ChainedLog, from: u64, to: u64) {
     }
 }
 
+/// Verifies one in-memory segment and checkpoint file under the test keys.
+pub fn verify_mem(log: &[u8], ckpt: &[u8]) -> VerifyReport {
+    verify_bytes(
+        &[log.to_vec()],
+        ckpt,
+        &AuditKey::from_bytes(AUDIT_KEY),
+        &ckpt_public(),
+    )
+}
+
 pub fn verify_dir(dir: &std::path::Path) -> VerifyReport {
     verify_log(dir, None, &AuditKey::from_bytes(AUDIT_KEY), &ckpt_public())
         .unwrap_or_else(|e| panic!("{e}"))
