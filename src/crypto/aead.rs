@@ -1,7 +1,8 @@
 //! AES-256-GCM under epoch keys, with the associated data assembled from header and context.
 
-use aes_gcm::aead::{AeadInOut, Nonce, Tag};
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit};
+use aes_gcm_010::aead::AeadInPlace as _;
 use subtle::ConstantTimeEq;
 
 use super::kdf::{self, COMMITMENT_LEN};
@@ -13,22 +14,88 @@ pub(crate) const TAG_LEN: usize = 16;
 /// Length of an epoch salt.
 pub(crate) const SALT_LEN: usize = 16;
 
+/// Messages shorter than this go through [`ShortGcm`], longer ones through aes-gcm 0.11.
+///
+/// Both are AES-256-GCM from RustCrypto and give the same bytes; they differ in speed. aes 0.9
+/// (under aes-gcm 0.11) runs AES on VAES-512 where the CPU has it, which pays a fixed cost per
+/// message of about 130 ns (2 × 15 round keys broadcast) and wins from about 384 bytes up; aes
+/// 0.8 (under aes-gcm 0.10) uses AES-NI alone. Measured on AMD EPYC with 127 bytes of associated
+/// data: 32 B 296 vs 162 ns, 384 B 400 vs 400 ns, 4 KiB 1.94 vs 2.92 µs. On a CPU without
+/// VAES both use AES-NI and the split changes nothing but the code path.
+pub(crate) const SHORT_MAX: usize = 384;
+
+/// AES-256-GCM of aes-gcm 0.10 over the encrypt-only AES key schedule of aes 0.8 (no decryption
+/// round keys: GCM only encrypts blocks).
+type ShortGcm = aes_gcm_010::AesGcm<aes_08::Aes256Enc, aes_gcm_010::aead::consts::U12>;
+
 /// A prepared AES-256-GCM cipher for one (key version, purpose, kind, subject key, epoch salt),
-/// with the commitment to its key. The cipher's round keys are zeroized on drop by `aes`.
+/// with the commitment to its key. Both prepared forms of the key (see [`SHORT_MAX`]) have their
+/// round keys zeroized on drop by `aes` (0.9 and 0.8) and their GHASH keys by `polyval`.
 pub(crate) struct EpochKey {
-    cipher: Aes256Gcm,
+    gcm: Gcm,
     commitment: [u8; COMMITMENT_LEN],
     salt: [u8; SALT_LEN],
+}
+
+/// One AES-256-GCM key prepared for both implementations; each message goes to one of them by
+/// its length ([`SHORT_MAX`]).
+struct Gcm {
+    long: Aes256Gcm,
+    short: ShortGcm,
+}
+
+impl Gcm {
+    fn new(key: &[u8; 32]) -> Self {
+        Self {
+            long: Aes256Gcm::new(key.into()),
+            short: <ShortGcm as aes_gcm_010::KeyInit>::new(key.into()),
+        }
+    }
+
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], ()> {
+        if buf.len() < SHORT_MAX {
+            return self
+                .short
+                .encrypt_in_place_detached(nonce.into(), aad, buf)
+                .map(Into::into)
+                .map_err(|_| ());
+        }
+        self.long
+            .encrypt_inout_detached(nonce.into(), aad, buf.into())
+            .map(Into::into)
+            .map_err(|_| ())
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), ()> {
+        let nonce = <&[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| ())?;
+        let tag = <&[u8; TAG_LEN]>::try_from(tag).map_err(|_| ())?;
+        if buf.len() < SHORT_MAX {
+            return self
+                .short
+                .decrypt_in_place_detached(nonce.into(), aad, buf, tag.into())
+                .map_err(|_| ());
+        }
+        self.long
+            .decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
+            .map_err(|_| ())
+    }
 }
 
 impl EpochKey {
     pub(crate) fn derive(purpose_key: &[u8; 32], salt: [u8; SALT_LEN]) -> Self {
         let (key, commitment) = kdf::epoch_key(purpose_key, &salt);
-        Self {
-            cipher: Aes256Gcm::new((&*key).into()),
-            commitment,
-            salt,
-        }
+        Self::prepared(&key, commitment, salt)
     }
 
     /// The epoch key of an envelope sealed under a subject key (see
@@ -39,8 +106,12 @@ impl EpochKey {
         salt: [u8; SALT_LEN],
     ) -> Self {
         let (key, commitment) = kdf::subject_epoch_key(purpose_key, subject_secret, &salt);
+        Self::prepared(&key, commitment, salt)
+    }
+
+    fn prepared(key: &[u8; 32], commitment: [u8; COMMITMENT_LEN], salt: [u8; SALT_LEN]) -> Self {
         Self {
-            cipher: Aes256Gcm::new((&*key).into()),
+            gcm: Gcm::new(key),
             commitment,
             salt,
         }
@@ -67,10 +138,7 @@ impl EpochKey {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], ()> {
-        self.cipher
-            .encrypt_inout_detached(nonce.into(), aad, buf.into())
-            .map(Into::into)
-            .map_err(|_| ())
+        self.gcm.seal_in_place(nonce, aad, buf)
     }
 
     /// Decrypts `buf` in place under the complete associated data `aad`, verifying `tag`.
@@ -81,33 +149,30 @@ impl EpochKey {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), ()> {
-        let nonce = <&Nonce<Aes256Gcm>>::try_from(nonce).map_err(|_| ())?;
-        let tag = <&Tag<Aes256Gcm>>::try_from(tag).map_err(|_| ())?;
-        self.cipher
-            .decrypt_inout_detached(nonce, aad, buf.into(), tag)
-            .map_err(|_| ())
+        self.gcm.open_in_place(nonce, aad, buf, tag)
     }
 }
 
-/// Raw AES-256-GCM with an explicit nonce, for known-answer tests: returns `ciphertext || tag`.
+/// Raw AES-256-GCM with an explicit nonce, by the code path sealing uses (for known-answer
+/// tests): returns `ciphertext || tag`.
 pub(crate) fn aes256gcm_encrypt(
     key: &[u8; 32],
     nonce: &[u8; NONCE_LEN],
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(key.into());
     let mut buf = plaintext.to_vec();
-    match cipher.encrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into()) {
+    match Gcm::new(key).seal_in_place(nonce, aad, &mut buf) {
         Ok(tag) => {
             buf.extend_from_slice(&tag);
             buf
         }
-        Err(_) => Vec::new(),
+        Err(()) => Vec::new(),
     }
 }
 
-/// Raw AES-256-GCM decryption of `ciphertext || tag`, for known-answer tests.
+/// Raw AES-256-GCM decryption of `ciphertext || tag` by the code path revealing uses, for
+/// known-answer tests.
 pub(crate) fn aes256gcm_decrypt(
     key: &[u8; 32],
     nonce: &[u8; NONCE_LEN],
@@ -116,11 +181,104 @@ pub(crate) fn aes256gcm_decrypt(
 ) -> Option<Vec<u8>> {
     let split = ciphertext_and_tag.len().checked_sub(TAG_LEN)?;
     let (ct, tag) = ciphertext_and_tag.split_at(split);
-    let cipher = Aes256Gcm::new(key.into());
     let mut buf = ct.to_vec();
-    let tag = <&Tag<Aes256Gcm>>::try_from(tag).ok()?;
-    cipher
-        .decrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into(), tag)
+    Gcm::new(key)
+        .open_in_place(nonce, aad, &mut buf, tag)
         .ok()?;
     Some(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Seals with one implementation alone, as `Gcm::seal_in_place` would for its length.
+    fn seal_by(gcm: &Gcm, short: bool, nonce: &[u8; NONCE_LEN], aad: &[u8], pt: &[u8]) -> Vec<u8> {
+        let mut buf = pt.to_vec();
+        let tag: Result<[u8; TAG_LEN], ()> = if short {
+            gcm.short
+                .encrypt_in_place_detached(nonce.into(), aad, &mut buf)
+                .map(Into::into)
+                .map_err(|_| ())
+        } else {
+            gcm.long
+                .encrypt_inout_detached(nonce.into(), aad, buf.as_mut_slice().into())
+                .map(Into::into)
+                .map_err(|_| ())
+        };
+        let tag = tag.unwrap_or_else(|()| panic!("seal of {} bytes", pt.len()));
+        buf.extend_from_slice(&tag);
+        buf
+    }
+
+    proptest! {
+        /// The two implementations are one cipher: the same bytes for every length on both sides
+        /// of `SHORT_MAX`, and whichever path a length takes opens what the other sealed.
+        #[test]
+        fn both_implementations_give_the_same_bytes(
+            key in any::<[u8; 32]>(),
+            nonce in any::<[u8; NONCE_LEN]>(),
+            aad in proptest::collection::vec(any::<u8>(), 0..200),
+            pt in proptest::collection::vec(any::<u8>(), 0..2 * SHORT_MAX),
+        ) {
+            let gcm = Gcm::new(&key);
+            let short = seal_by(&gcm, true, &nonce, &aad, &pt);
+            let long = seal_by(&gcm, false, &nonce, &aad, &pt);
+            prop_assert_eq!(&short, &long);
+            prop_assert_eq!(&aes256gcm_encrypt(&key, &nonce, &aad, &pt), &short);
+            prop_assert_eq!(aes256gcm_decrypt(&key, &nonce, &aad, &long), Some(pt.clone()));
+            // Any flipped bit fails on the path its length takes.
+            let mut bad = short.clone();
+            let at = bad.len() / 2;
+            bad[at] ^= 1;
+            prop_assert_eq!(aes256gcm_decrypt(&key, &nonce, &aad, &bad), None);
+        }
+    }
+
+    /// Fails to compile if a dependency's zeroize-on-drop is switched off (aes-gcm 0.10 does not
+    /// forward it to aes 0.8: Cargo.toml names aes 0.8 for that alone).
+    #[test]
+    fn both_key_schedules_are_wiped_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+        wiped::<aes_08::Aes256Enc>();
+        wiped::<Aes256Gcm>();
+    }
+
+    #[test]
+    fn lengths_at_the_split_round_trip_and_refuse_tampering() {
+        let key = [9u8; 32];
+        let gcm = Gcm::new(&key);
+        for len in [0, 1, SHORT_MAX - 1, SHORT_MAX, SHORT_MAX + 1, 4096] {
+            let pt = vec![0xA5u8; len];
+            let mut buf = pt.clone();
+            let nonce = [len as u8; NONCE_LEN];
+            let tag = gcm
+                .seal_in_place(&nonce, b"aad", &mut buf)
+                .unwrap_or_else(|()| panic!("seal {len}"));
+            assert!(len == 0 || buf != pt, "{len}: encrypted");
+            let sealed = buf.clone();
+            assert_eq!(gcm.open_in_place(&nonce, b"aad", &mut buf, &tag), Ok(()));
+            assert_eq!(buf, pt, "{len}");
+            let mut bad_tag = tag;
+            bad_tag[0] ^= 1;
+            let mut buf = sealed.clone();
+            assert_eq!(
+                gcm.open_in_place(&nonce, b"aad", &mut buf, &bad_tag),
+                Err(())
+            );
+            let mut buf = sealed.clone();
+            assert_eq!(gcm.open_in_place(&nonce, b"aae", &mut buf, &tag), Err(()));
+            // Short nonces and tags are refused, not padded.
+            let mut buf = sealed.clone();
+            assert_eq!(
+                gcm.open_in_place(&nonce[1..], b"aad", &mut buf, &tag),
+                Err(())
+            );
+            assert_eq!(
+                gcm.open_in_place(&nonce, b"aad", &mut buf, &tag[1..]),
+                Err(())
+            );
+        }
+    }
 }
