@@ -6,5 +6,6 @@
 pub(crate) mod aead;
 pub(crate) mod envelope;
 pub(crate) mod kdf;
+pub(crate) mod wipe;
 
 pub use envelope::{EnvelopeInfo, MAX_ENVELOPE_LEN, TEXT_PREFIX};

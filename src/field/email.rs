@@ -3,6 +3,8 @@
 use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::crypto::wipe::wipe_string;
+
 use super::{
     Field, FieldError, FieldKind, field_common_impls, from_canonical_text, has_format_char,
 };
@@ -59,7 +61,7 @@ const MAX_INPUT_BYTES: usize = 1024;
 /// assert_eq!(e.mask(), "A***@example.com");
 /// # Ok::<(), fieldseal::FieldError>(())
 /// ```
-#[derive(Zeroize, ZeroizeOnDrop)]
+/// Wiped on drop, in one bulk pass (see `crate::crypto::wipe`).
 pub struct Email {
     value: String,
     /// Byte index of the separating `@`.
@@ -67,6 +69,21 @@ pub struct Email {
 }
 
 field_common_impls!(Email);
+
+impl Zeroize for Email {
+    fn zeroize(&mut self) {
+        wipe_string(&mut self.value);
+        self.at.zeroize();
+    }
+}
+
+impl Drop for Email {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Email {}
 
 impl Email {
     /// The canonical `local@domain` form.

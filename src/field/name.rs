@@ -2,6 +2,8 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::crypto::wipe::wipe_string;
+
 use super::{
     Field, FieldError, FieldKind, collapse_whitespace, field_common_impls, from_canonical_text,
     has_control, has_format_char, nfc,
@@ -39,12 +41,26 @@ const MAX_INPUT_BYTES: usize = 1024;
 /// assert_eq!(PersonName::parse("张三")?.mask(), "张**");
 /// # Ok::<(), fieldseal::FieldError>(())
 /// ```
-#[derive(Zeroize, ZeroizeOnDrop)]
+/// Wiped on drop, in one bulk pass (see `crate::crypto::wipe`).
 pub struct PersonName {
     value: String,
 }
 
 field_common_impls!(PersonName);
+
+impl Zeroize for PersonName {
+    fn zeroize(&mut self) {
+        wipe_string(&mut self.value);
+    }
+}
+
+impl Drop for PersonName {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for PersonName {}
 
 impl PersonName {
     /// The normalized name.

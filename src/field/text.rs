@@ -2,6 +2,8 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::crypto::wipe::wipe_string;
+
 use super::{Field, FieldError, FieldKind, field_common_impls, is_format_char};
 
 const KIND: FieldKind = FieldKind::Text;
@@ -36,12 +38,26 @@ const MAX_BYTES: usize = 4096;
 /// assert_eq!(&t.canonical_bytes()[..], b"call me at noon");
 /// # Ok::<(), fieldseal::FieldError>(())
 /// ```
-#[derive(Zeroize, ZeroizeOnDrop)]
+/// Wiped on drop, in one bulk pass (see `crate::crypto::wipe`).
 pub struct Text {
     value: String,
 }
 
 field_common_impls!(Text);
+
+impl Zeroize for Text {
+    fn zeroize(&mut self) {
+        wipe_string(&mut self.value);
+    }
+}
+
+impl Drop for Text {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Text {}
 
 impl Text {
     /// The text, verbatim.

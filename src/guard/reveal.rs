@@ -13,6 +13,7 @@ use crate::audit::{AuditAction, AuditEvent, Detail, FailureKind, Outcome};
 use crate::context::Context;
 use crate::crypto::aead::EpochKey;
 use crate::crypto::envelope::Parsed;
+use crate::crypto::wipe::WipedBytes;
 use crate::error::{AuditError, ContextError, Error, KeyError};
 use crate::field::Field;
 use crate::policy::{AccessRequest, Accessor, Action, Decision};
@@ -372,7 +373,7 @@ pub(super) fn decrypt(key: &EpochKey, env: &Parsed<'_>, ctx: &[u8]) -> Result<Op
     // header ‖ context ‖ ciphertext in one wiped buffer: the associated data is a slice of it
     // and the plaintext appears in place after it.
     let aad_len = env.header.len() + ctx.len();
-    let mut buf = Zeroizing::new(Vec::with_capacity(aad_len + env.ciphertext.len()));
+    let mut buf = WipedBytes::with_capacity(aad_len + env.ciphertext.len());
     buf.extend_from_slice(env.header);
     buf.extend_from_slice(ctx);
     buf.extend_from_slice(env.ciphertext);
@@ -383,7 +384,7 @@ pub(super) fn decrypt(key: &EpochKey, env: &Parsed<'_>, ctx: &[u8]) -> Result<Op
 }
 
 pub(super) struct Opened {
-    buf: Zeroizing<Vec<u8>>,
+    buf: WipedBytes,
     at: usize,
 }
 
