@@ -1,10 +1,12 @@
 //! Consent records: who agreed to what, and when it was withdrawn.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::RwLock;
 
+use rustc_hash::FxHashMap;
+
 use crate::context::SubjectId;
+use crate::crypto::kdf::PreparedMac;
 
 /// What a subject consents to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,6 +90,21 @@ impl From<ConsentScope<'_>> for ScopeKey {
     }
 }
 
+impl ScopeKey {
+    /// Whether this is `scope` (compared without allocating a key).
+    fn is(&self, scope: ConsentScope<'_>) -> bool {
+        match (self, scope) {
+            (ScopeKey::Purpose(a), ConsentScope::Purpose(b)) => **a == *b,
+            (ScopeKey::CrossBorder, ConsentScope::CrossBorder) => true,
+            (ScopeKey::Share(a), ConsentScope::Share(b)) => **a == *b,
+            _ => false,
+        }
+    }
+}
+
+/// One subject's consents (a handful of scopes: a short list beats a second hash).
+type Scopes = Vec<(ScopeKey, ConsentRecord)>;
+
 /// An in-memory [`ConsentRegistry`], for tests, demos and single-process services.
 ///
 /// Subjects are stored as HMAC-SHA256 of their identifiers under a random per-registry key, never
@@ -103,10 +120,13 @@ impl From<ConsentScope<'_>> for ScopeKey {
 /// assert!(!consent.is_granted(&s, ConsentScope::Purpose("marketing")));
 /// ```
 pub struct MemoryConsent {
-    records: RwLock<HashMap<([u8; 32], ScopeKey), ConsentRecord>>,
+    /// Keyed by the subject's digest (uniform under a secret key, so a fast unkeyed hash is
+    /// enough for the table).
+    records: RwLock<FxHashMap<[u8; 32], Scopes>>,
     /// Random per-registry key: records are keyed by HMAC-SHA256(key, subject id), so a dump of
-    /// the registry does not reveal (or allow guessing) low-entropy subject identifiers.
-    key: zeroize::Zeroizing<[u8; 32]>,
+    /// the registry does not reveal (or allow guessing) low-entropy subject identifiers. Its
+    /// HMAC key schedule is computed once.
+    key: PreparedMac,
 }
 
 impl Default for MemoryConsent {
@@ -115,22 +135,25 @@ impl Default for MemoryConsent {
         rand::Rng::fill_bytes(&mut rand::rng(), key.as_mut());
         Self {
             records: RwLock::default(),
-            key,
+            key: PreparedMac::new(&key),
         }
     }
 }
 
 impl fmt::Debug for MemoryConsent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.records.read().map_or(0, |r| r.len());
+        let n = self
+            .records
+            .read()
+            .map_or(0, |r| r.values().map(Vec::len).sum::<usize>());
         f.debug_struct("MemoryConsent")
             .field("records", &n)
             .finish()
     }
 }
 
-fn digest(key: &[u8; 32], subject: &SubjectId) -> [u8; 32] {
-    crate::crypto::kdf::hmac_sha256(key, subject.expose_secret().as_bytes())
+fn digest(key: &PreparedMac, subject: &SubjectId) -> [u8; 32] {
+    key.mac(&[subject.expose_secret().as_bytes()])
 }
 
 impl MemoryConsent {
@@ -141,14 +164,16 @@ impl MemoryConsent {
 
     /// Records that `subject` consents to `scope` at time `at` (Unix seconds).
     pub fn grant(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
+        let rec = ConsentRecord {
+            granted_at: at,
+            withdrawn_at: None,
+        };
         if let Ok(mut r) = self.records.write() {
-            r.insert(
-                (digest(&self.key, subject), scope.into()),
-                ConsentRecord {
-                    granted_at: at,
-                    withdrawn_at: None,
-                },
-            );
+            let scopes = r.entry(digest(&self.key, subject)).or_default();
+            match scopes.iter_mut().find(|(k, _)| k.is(scope)) {
+                Some((_, old)) => *old = rec,
+                None => scopes.push((scope.into(), rec)),
+            }
         }
     }
 
@@ -156,7 +181,8 @@ impl MemoryConsent {
     /// lookup. Withdrawing what was never granted is a no-op.
     pub fn withdraw(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
         if let Ok(mut r) = self.records.write()
-            && let Some(rec) = r.get_mut(&(digest(&self.key, subject), scope.into()))
+            && let Some(scopes) = r.get_mut(&digest(&self.key, subject))
+            && let Some((_, rec)) = scopes.iter_mut().find(|(k, _)| k.is(scope))
         {
             rec.withdrawn_at = Some(at);
         }
@@ -164,10 +190,12 @@ impl MemoryConsent {
 
     /// The record for `subject` and `scope`, if consent was ever given.
     pub fn record(&self, subject: &SubjectId, scope: ConsentScope<'_>) -> Option<ConsentRecord> {
-        self.records
-            .read()
-            .ok()
-            .and_then(|r| r.get(&(digest(&self.key, subject), scope.into())).copied())
+        let digest = digest(&self.key, subject);
+        let r = self.records.read().ok()?;
+        r.get(&digest)?
+            .iter()
+            .find(|(k, _)| k.is(scope))
+            .map(|(_, rec)| *rec)
     }
 }
 
@@ -210,5 +238,60 @@ impl<C: ConsentRegistry + ?Sized> ConsentRegistry for std::sync::Arc<C> {
         actor: &crate::policy::PrincipalId,
     ) -> Result<(), crate::Error> {
         (**self).change(subject, scope, granted, at, actor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(c: &MemoryConsent, s: &str, scope: ConsentScope<'_>) -> Option<ConsentRecord> {
+        c.record(&SubjectId::new(s), scope)
+    }
+
+    /// Each (subject, scope) pair is a record of its own: same names under different scope
+    /// kinds, other subjects and other purposes are never confused; granting again replaces
+    /// the record (a withdrawal is lifted), withdrawing touches one scope only.
+    #[test]
+    fn records_are_per_subject_and_scope() {
+        let c = MemoryConsent::new();
+        let (a, b) = (SubjectId::new("a"), SubjectId::new("b"));
+        c.grant(&a, ConsentScope::Purpose("x"), 1);
+        c.grant(&a, ConsentScope::Share("x"), 2);
+        c.grant(&a, ConsentScope::CrossBorder, 3);
+        c.grant(&b, ConsentScope::Purpose("y"), 4);
+        let granted = |at| {
+            Some(ConsentRecord {
+                granted_at: at,
+                withdrawn_at: None,
+            })
+        };
+        assert_eq!(rec(&c, "a", ConsentScope::Purpose("x")), granted(1));
+        assert_eq!(rec(&c, "a", ConsentScope::Share("x")), granted(2));
+        assert_eq!(rec(&c, "a", ConsentScope::CrossBorder), granted(3));
+        assert_eq!(rec(&c, "a", ConsentScope::Purpose("y")), None);
+        assert_eq!(rec(&c, "a", ConsentScope::Share("y")), None);
+        assert_eq!(rec(&c, "b", ConsentScope::Purpose("y")), granted(4));
+        assert_eq!(rec(&c, "b", ConsentScope::Purpose("x")), None);
+        assert_eq!(rec(&c, "b", ConsentScope::CrossBorder), None);
+        assert_eq!(rec(&c, "c", ConsentScope::Purpose("x")), None);
+        assert!(format!("{c:?}").contains("records: 4"), "{c:?}");
+
+        c.withdraw(&a, ConsentScope::Share("x"), 5);
+        c.withdraw(&b, ConsentScope::Purpose("x"), 5); // never granted: no record appears
+        assert_eq!(
+            rec(&c, "a", ConsentScope::Share("x")),
+            Some(ConsentRecord {
+                granted_at: 2,
+                withdrawn_at: Some(5)
+            })
+        );
+        assert!(!c.is_granted(&a, ConsentScope::Share("x")));
+        assert!(c.is_granted(&a, ConsentScope::Purpose("x")));
+        assert_eq!(rec(&c, "b", ConsentScope::Purpose("x")), None);
+
+        c.grant(&a, ConsentScope::Share("x"), 6);
+        assert_eq!(rec(&c, "a", ConsentScope::Share("x")), granted(6));
+        assert!(format!("{c:?}").contains("records: 4"), "{c:?}");
     }
 }
