@@ -7,6 +7,15 @@ use subtle::ConstantTimeEq;
 
 use super::kdf::{self, COMMITMENT_LEN};
 
+const _: () = assert!(COMMITMENT_LEN == 16, "a commitment is two 64-bit words");
+
+/// A commitment as two little-endian 64-bit words, for a constant-time comparison.
+fn words(c: &[u8; COMMITMENT_LEN]) -> [u64; 2] {
+    let (lo, hi) = c.split_at(8);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    [word(lo), word(hi)]
+}
+
 /// Length of the AES-GCM nonce.
 pub(crate) const NONCE_LEN: usize = 12;
 /// Length of the AES-GCM tag.
@@ -125,9 +134,14 @@ impl EpochKey {
         &self.commitment
     }
 
-    /// Constant-time comparison of a stored commitment with this key's.
+    /// Constant-time comparison of a stored commitment with this key's, as two 64-bit words
+    /// (`subtle` compares a byte slice with one optimization barrier per byte, a word with
+    /// one). A stored value of another length never matches.
     pub(crate) fn commits_to(&self, stored: &[u8]) -> bool {
-        self.commitment.ct_eq(stored).into()
+        let Ok(stored) = <&[u8; COMMITMENT_LEN]>::try_from(stored) else {
+            return false;
+        };
+        words(&self.commitment).ct_eq(&words(stored)).into()
     }
 
     /// Encrypts `buf` in place under the complete associated data `aad` (header ‖ context);
@@ -243,6 +257,25 @@ mod tests {
         fn wiped<T: zeroize::ZeroizeOnDrop>() {}
         wiped::<aes_08::Aes256Enc>();
         wiped::<Aes256Gcm>();
+    }
+
+    /// A key commits to its own commitment only: any flipped bit in either word, or any other
+    /// length, is refused.
+    #[test]
+    fn commitments_match_exactly() {
+        let key = EpochKey::derive(&[4; 32], [5; SALT_LEN]);
+        let own = *key.commitment();
+        assert!(key.commits_to(&own));
+        for i in 0..COMMITMENT_LEN {
+            for bit in 0..8 {
+                let mut other = own;
+                other[i] ^= 1 << bit;
+                assert!(!key.commits_to(&other), "byte {i} bit {bit}");
+            }
+        }
+        assert!(!key.commits_to(&own[..COMMITMENT_LEN - 1]));
+        assert!(!key.commits_to(&[own.as_slice(), &[0]].concat()));
+        assert!(!key.commits_to(&[]));
     }
 
     #[test]

@@ -64,13 +64,25 @@ struct SlotKey {
     label_len: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct OpenKey {
     version: u32,
     kind: u8,
     label: Label,
     subject: Option<[u8; 16]>,
     salt: [u8; SALT_LEN],
+}
+
+/// Hashes the salt, version and kind only (equality still compares every part): salts are
+/// random per epoch, so they spread the table as well as the whole key would, at a fraction of
+/// hashing a 64-byte label. A forged salt only makes a lookup miss: keys are cached only once
+/// their commitment matched, so an attacker cannot crowd a bucket.
+impl std::hash::Hash for OpenKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.salt);
+        state.write_u32(self.version);
+        state.write_u8(self.kind);
+    }
 }
 
 /// A thread's sealing epoch for one (keyring, purpose, kind) under the active key.
