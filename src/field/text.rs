@@ -78,11 +78,12 @@ fn check(s: &str) -> Result<(), FieldError> {
     }
     // Most text is ASCII: its only refused characters are the C0 controls other than tab,
     // line feed and carriage return, and DEL (every format character is outside ASCII).
+    // Folded without an early exit, so the compiler checks many bytes per instruction (a
+    // 4 KiB text in a fraction of the time `any` takes byte by byte).
     if s.is_ascii() {
-        return if s
-            .bytes()
-            .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
-        {
+        return if s.bytes().fold(false, |bad, b| {
+            bad | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0x7f)
+        }) {
             Err(FieldError::InvalidCharacter { kind: KIND })
         } else {
             Ok(())
