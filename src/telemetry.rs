@@ -154,19 +154,21 @@ mod imp {
             Self { span, started }
         }
 
-        /// Records the key version of the value the operation opens.
+        /// Records the key version of the value the operation opens (`v` runs only if the span
+        /// is recorded: reading it may parse an envelope).
         #[inline]
-        pub(crate) fn key_version(&self, v: KeyVersion) {
+        pub(crate) fn key_version(&self, v: impl FnOnce() -> KeyVersion) {
             if self.started.is_some() {
-                self.span.record("key_version", v.get());
+                self.span.record("key_version", v().get());
             }
         }
 
-        /// Records the key version of the value the operation sealed.
+        /// Records the key version of the value the operation sealed (as
+        /// [`OpSpan::key_version`]).
         #[inline]
-        pub(crate) fn new_key_version(&self, v: KeyVersion) {
+        pub(crate) fn new_key_version(&self, v: impl FnOnce() -> KeyVersion) {
             if self.started.is_some() {
-                self.span.record("new_key_version", v.get());
+                self.span.record("new_key_version", v().get());
             }
         }
 
@@ -377,9 +379,9 @@ mod imp {
             Self
         }
         #[inline(always)]
-        pub(crate) fn key_version(&self, _v: KeyVersion) {}
+        pub(crate) fn key_version(&self, _v: impl FnOnce() -> KeyVersion) {}
         #[inline(always)]
-        pub(crate) fn new_key_version(&self, _v: KeyVersion) {}
+        pub(crate) fn new_key_version(&self, _v: impl FnOnce() -> KeyVersion) {}
         #[inline(always)]
         pub(crate) fn batch(&self, _items: usize, _rewrapped: usize) {}
         #[inline(always)]

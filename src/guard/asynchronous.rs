@@ -50,7 +50,7 @@ impl Guard {
         let site = Location::caller();
         async move {
             let op = OpSpan::start(Op::Reveal, P::LABEL, Some(F::KIND));
-            op.key_version(sealed.key_version());
+            op.key_version(|| sealed.key_version());
             let value = op
                 .run_async(self.open_async(accessor, sealed, context, Action::Reveal, site))
                 .await?;
@@ -72,7 +72,7 @@ impl Guard {
         let site = Location::caller();
         async move {
             let op = OpSpan::start(Op::Mask, P::LABEL, Some(F::KIND));
-            op.key_version(sealed.key_version());
+            op.key_version(|| sealed.key_version());
             let value = op
                 .run_async(self.open_async(accessor, sealed, context, Action::Mask, site))
                 .await?;

@@ -80,13 +80,13 @@ impl Guard {
             site,
         };
         let op = OpSpan::start(Op::Rewrap, P::LABEL, Some(F::KIND));
-        op.key_version(env.key_version);
+        op.key_version(|| env.key_version);
         op.run(|| {
             // The label of `P` is 'static: its address finds this thread's sealing epoch.
             let new = self
                 .open_as(&req, |plain| self.reseal(&env, P::LABEL, context, plain))
                 .map(Sealed::<F, P>::from_trusted)?;
-            op.new_key_version(new.key_version());
+            op.new_key_version(|| new.key_version());
             Ok(new)
         })
     }
@@ -115,13 +115,13 @@ impl Guard {
             site,
         };
         let op = OpSpan::start(Op::Rewrap, purpose.as_str(), Some(env.kind));
-        op.key_version(env.key_version);
+        op.key_version(|| env.key_version);
         op.run(|| {
             let label = stable_label(purpose.as_str());
             let new = self
                 .open_as(&req, |plain| self.reseal(&env, &label, context, plain))
                 .map(AnySealed::from_trusted)?;
-            op.new_key_version(new.key_version());
+            op.new_key_version(|| new.key_version());
             Ok(new)
         })
     }
@@ -169,10 +169,10 @@ impl Guard {
     ) -> Result<Sealed<F, Q>, Error> {
         let site = Location::caller();
         let op = OpSpan::start(Op::Repurpose, P::LABEL, Some(F::KIND));
-        op.key_version(sealed.key_version());
+        op.key_version(|| sealed.key_version());
         op.run(|| {
             let new = self.repurpose_at::<F, P, Q>(accessor, sealed, context, site)?;
-            op.new_key_version(new.key_version());
+            op.new_key_version(|| new.key_version());
             Ok(new)
         })
     }

@@ -190,7 +190,7 @@ impl Guard {
         finish: impl FnOnce(&[u8]) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let span = OpSpan::start(op, req.purpose.as_str(), Some(req.env.kind));
-        span.key_version(req.env.key_version);
+        span.key_version(|| req.env.key_version);
         span.run(|| self.open_as(req, finish))
     }
 

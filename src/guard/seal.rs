@@ -83,7 +83,7 @@ impl Guard {
         let op = OpSpan::start(Op::Seal, P::LABEL, Some(F::KIND));
         op.run(|| {
             let sealed = self.seal_typed(value, context)?;
-            op.new_key_version(sealed.key_version());
+            op.new_key_version(|| sealed.key_version());
             Ok(sealed)
         })
     }
@@ -133,7 +133,7 @@ impl Guard {
         let op = OpSpan::start(Op::Seal, purpose.as_str(), Some(value.kind()));
         op.run(|| {
             let sealed = self.seal_dynamic(value, purpose, context)?;
-            op.new_key_version(sealed.key_version());
+            op.new_key_version(|| sealed.key_version());
             Ok(sealed)
         })
     }

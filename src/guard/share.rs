@@ -104,7 +104,7 @@ impl Guard {
         public_key: &RecipientPublicKey,
     ) -> Result<SharedPackage, Error> {
         let op = OpSpan::start(Op::Share, req.purpose.as_str(), Some(req.env.kind));
-        op.key_version(req.env.key_version);
+        op.key_version(|| req.env.key_version);
         op.run(|| self.share_traced(req, recipient, public_key))
     }
 
