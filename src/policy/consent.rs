@@ -294,4 +294,40 @@ mod tests {
         assert_eq!(rec(&c, "a", ConsentScope::Share("x")), granted(6));
         assert!(format!("{c:?}").contains("records: 4"), "{c:?}");
     }
+
+    /// `change` grants and withdraws, directly and through an `Arc`; a registry that does not
+    /// implement it refuses as read-only.
+    #[test]
+    fn change_grants_and_withdraws_or_refuses() {
+        #[derive(Debug)]
+        struct ReadOnly;
+        impl ConsentRegistry for ReadOnly {
+            fn is_granted(&self, _: &SubjectId, _: ConsentScope<'_>) -> bool {
+                true
+            }
+        }
+        let actor = crate::policy::PrincipalId::new("operator");
+        let s = SubjectId::new("a");
+        let scope = ConsentScope::Purpose("x");
+        let c = std::sync::Arc::new(MemoryConsent::new());
+        assert_eq!(c.change(&s, scope, true, 7, &actor).ok(), Some(()));
+        assert!(c.is_granted(&s, scope));
+        assert_eq!((*c).change(&s, scope, false, 8, &actor).ok(), Some(()));
+        assert!(!c.is_granted(&s, scope));
+        assert_eq!(
+            c.record(&s, scope),
+            Some(ConsentRecord {
+                granted_at: 7,
+                withdrawn_at: Some(8)
+            })
+        );
+        let refused = ReadOnly.change(&s, scope, true, 9, &actor);
+        assert!(
+            matches!(
+                refused,
+                Err(crate::Error::Config(crate::ConfigError::ReadOnlyConsent))
+            ),
+            "{refused:?}"
+        );
+    }
 }
