@@ -770,8 +770,7 @@ impl Shared {
         mode: Ckpt,
         done: impl Fn(&State) -> bool,
     ) -> Result<(), AuditError> {
-        // Spinning is for buffered waits only, and for SPIN_LIMIT in all per call.
-        let mut spin_until = (!sync).then(|| Instant::now() + SPIN_LIMIT);
+        let mut spin_until = spin_deadline(sync, Instant::now());
         loop {
             if done(&st) {
                 return Ok(());
@@ -966,6 +965,12 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Until when a waiter that starts waiting at `now` may spin: buffered waits only, and for
+/// [`SPIN_LIMIT`] in all per call.
+fn spin_deadline(sync: bool, now: Instant) -> Option<Instant> {
+    (!sync).then(|| now + SPIN_LIMIT)
 }
 
 /// Test builds only: counts a gather, and whether it stopped before its time.
@@ -1309,6 +1314,69 @@ mod tests {
             let lines = on_disk.iter().filter(|&&b| b == b'\n').count() as u64;
             assert_eq!(lines, 2 * per_thread);
         }
+    }
+
+    #[test]
+    fn only_buffered_waits_spin_and_for_the_limit() {
+        let now = Instant::now();
+        assert_eq!(spin_deadline(false, now), Some(now + SPIN_LIMIT));
+        assert_eq!(spin_deadline(true, now), None);
+        assert_eq!(SPIN_LIMIT, Duration::from_micros(20));
+    }
+
+    /// A spin lasts until its deadline when no batch ends (it does not give up early), and ends
+    /// as soon as the leader's count moves.
+    #[test]
+    fn a_spin_waits_for_the_batch_or_its_deadline() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = test_log(dir.path(), Durability::Buffered);
+        let shared = &log.shared;
+        let wait = Duration::from_millis(5);
+        let started = Instant::now();
+        let st = shared.lock().unwrap_or_else(|e| panic!("{e}"));
+        let (st, ended) = shared
+            .spin(st, started + wait)
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(st);
+        assert!(!ended, "no batch ended");
+        assert!(started.elapsed() >= wait, "gave up before its deadline");
+        std::thread::scope(|s| {
+            let st = shared.lock().unwrap_or_else(|e| panic!("{e}"));
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(1));
+                shared.batches.fetch_add(1, Ordering::Release);
+            });
+            let (_st, ended) = shared
+                .spin(st, Instant::now() + Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(ended, "the leader's count moved");
+        });
+    }
+
+    /// While a long batch is being written (a sync the background timer or `sync` leads), a
+    /// buffered appender spins once, up to its limit, then sleeps: it does not spin again and
+    /// again for the batch's whole length.
+    #[test]
+    fn a_long_batch_is_waited_for_asleep() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (log, _) = builder(dir.path())
+            .durability(Durability::Buffered)
+            .sync_interval(Duration::from_secs(3600))
+            .simulated_sync_latency(Duration::from_millis(100))
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        with_sample_event(1, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::scope(|s| {
+            s.spawn(|| log.sync().unwrap_or_else(|e| panic!("{e}")));
+            // The sync leads (busy) for 100 ms; the append arrives in the middle of it.
+            while !log.shared.lock().map(|st| st.busy).unwrap_or(true) {
+                std::thread::yield_now();
+            }
+            with_sample_event(2, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        });
+        let (spun, ended) = log.shared.lock().map(|s| s.spins).unwrap_or((99, 99));
+        assert!(spun <= 2, "spun {spun} times during one long batch");
+        assert_eq!(ended, 0, "the batch outlasted the spin");
     }
 
     /// Keeps the first `n` lines of the checkpoint file (the genesis checkpoint is the first).
