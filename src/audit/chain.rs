@@ -1173,6 +1173,13 @@ mod tests {
         }
     }
 
+    /// A log of `durability` whose background timer never syncs during a test.
+    fn timerless(dir: &Path, durability: Durability) -> ChainedLogBuilder {
+        builder(dir)
+            .durability(durability)
+            .sync_interval(Duration::from_secs(3600))
+    }
+
     fn test_log(dir: &Path, durability: Durability) -> ChainedLog {
         builder(dir)
             .durability(durability)
@@ -1248,9 +1255,7 @@ mod tests {
     #[test]
     fn buffered_acknowledges_after_the_write_before_any_sync() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = builder(dir.path())
-            .durability(Durability::Buffered)
-            .sync_interval(Duration::from_secs(3600))
+        let (log, _) = timerless(dir.path(), Durability::Buffered)
             .open()
             .unwrap_or_else(|e| panic!("{e}"));
         for n in 0..5 {
@@ -1277,9 +1282,7 @@ mod tests {
     fn buffered_waiters_spin_until_the_batch_ends_durable_ones_sleep() {
         for durability in [Durability::Buffered, Durability::Durable] {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-            let (log, _) = builder(dir.path())
-                .durability(durability)
-                .sync_interval(Duration::from_secs(3600))
+            let (log, _) = timerless(dir.path(), durability)
                 .open()
                 .unwrap_or_else(|e| panic!("{e}"));
             let per_thread = if durability == Durability::Buffered {
@@ -1359,9 +1362,7 @@ mod tests {
     #[test]
     fn a_long_batch_is_waited_for_asleep() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = builder(dir.path())
-            .durability(Durability::Buffered)
-            .sync_interval(Duration::from_secs(3600))
+        let (log, _) = timerless(dir.path(), Durability::Buffered)
             .simulated_sync_latency(Duration::from_millis(100))
             .open()
             .unwrap_or_else(|e| panic!("{e}"));
@@ -1680,9 +1681,7 @@ mod tests {
         // Even a buffered log syncs the batch that fills a segment: a power loss must not keep
         // a later segment while losing the end of an earlier one (a gap in the chain).
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (log, _) = builder(dir.path())
-            .durability(Durability::Buffered)
-            .sync_interval(Duration::from_secs(3600))
+        let (log, _) = timerless(dir.path(), Durability::Buffered)
             .max_segment_bytes(5000)
             .open()
             .unwrap_or_else(|e| panic!("{e}"));

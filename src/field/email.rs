@@ -1,12 +1,11 @@
 //! E-mail addresses.
 
 use unicode_normalization::UnicodeNormalization;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
-
-use crate::crypto::wipe::wipe_string;
+use zeroize::Zeroizing;
 
 use super::{
     Field, FieldError, FieldKind, field_common_impls, from_canonical_text, has_format_char,
+    wiped_on_drop,
 };
 
 /// Maximum length of a whole address in bytes.
@@ -70,20 +69,7 @@ pub struct Email {
 
 field_common_impls!(Email);
 
-impl Zeroize for Email {
-    fn zeroize(&mut self) {
-        wipe_string(&mut self.value);
-        self.at.zeroize();
-    }
-}
-
-impl Drop for Email {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for Email {}
+wiped_on_drop!(Email, at);
 
 impl Email {
     /// The canonical `local@domain` form.

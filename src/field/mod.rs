@@ -211,6 +211,28 @@ macro_rules! field_common_impls {
 }
 pub(crate) use field_common_impls;
 
+/// Implements `Zeroize` (the `value` string wiped in one pass, see `crate::crypto::wipe`, then
+/// each named field zeroized), a `Drop` that zeroizes, and `ZeroizeOnDrop`.
+macro_rules! wiped_on_drop {
+    ($t:ident $(, $extra:ident)*) => {
+        impl ::zeroize::Zeroize for $t {
+            fn zeroize(&mut self) {
+                $crate::crypto::wipe::wipe_string(&mut self.value);
+                $(::zeroize::Zeroize::zeroize(&mut self.$extra);)*
+            }
+        }
+
+        impl Drop for $t {
+            fn drop(&mut self) {
+                ::zeroize::Zeroize::zeroize(self);
+            }
+        }
+
+        impl ::zeroize::ZeroizeOnDrop for $t {}
+    };
+}
+pub(crate) use wiped_on_drop;
+
 /// Constant-time (for equal lengths) comparison of two values' canonical bytes.
 pub(crate) fn ct_eq_canonical<F: Field>(a: &F, b: &F) -> bool {
     let a = a.canonical_bytes();

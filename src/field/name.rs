@@ -1,12 +1,10 @@
 //! Person names.
 
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
-
-use crate::crypto::wipe::wipe_string;
+use zeroize::Zeroizing;
 
 use super::{
     Field, FieldError, FieldKind, collapse_whitespace, field_common_impls, from_canonical_text,
-    has_control, has_format_char, nfc,
+    has_control, has_format_char, nfc, wiped_on_drop,
 };
 
 /// Maximum name length in characters, after normalization.
@@ -48,19 +46,7 @@ pub struct PersonName {
 
 field_common_impls!(PersonName);
 
-impl Zeroize for PersonName {
-    fn zeroize(&mut self) {
-        wipe_string(&mut self.value);
-    }
-}
-
-impl Drop for PersonName {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for PersonName {}
+wiped_on_drop!(PersonName);
 
 impl PersonName {
     /// The normalized name.

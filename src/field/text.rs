@@ -1,10 +1,6 @@
 //! Bounded free text.
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
-use crate::crypto::wipe::wipe_string;
-
-use super::{Field, FieldError, FieldKind, field_common_impls, is_format_char};
+use super::{Field, FieldError, FieldKind, field_common_impls, is_format_char, wiped_on_drop};
 
 const KIND: FieldKind = FieldKind::Text;
 /// Maximum length in bytes.
@@ -45,19 +41,7 @@ pub struct Text {
 
 field_common_impls!(Text);
 
-impl Zeroize for Text {
-    fn zeroize(&mut self) {
-        wipe_string(&mut self.value);
-    }
-}
-
-impl Drop for Text {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for Text {}
+wiped_on_drop!(Text);
 
 impl Text {
     /// The text, verbatim.
