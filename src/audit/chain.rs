@@ -770,7 +770,9 @@ impl Shared {
         mode: Ckpt,
         done: impl Fn(&State) -> bool,
     ) -> Result<(), AuditError> {
-        let mut spin_until = spin_deadline(sync, Instant::now());
+        // Outer `None`: not decided yet. The clock is read only once a batch is in the way, so
+        // a lone appender (who leads at once) pays nothing for spinning.
+        let mut spin_until: Option<Option<Instant>> = None;
         loop {
             if done(&st) {
                 return Ok(());
@@ -781,11 +783,11 @@ impl Shared {
             if !st.busy {
                 return self.lead(st, sync, mode);
             }
-            st = match spin_until {
+            st = match *spin_until.get_or_insert_with(|| spin_deadline(sync, Instant::now())) {
                 Some(until) => {
                     let (st, ended) = self.spin(st, until)?;
                     if !ended {
-                        spin_until = None;
+                        spin_until = Some(None);
                     }
                     st
                 }
