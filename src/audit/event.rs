@@ -1,10 +1,10 @@
 //! The owned, stored form of an audit event.
 
-use serde::ser::SerializeSeq as _;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::AuditEvent;
 use super::fields::{FieldRecord, FieldsRef};
+use super::json;
 use super::keys::{HexStr, PseudonymKey, hex};
 
 /// One audit event as stored in a [`ChainedLog`](crate::ChainedLog) line (the `entry` object).
@@ -135,31 +135,65 @@ impl EventRecord {
     }
 
     /// The serde_json bytes of `from_event(event, key)`, without building the owned record
-    /// (the append hot path).
+    /// (the append hot path): written member by member by [`super::json`], which gives
+    /// `serde_json`'s bytes (property-tested against the owned record's serialization).
     pub(crate) fn json_of(event: &AuditEvent<'_>, key: &PseudonymKey, out: &mut Vec<u8>) {
         let ctx = event.context;
         let encoded = ctx.encoded().unwrap_or(&[]);
-        let r = EventRef {
-            time: event.time,
-            principal: event.accessor.principal().as_str(),
-            roles: Roles(event.accessor.roles()),
-            purpose: purpose_label(event),
-            kind: kind_label(event),
-            action: event.action.label(),
-            outcome: event.outcome.label(),
-            subject: ctx.part("subject").map(|s| HexStr::of(&key.subject(s))),
-            context: HexStr::of(&key.context(encoded)),
-            site: Site(event.call_site),
-            key_version: event.key_version.get(),
-            sealed_at: event.sealed_at,
-            policy_version: event.policy_version,
-            count: event.count,
-            recipient: event.detail.recipient.map(|r| r.as_str()),
-            reference: event.detail.reference.map(|r| r.as_str()),
-            fields: event.detail.fields.map(FieldsRef),
-        };
-        // Serializing strings and integers into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, &r);
+        json::push_key(out, true, "time");
+        json::push_u64(out, event.time);
+        json::push_key(out, false, "principal");
+        json::push_str(out, event.accessor.principal().as_str());
+        json::push_key(out, false, "roles");
+        out.push(b'[');
+        for (i, r) in event.accessor.roles().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::push_str(out, r.as_str());
+        }
+        out.push(b']');
+        json::push_key(out, false, "purpose");
+        json::push_str(out, purpose_label(event));
+        json::push_key(out, false, "kind");
+        json::push_str(out, kind_label(event));
+        json::push_key(out, false, "action");
+        json::push_str(out, &event.action.label());
+        json::push_key(out, false, "outcome");
+        json::push_str(out, event.outcome.label());
+        json::push_key(out, false, "subject");
+        match ctx.part("subject") {
+            Some(s) => json::push_str(out, HexStr::<64>::of(&key.subject(s)).as_str()),
+            None => out.extend_from_slice(b"null"),
+        }
+        json::push_key(out, false, "context");
+        json::push_str(out, HexStr::<32>::of(&key.context(encoded)).as_str());
+        json::push_key(out, false, "site");
+        json::push_site(out, event.call_site.file(), event.call_site.line());
+        json::push_key(out, false, "key_version");
+        json::push_u64(out, u64::from(event.key_version.get()));
+        json::push_key(out, false, "sealed_at");
+        json::push_u64(out, event.sealed_at);
+        json::push_key(out, false, "policy_version");
+        json::push_u64(out, event.policy_version);
+        if let Some(count) = event.count {
+            json::push_key(out, false, "count");
+            json::push_u64(out, count);
+        }
+        if let Some(r) = event.detail.recipient {
+            json::push_key(out, false, "recipient");
+            json::push_str(out, r.as_str());
+        }
+        if let Some(r) = event.detail.reference {
+            json::push_key(out, false, "reference");
+            json::push_str(out, r.as_str());
+        }
+        if let Some(fields) = event.detail.fields {
+            json::push_key(out, false, "fields");
+            // Record batches only; serializing labels into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &FieldsRef(fields));
+        }
+        out.push(b'}');
     }
 
     /// The (purpose, kind) pairs this record says were read if it is an allowed access: every
@@ -181,52 +215,6 @@ impl EventRecord {
         self.subject
             .as_deref()
             .is_some_and(|s| bool::from(s.as_bytes().ct_eq(pseudonym.as_bytes())))
-    }
-}
-
-/// Borrowed mirror of [`EventRecord`]: same fields, same order, same JSON.
-#[derive(Serialize)]
-struct EventRef<'a> {
-    time: u64,
-    principal: &'a str,
-    roles: Roles<'a>,
-    purpose: &'a str,
-    kind: &'static str,
-    action: std::borrow::Cow<'static, str>,
-    outcome: &'static str,
-    subject: Option<HexStr<64>>,
-    context: HexStr<32>,
-    site: Site,
-    key_version: u32,
-    sealed_at: u64,
-    policy_version: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recipient: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reference: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<FieldsRef<'a>>,
-}
-
-struct Roles<'a>(&'a [crate::policy::Role]);
-
-impl Serialize for Roles<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for r in self.0 {
-            seq.serialize_element(r.as_str())?;
-        }
-        seq.end()
-    }
-}
-
-struct Site(&'static std::panic::Location<'static>);
-
-impl Serialize for Site {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}:{}", self.0.file(), self.0.line()))
     }
 }
 
@@ -277,6 +265,40 @@ mod tests {
             });
             let owned = serde_json::to_vec(&owned).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(owned, fast);
+        }
+    }
+
+    proptest::proptest! {
+        /// The hot path's hand-written JSON is `serde_json`'s of the owned record for any
+        /// principal, roles, recipient, reference and count (escapes, non-ASCII and empty
+        /// strings included), with and without a subject.
+        #[test]
+        fn hand_written_json_is_serde_json(
+            principal in proptest::prelude::any::<String>(),
+            roles in proptest::collection::vec("(?s).{0,12}", 0..4),
+            recipient in proptest::option::of("[a-z][a-z0-9_]{0,20}"),
+            reference in proptest::option::of("[ -~]{1,40}"),
+            count in proptest::option::of(proptest::prelude::any::<u64>()),
+            subject in proptest::option::of("(?s).{0,30}"),
+            n in 0u64..1000,
+        ) {
+            let key = AuditKey::from_bytes([5; 32]).pseudonym_key();
+            let accessor = crate::Accessor::new(&principal, roles.iter().map(|r| crate::Role::new(r)));
+            let recipient = recipient.and_then(|r| super::super::RecipientName::new(&r).ok());
+            let reference = reference.and_then(|r| super::super::Reference::new(&r).ok());
+            let (fast, owned) = with_sample_event(n, subject.as_deref(), |e| {
+                let mut e = *e;
+                e.accessor = &accessor;
+                e.count = count;
+                e.detail.recipient = recipient.as_ref();
+                e.detail.reference = reference.as_ref();
+                let mut v = Vec::new();
+                EventRecord::json_of(&e, &key, &mut v);
+                (v, EventRecord::from_event(&e, &key))
+            });
+            proptest::prop_assert_eq!(&fast, &serde_json::to_vec(&owned).unwrap_or_default());
+            let back: EventRecord = serde_json::from_slice(&fast).unwrap_or_else(|e| panic!("{e}"));
+            proptest::prop_assert_eq!(back, owned);
         }
     }
 

@@ -110,7 +110,7 @@ impl ChainMac {
     ) -> [u8; 32] {
         let start = out.len();
         out.extend_from_slice(b"{\"seq\":");
-        push_decimal(out, seq);
+        super::json::push_u64(out, seq);
         out.extend_from_slice(b",\"prev\":\"");
         extend_hex(out, prev);
         out.extend_from_slice(b"\",\"entry\":");
@@ -121,21 +121,6 @@ impl ChainMac {
         out.extend_from_slice(b"\"}\n");
         mac
     }
-}
-
-/// Appends the decimal digits of `n` (as serde_json writes a `u64`).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 const MAC_SUFFIX_LEN: usize = 8 + 64 + 2;
@@ -362,7 +347,7 @@ mod tests {
         seqs.extend((1..20).map(|p| 10u64.pow(p)));
         for seq in seqs {
             let mut digits = Vec::new();
-            push_decimal(&mut digits, seq);
+            crate::audit::json::push_u64(&mut digits, seq);
             assert_eq!(digits, seq.to_string().into_bytes());
             let mut out = Vec::new();
             mac.write_line(&mut out, seq, &[seq as u8; 32], &entry);

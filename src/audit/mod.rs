@@ -10,6 +10,7 @@ mod chain;
 mod ckpt_file;
 mod event;
 mod fields;
+mod json;
 mod keys;
 pub(crate) mod line;
 mod verify;
