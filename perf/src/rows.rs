@@ -417,7 +417,10 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     println!(
         "`ChainedLog::append` of a prepared event (`internal::testing::with_sample_event`), \
          each thread appending its own; `Buffered` and `Durable` (group commit: callers wait \
-         for the `fdatasync` of their batch) in temporary directories on this machine's disk."
+         for the `fdatasync` of their batch) in temporary directories on this machine's disk. \
+         The last row is the floor of a buffered acknowledgement: the one `write(2)` per entry \
+         that a lone appender makes, of a line as long as the log's, alone (no MAC, no JSON, no \
+         lock)."
     );
     println!();
     let configs: [(Durability, &str, usize); 4] = [
@@ -465,13 +468,45 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
             .ops(threads as u64),
         );
     }
+    // The floor of a buffered acknowledgement: the one `write(2)` a lone appender makes per
+    // entry, of a line as long as the log's, to a file in a temporary directory on the same disk;
+    // no MAC, no JSON, no lock.
+    let line = vec![b'x'; sample_line_len()];
+    let floor_dir = tempfile::tempdir().expect("a temporary directory");
+    let floor = open_append(&floor_dir.path().join("floor"));
+    let mut floor_bytes = 0u64;
+    contenders.push(Contender::new(
+        format!("write(2) of one {}-byte line alone, 1 thread", line.len()),
+        move |k| {
+            if floor_bytes > 1 << 30 {
+                floor.set_len(0).expect("truncate");
+                floor_bytes = 0;
+            }
+            let t = Instant::now();
+            for _ in 0..k {
+                std::io::Write::write_all(&mut &floor, black_box(&line)).expect("write");
+            }
+            floor_bytes += k * line.len() as u64;
+            t.elapsed()
+        },
+    ));
     let s = paired(plan, &mut contenders);
     table_header(
         "| log, appenders | events/s (median) | min–max | ns/event (median) | events per fdatasync |",
     );
     for (i, name) in s.names.iter().enumerate() {
         let t = s.time(name);
-        let per_sync = if configs[i].0 == Durability::Durable {
+        let Some(config) = configs.get(i) else {
+            println!(
+                "| {name} | {} | {}–{} | {} | - |",
+                human_rate(1e9 / t.median),
+                human_rate(1e9 / t.max),
+                human_rate(1e9 / t.min),
+                human_ns(t.median),
+            );
+            continue;
+        };
+        let per_sync = if config.0 == Durability::Durable {
             let c = &counters[i];
             format!("{:.2}", c.events.get() as f64 / c.syncs.get().max(1) as f64)
         } else {
@@ -484,12 +519,9 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
             human_rate(1e9 / t.min),
             human_ns(t.median),
         );
-        if configs[i].0 == Durability::Buffered {
+        if config.0 == Durability::Buffered {
             targets.push(Target {
-                path: format!(
-                    "ChainedLog buffered appends, {}",
-                    threads_label(configs[i].2)
-                ),
+                path: format!("ChainedLog buffered appends, {}", threads_label(config.2)),
                 target: "≥ 1M events/s",
                 measured: format!(
                     "{} ({}–{})",
@@ -503,6 +535,34 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
         }
     }
     println!();
+}
+
+/// The length of one log line of the sample event (newline included): one entry appended to a
+/// fresh buffered log, whose files then hold that line and nothing else but checkpoints.
+fn sample_line_len() -> usize {
+    let (log, dir) = setup::chained_log(Durability::Buffered);
+    with_sample_event(0, Some(setup::SUBJECT), |e| log.append(e).expect("append"));
+    drop(log);
+    let mut len = 0;
+    for entry in std::fs::read_dir(dir.path()).expect("read the log directory") {
+        let bytes = std::fs::read(entry.expect("a directory entry").path()).unwrap_or_default();
+        if bytes.starts_with(b"{\"seq\":1,\"prev\":") {
+            len = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |p| p + 1);
+        }
+    }
+    assert!(len > 0, "the sample line was not found");
+    len
+}
+
+fn open_append(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open a file to append to")
 }
 
 pub fn round_trips(plan: Plan, targets: &mut Vec<Target>) {
