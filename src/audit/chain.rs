@@ -872,15 +872,17 @@ impl Shared {
         let rotate = io.seg_len + batch.len() as u64 >= self.max_segment_bytes;
         // Checkpoints cover synced entries only: a batch is synced when asked or on rotation.
         let checkpoint = (sync || rotate) && self.wants_checkpoint(&st, upto, mode);
-        let taken_at = self.clock.now();
+        // The clocks are read only where their reading is used (a checkpoint's start of the
+        // uncovered span, a sync's duration): a lone buffered append pays no clock read.
+        let taken_at = checkpoint.then(|| self.clock.now());
         drop(st);
         let span = SinkSpan::start(SinkOp::Batch);
         span.number("entries", upto - first);
         span.flag("synced", sync || rotate);
         span.flag("checkpoint", checkpoint);
-        let started = Instant::now();
+        let started = sync.then(Instant::now);
         let res = self.write_batch(&mut io, &batch, upto, head, sync || rotate, checkpoint);
-        let took = started.elapsed();
+        let took = started.map(|t| t.elapsed());
         span.finish(
             res.as_ref()
                 .err()
@@ -903,12 +905,12 @@ impl Shared {
                 if sync || rotate {
                     st.durable_seq = upto;
                 }
-                if sync {
+                if let Some(took) = took {
                     st.syncs += 1;
                     st.last_batch = upto - first;
                     st.gather = (took / 8).min(Duration::from_micros(500));
                 }
-                if checkpoint {
+                if let Some(taken_at) = taken_at {
                     st.ckpt_seq = upto;
                     // Entries appended while this batch was written count from when it was
                     // taken.
