@@ -45,11 +45,12 @@ fn needs_escape(b: &[u8]) -> bool {
 
 /// Appends the decimal digits of `n` (as `serde_json` writes an unsigned integer).
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    // A u64 has at most 20 digits, written from the right.
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
