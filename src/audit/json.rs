@@ -14,7 +14,6 @@ pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
         // Writing a `&str` into a `Vec` cannot fail.
         let _ = serde_json::to_writer(&mut *out, s);
     } else {
-        out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -38,9 +37,12 @@ pub(crate) fn push_site(out: &mut Vec<u8>, file: &str, line: u32) {
 /// 0x20; it writes DEL and every non-ASCII character as they are). A fold without an early
 /// exit, so that it vectorizes.
 fn needs_escape(b: &[u8]) -> bool {
-    b.iter().fold(false, |acc, &c| {
-        acc | (c < 0x20) | (c == b'"') | (c == b'\\')
-    })
+    b.iter().fold(false, |acc, &c| acc | escaped(c))
+}
+
+/// Whether `serde_json` escapes byte `c`.
+fn escaped(c: u8) -> bool {
+    matches!(c, 0..=0x1f | b'"' | b'\\')
 }
 
 /// Appends the decimal digits of `n` (as `serde_json` writes an unsigned integer).
@@ -89,6 +91,18 @@ mod tests {
                 c < 0x20 || c == b'"' || c == b'\\',
                 "byte {c:#x}"
             );
+        }
+        // Two escaped bytes do not cancel out (the fold is an `or`), anywhere in the string.
+        for pair in ["\"\"", "\\\\", "\n\"", "\u{1f}\\"] {
+            for s in [
+                pair.to_owned(),
+                format!("a{pair}b"),
+                format!("{}{pair}", "x".repeat(70)),
+            ] {
+                let mut out = Vec::new();
+                push_str(&mut out, &s);
+                assert_eq!(out, serde(&s), "{s:?}");
+            }
         }
         // One escaped byte anywhere in a long string (past any vector width) is seen.
         for at in [0, 15, 16, 31, 32, 63, 64, 200] {
