@@ -354,6 +354,8 @@ impl ChainedLogBuilder {
             }),
             cond: Condvar::new(),
             batches: AtomicU64::new(0),
+            #[cfg(test)]
+            data_syncs: AtomicU64::new(0),
             mac,
             pseudonym: key.pseudonym_key(),
             signer,
@@ -439,6 +441,10 @@ struct Shared {
     /// Batches led so far, bumped under the lock as a leader hands back `io`: an appender
     /// spinning outside the lock ([`SPIN_LIMIT`]) watches it for the end of the batch.
     batches: AtomicU64,
+    /// Test builds only: `fdatasync`s of the log file actually made (`sync_count` counts the
+    /// batches a leader asked to sync; this, what `write_batch` did).
+    #[cfg(test)]
+    data_syncs: AtomicU64,
     mac: ChainMac,
     pseudonym: PseudonymKey,
     signer: CheckpointSigningKey,
@@ -945,6 +951,8 @@ impl Shared {
         }
         if sync {
             io.file.sync_data()?;
+            #[cfg(test)]
+            self.data_syncs.fetch_add(1, Ordering::Relaxed);
             if !self.sync_latency.is_zero() {
                 std::thread::sleep(self.sync_latency);
             }
@@ -1570,6 +1578,11 @@ mod tests {
             "a lone durable appender syncs each entry"
         );
         assert_eq!(
+            log.shared.data_syncs.load(Ordering::Relaxed),
+            3,
+            "each durable acknowledgement followed an fdatasync of the log file"
+        );
+        assert_eq!(
             latest_checkpoint(dir.path()),
             Some(0),
             "1,000 entries not reached"
@@ -1690,8 +1703,10 @@ mod tests {
             .open()
             .unwrap_or_else(|e| panic!("{e}"));
         let durable = || log.shared.lock().map_or(0, |s| s.durable_seq);
+        let data_syncs = || log.shared.data_syncs.load(Ordering::Relaxed);
         with_sample_event(0, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(durable(), 0, "a buffered append alone is not synced");
+        assert_eq!(data_syncs(), 0, "nor fdatasynced");
         let mut n = 1;
         while !segment_path(dir.path(), 2).exists() {
             assert_eq!(
@@ -1704,6 +1719,13 @@ mod tests {
             assert!(n < 100, "the segment never filled");
         }
         assert_eq!(durable(), n, "the batch that filled segment 1 was synced");
+        assert_eq!(data_syncs(), 1, "by an fdatasync of the log file");
+        log.sync().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            data_syncs(),
+            2,
+            "an explicit sync of a buffered log fdatasyncs it"
+        );
     }
 
     #[test]
