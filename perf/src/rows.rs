@@ -496,21 +496,14 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     );
     for (i, name) in s.names.iter().enumerate() {
         let t = s.time(name);
-        let Some(config) = configs.get(i) else {
-            println!(
-                "| {name} | {} | {}–{} | {} | - |",
-                human_rate(1e9 / t.median),
-                human_rate(1e9 / t.max),
-                human_rate(1e9 / t.min),
-                human_ns(t.median),
-            );
-            continue;
-        };
-        let per_sync = if config.0 == Durability::Durable {
-            let c = &counters[i];
-            format!("{:.2}", c.events.get() as f64 / c.syncs.get().max(1) as f64)
-        } else {
-            "-".to_owned()
+        // The rows past `configs` (the write(2) floor) are no log: no syncs, no target.
+        let config = configs.get(i);
+        let per_sync = match config {
+            Some((Durability::Durable, ..)) => {
+                let c = &counters[i];
+                format!("{:.2}", c.events.get() as f64 / c.syncs.get().max(1) as f64)
+            }
+            _ => "-".to_owned(),
         };
         println!(
             "| {name} | {} | {}–{} | {} | {per_sync} |",
@@ -519,6 +512,9 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
             human_rate(1e9 / t.min),
             human_ns(t.median),
         );
+        let Some(config) = config else {
+            continue;
+        };
         if config.0 == Durability::Buffered {
             targets.push(Target {
                 path: format!("ChainedLog buffered appends, {}", threads_label(config.2)),
