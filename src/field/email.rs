@@ -135,6 +135,16 @@ fn map_domain_chars(raw: &str) -> impl Iterator<Item = char> + '_ {
 /// partial copy is left behind by a growing buffer. `None` if the mapped form is longer than
 /// [`MAX_DOMAIN`].
 fn map_domain(raw: &str) -> Option<Zeroizing<String>> {
+    // ASCII is unchanged by NFKC and lower-cases to ASCII (the ideographic full stop is not
+    // ASCII): the mapping is then the ASCII lower-casing, and its result is a fixed point.
+    if raw.is_ascii() {
+        if raw.len() > MAX_DOMAIN {
+            return None;
+        }
+        let mut out = Zeroizing::new(String::with_capacity(raw.len()));
+        out.extend(raw.chars().map(|c| c.to_ascii_lowercase()));
+        return Some(out);
+    }
     let len: usize = map_domain_chars(raw).map(char::len_utf8).sum();
     if len > MAX_DOMAIN {
         return None;
@@ -179,7 +189,9 @@ impl Field for Email {
             return Err(FieldError::EmailLocalPart);
         }
         // The mapping must be a fixed point, or the stored form would not parse back to itself.
-        if !valid_domain(&domain) || !map_domain_chars(&domain).eq(domain.chars()) {
+        if !valid_domain(&domain)
+            || !(domain.is_ascii() || map_domain_chars(&domain).eq(domain.chars()))
+        {
             return Err(FieldError::EmailDomain);
         }
         let mut value = String::with_capacity(total);
@@ -216,6 +228,27 @@ impl Field for Email {
 #[allow(clippy::unwrap_used)]
 mod unit_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The ASCII fast path of the domain mapping gives what the full mapping gives (NFKC,
+        /// lower case, ideographic stop), the same length limit, and a fixed point.
+        #[test]
+        fn ascii_domain_mapping_is_the_full_mapping(
+            ascii in "[ -~]{0,300}",
+            mixed in "[A-Za-z0-9.\u{3002}\u{FF21}\u{0130}-]{0,40}",
+        ) {
+            for raw in [&ascii, &mixed] {
+                let full: String = map_domain_chars(raw).collect();
+                let expected = (full.len() <= MAX_DOMAIN).then_some(full);
+                let got = map_domain(raw).map(|d| String::from(d.as_str()));
+                prop_assert_eq!(&got, &expected);
+                if let Some(d) = got.filter(|d| d.is_ascii()) {
+                    prop_assert!(map_domain_chars(&d).eq(d.chars()));
+                }
+            }
+        }
+    }
 
     #[test]
     fn basics() {

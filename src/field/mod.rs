@@ -281,7 +281,8 @@ pub(crate) const fn is_format_char(c: char) -> bool {
 
 /// Whether `s` has an invisible formatting character (see [`is_format_char`]).
 pub(crate) fn has_format_char(s: &str) -> bool {
-    s.chars().any(is_format_char)
+    // Every formatting character is outside ASCII; `is_ascii` checks a word at a time.
+    !s.is_ascii() && s.chars().any(is_format_char)
 }
 
 /// Whether `c` breaks a line: a control character or U+2028/U+2029 (line and paragraph
@@ -293,6 +294,11 @@ pub(crate) fn is_line_breaking_or_control(c: char) -> bool {
 /// NFC-normalizes `s` into a string with exact capacity; the intermediate
 /// buffer is wiped.
 pub(crate) fn nfc(s: &str) -> String {
+    // ASCII text is unchanged by every normalization form (UAX #15: no ASCII character has a
+    // decomposition or a non-zero combining class), so it is copied as it is.
+    if s.is_ascii() {
+        return String::from(s);
+    }
     // NFC output is at most three times the input length in bytes.
     let mut tmp = Zeroizing::new(String::with_capacity(s.len().saturating_mul(3)));
     tmp.extend(s.nfc());

@@ -1142,6 +1142,22 @@ fn device_strategy() -> impl Strategy<Value = (String, String, String)> {
 }
 
 proptest! {
+    /// The ASCII fast paths of `nfc` and `has_format_char` give what the full computations
+    /// give, for ASCII input and for any other.
+    #[test]
+    fn ascii_fast_paths_agree_with_the_full_computation(
+        any_text in any::<String>(),
+        ascii in "[ -~\t\n\r]{0,80}",
+        mixed in "[a-z \u{00AD}\u{200B}\u{0301}\u{00E9}e]{0,24}",
+    ) {
+        for s in [&any_text, &ascii, &mixed] {
+            prop_assert_eq!(nfc(s), s.nfc().collect::<String>());
+            prop_assert_eq!(has_format_char(s), s.chars().any(is_format_char));
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
