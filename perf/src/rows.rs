@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use fieldseal::builtin::Service;
 use fieldseal::internal::testing::with_sample_event;
 use fieldseal::*;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 use crate::Target;
 use crate::alloc;
@@ -420,7 +422,11 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
          for the `fdatasync` of their batch) in temporary directories on this machine's disk. \
          The last row is the floor of a buffered acknowledgement: the one `write(2)` per entry \
          that a lone appender makes, of a line as long as the log's, alone (no MAC, no JSON, no \
-         lock)."
+         lock). The row before it is the keyed hashing the line format asks of every entry, \
+         alone: HMAC-SHA256 with a prepared key over the chain MAC's input (the line without \
+         its MAC, then the previous MAC), the subject's pseudonym and the context digest \
+         (SECURITY.md, \"Audit line\"), at the sample entry's lengths. A buffered \
+         acknowledgement of that entry costs at least the two together."
     );
     println!();
     let configs: [(Durability, &str, usize); 4] = [
@@ -468,6 +474,27 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
             .ops(threads as u64),
         );
     }
+    // The keyed hashing the line format fixes per entry, with the hmac and sha2 versions
+    // fieldseal links and a key schedule prepared once, as fieldseal prepares its keys.
+    let inputs = hashed_inputs(sample_line_len());
+    let hashing_label = format!(
+        "keyed hashing of one entry alone (HMAC-SHA256 over {}, {} and {} bytes), 1 thread",
+        inputs[0].len(),
+        inputs[1].len(),
+        inputs[2].len()
+    );
+    let key = <Hmac<Sha256> as KeyInit>::new_from_slice(&[1u8; 32]).expect("any key length");
+    contenders.push(Contender::new(hashing_label, move |k| {
+        let t = Instant::now();
+        for _ in 0..k {
+            for input in &inputs {
+                let mut m = key.clone();
+                m.update(black_box(input));
+                black_box(m.finalize().into_bytes());
+            }
+        }
+        t.elapsed()
+    }));
     // The floor of a buffered acknowledgement: the one `write(2)` a lone appender makes per
     // entry, of a line as long as the log's, to a file in a temporary directory on the same disk;
     // no MAC, no JSON, no lock.
@@ -496,7 +523,8 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     );
     for (i, name) in s.names.iter().enumerate() {
         let t = s.time(name);
-        // The rows past `configs` (the write(2) floor) are no log: no syncs, no target.
+        // The rows past `configs` (hashing and the write(2) floor) are no log: no syncs, no
+        // target.
         let config = configs.get(i);
         let per_sync = match config {
             Some((Durability::Durable, ..)) => {
@@ -551,6 +579,24 @@ fn sample_line_len() -> usize {
     }
     assert!(len > 0, "the sample line was not found");
     len
+}
+
+/// The three inputs HMAC-SHA256 hashes for the sample entry (SECURITY.md, "Audit line"): the
+/// chain MAC's (the line without its newline and its `,"mac":"…"}` suffix of 74 bytes, its
+/// closing brace, then the previous entry's 32-byte MAC), the subject pseudonym's
+/// (`lp("fieldseal/v1/audit-subject")` then the subject) and the context digest's
+/// (`lp("fieldseal/v1/audit-context")` then the context encoding of the sample event's
+/// `table` = `users`, `row` = `0`, `subject`). Only lengths matter here, not contents.
+fn hashed_inputs(line_len: usize) -> [Vec<u8>; 3] {
+    let lp = |label: &str| 2 + label.len();
+    // Each context part: a 1-byte name length, the name, a 2-byte value length, the value.
+    let part = |name: &str, value: &str| 1 + name.len() + 2 + value.len();
+    let context = 1 + part("row", "0") + part("subject", setup::SUBJECT) + part("table", "users");
+    [
+        vec![b'x'; line_len - 1 - 74 + 1 + 32],
+        vec![b's'; lp("fieldseal/v1/audit-subject") + setup::SUBJECT.len()],
+        vec![b'c'; lp("fieldseal/v1/audit-context") + context],
+    ]
 }
 
 fn open_append(path: &std::path::Path) -> std::fs::File {
