@@ -422,7 +422,7 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
          for the `fdatasync` of their batch) in temporary directories on this machine's disk. \
          The last row is the floor of a buffered acknowledgement: the one `write(2)` per entry \
          that a lone appender makes, of a line as long as the log's, alone (no MAC, no JSON, no \
-         lock). The row before it is the keyed hashing the line format asks of every entry, \
+         lock), from one thread and from two in turn. The row before them is the keyed hashing the line format asks of every entry, \
          alone: HMAC-SHA256 with a prepared key over the chain MAC's input (the line without \
          its MAC, then the previous MAC), the subject's pseudonym and the context digest \
          (SECURITY.md, \"Audit line\"), at the sample entry's lengths. A buffered \
@@ -476,7 +476,8 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     }
     // The keyed hashing the line format fixes per entry, with the hmac and sha2 versions
     // fieldseal links and a key schedule prepared once, as fieldseal prepares its keys.
-    let inputs = hashed_inputs(sample_line_len());
+    let line_len = sample_line_len();
+    let inputs = hashed_inputs(line_len);
     let hashing_label = format!(
         "keyed hashing of one entry alone (HMAC-SHA256 over {}, {} and {} bytes), 1 thread",
         inputs[0].len(),
@@ -498,7 +499,7 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     // The floor of a buffered acknowledgement: the one `write(2)` a lone appender makes per
     // entry, of a line as long as the log's, to a file in a temporary directory on the same disk;
     // no MAC, no JSON, no lock.
-    let line = vec![b'x'; sample_line_len()];
+    let line = vec![b'x'; line_len];
     let floor_dir = tempfile::tempdir().expect("a temporary directory");
     let floor = open_append(&floor_dir.path().join("floor"));
     let mut floor_bytes = 0u64;
@@ -517,6 +518,37 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
             t.elapsed()
         },
     ));
+    // The same write from two threads in turn, one at a time (a mutex around each), as two
+    // appenders each leading the write of their own entry: the file's part of the 2-thread rows.
+    let turns_dir = tempfile::tempdir().expect("a temporary directory");
+    let turns = std::sync::Mutex::new(open_append(&turns_dir.path().join("turns")));
+    let turns_line = vec![b'x'; line_len];
+    let mut turns_bytes = 0u64;
+    contenders.push(
+        Contender::new(
+            format!(
+                "write(2) of one {}-byte line alone, 2 threads in turn",
+                turns_line.len()
+            ),
+            move |k| {
+                if turns_bytes > 1 << 30 {
+                    turns
+                        .lock()
+                        .expect("the file")
+                        .set_len(0)
+                        .expect("truncate");
+                    turns_bytes = 0;
+                }
+                let t = on_threads(2, k, &|| {
+                    let file = turns.lock().expect("the file");
+                    std::io::Write::write_all(&mut &*file, black_box(&turns_line)).expect("write");
+                });
+                turns_bytes += 2 * k * turns_line.len() as u64;
+                t
+            },
+        )
+        .ops(2),
+    );
     let s = paired(plan, &mut contenders);
     table_header(
         "| log, appenders | events/s (median) | min–max | ns/event (median) | events per fdatasync |",
