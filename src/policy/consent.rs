@@ -1,8 +1,8 @@
 //! Consent records: who agreed to what, and when it was withdrawn.
 
 use std::fmt;
-use std::sync::RwLock;
 
+use crossbeam_utils::sync::ShardedLock;
 use rustc_hash::FxHashMap;
 
 use crate::context::SubjectId;
@@ -121,8 +121,10 @@ type Scopes = Vec<(ScopeKey, ConsentRecord)>;
 /// ```
 pub struct MemoryConsent {
     /// Keyed by the subject's digest (uniform under a secret key, so a fast unkeyed hash is
-    /// enough for the table).
-    records: RwLock<FxHashMap<[u8; 32], Scopes>>,
+    /// enough for the table). Every reveal of a consent-based purpose reads it: a sharded lock
+    /// lets threads read without writing a shared reader count (a `std` `RwLock` read moves
+    /// its cache line between cores on every lookup); a change takes every shard.
+    records: ShardedLock<FxHashMap<[u8; 32], Scopes>>,
     /// Random per-registry key: records are keyed by HMAC-SHA256(key, subject id), so a dump of
     /// the registry does not reveal (or allow guessing) low-entropy subject identifiers. Its
     /// HMAC key schedule is computed once.
@@ -134,7 +136,7 @@ impl Default for MemoryConsent {
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
         rand::Rng::fill_bytes(&mut rand::rng(), key.as_mut());
         Self {
-            records: RwLock::default(),
+            records: ShardedLock::default(),
             key: PreparedMac::new(&key),
         }
     }
@@ -247,6 +249,32 @@ mod tests {
 
     fn rec(c: &MemoryConsent, s: &str, scope: ConsentScope<'_>) -> Option<ConsentRecord> {
         c.record(&SubjectId::new(s), scope)
+    }
+
+    /// Readers on other threads (each reading its own shard of the lock) see a grant and a
+    /// withdrawal made on this one as soon as the call returns.
+    #[test]
+    fn changes_are_seen_by_readers_on_every_thread() {
+        let c = MemoryConsent::new();
+        let s = SubjectId::new("subject-7");
+        let scope = ConsentScope::Purpose("marketing");
+        let seen_by_others = |c: &MemoryConsent| {
+            std::thread::scope(|t| {
+                let readers: Vec<_> = (0..4)
+                    .map(|_| t.spawn(|| c.is_granted(&s, scope)))
+                    .collect();
+                readers
+                    .into_iter()
+                    .map(|r| r.join().unwrap_or_else(|_| panic!("reader panicked")))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(seen_by_others(&c), [false; 4]);
+        c.grant(&s, scope, 1);
+        assert_eq!(seen_by_others(&c), [true; 4]);
+        c.withdraw(&s, scope, 2);
+        assert_eq!(seen_by_others(&c), [false; 4]);
+        assert!(!c.is_granted(&s, scope));
     }
 
     /// Each (subject, scope) pair is a record of its own: same names under different scope
