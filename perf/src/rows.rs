@@ -326,7 +326,8 @@ pub fn chained_reveal(plan: Plan, targets: &mut Vec<Target>) {
     println!();
     println!(
         "The ManifestPolicy set-up of table 2–3 (warm cache), audit records MAC-chained into a \
-         `ChainedLog` with `Durability::Buffered` in a temporary directory. At 2 threads the \
+         `ChainedLog` with `Durability::Buffered` in a temporary directory, and the same \
+         reveals with no log (`NullSink`). At 2 threads the \
          ns/op column is wall time divided by reveals (the inverse of throughput); the raw \
          decrypt on 2 threads shows what the machine gives two threads at the time."
     );
@@ -370,11 +371,41 @@ pub fn chained_reveal(plan: Plan, targets: &mut Vec<Target>) {
             .ops(threads as u64),
         );
     }
+    // The same reveals with no log (`NullSink`): how the policy, consent and decryption part
+    // scales on its own.
+    let unlogged = std::sync::Arc::new(setup::manifest_guard(NullSink));
+    for threads in [1usize, 2] {
+        let (guard, sealed, ctx, marketer) = (
+            std::sync::Arc::clone(&unlogged),
+            sealed.clone(),
+            ctx(),
+            setup::marketer(),
+        );
+        contenders.push(
+            Contender::new(
+                format!("ManifestPolicy + NullSink, {}", threads_label(threads)),
+                move |k| {
+                    on_threads(threads, k, &|| {
+                        drop(black_box(
+                            guard.reveal(&marketer, &sealed, &ctx).expect("reveal"),
+                        ))
+                    })
+                },
+            )
+            .ops(threads as u64),
+        );
+    }
     let s = paired(plan, &mut contenders);
     let base = s.fastest_of(&refs(&raw));
     table_header(RATIO_COLUMNS);
     raw_rows(&s, &raw);
     ratio_row(&s, "aes-gcm 0.11 decrypt, 2 threads", &raw);
+    let (unlogged_one, unlogged_two) = (
+        "ManifestPolicy + NullSink, 1 thread",
+        "ManifestPolicy + NullSink, 2 threads",
+    );
+    ratio_row(&s, unlogged_one, &raw);
+    ratio_row(&s, unlogged_two, &raw);
     let one = "ManifestPolicy + ChainedLog buffered, 1 thread";
     let two = "ManifestPolicy + ChainedLog buffered, 2 threads";
     let (r1, v011) = ratio_row(&s, one, &raw);
@@ -388,6 +419,11 @@ pub fn chained_reveal(plan: Plan, targets: &mut Vec<Target>) {
          decrypt on 1: {}.",
         ratio_cell(scaling),
         ratio_cell(s.speedup("aes-gcm 0.11 decrypt, 2 threads", &base))
+    );
+    println!();
+    println!(
+        "Without the log (`NullSink`), throughput 2 threads / 1 thread (per round): {}.",
+        ratio_cell(s.speedup(unlogged_two, s.ns_of(unlogged_one)))
     );
     println!();
     targets.push(Target {
