@@ -170,8 +170,10 @@ impl MemoryConsent {
             granted_at: at,
             withdrawn_at: None,
         };
+        // The digest first: a change holds every shard's lock, so it holds them briefly.
+        let digest = digest(&self.key, subject);
         if let Ok(mut r) = self.records.write() {
-            let scopes = r.entry(digest(&self.key, subject)).or_default();
+            let scopes = r.entry(digest).or_default();
             match scopes.iter_mut().find(|(k, _)| k.is(scope)) {
                 Some((_, old)) => *old = rec,
                 None => scopes.push((scope.into(), rec)),
@@ -182,8 +184,9 @@ impl MemoryConsent {
     /// Records that `subject` withdraws consent to `scope` at time `at`. Takes effect on the next
     /// lookup. Withdrawing what was never granted is a no-op.
     pub fn withdraw(&self, subject: &SubjectId, scope: ConsentScope<'_>, at: u64) {
+        let digest = digest(&self.key, subject);
         if let Ok(mut r) = self.records.write()
-            && let Some(scopes) = r.get_mut(&digest(&self.key, subject))
+            && let Some(scopes) = r.get_mut(&digest)
             && let Some((_, rec)) = scopes.iter_mut().find(|(k, _)| k.is(scope))
         {
             rec.withdrawn_at = Some(at);
@@ -251,29 +254,47 @@ mod tests {
         c.record(&SubjectId::new(s), scope)
     }
 
-    /// Readers on other threads (each reading its own shard of the lock) see a grant and a
-    /// withdrawal made on this one as soon as the call returns.
+    /// Readers on long-lived threads, each of which has looked the subject up before (so each
+    /// has taken its shard of the lock, and any per-thread copy or cache would be filled), see a
+    /// grant and a withdrawal made on another thread by their next lookup.
     #[test]
     fn changes_are_seen_by_readers_on_every_thread() {
+        const READERS: usize = 4;
         let c = MemoryConsent::new();
         let s = SubjectId::new("subject-7");
         let scope = ConsentScope::Purpose("marketing");
-        let seen_by_others = |c: &MemoryConsent| {
-            std::thread::scope(|t| {
-                let readers: Vec<_> = (0..4)
-                    .map(|_| t.spawn(|| c.is_granted(&s, scope)))
-                    .collect();
-                readers
-                    .into_iter()
-                    .map(|r| r.join().unwrap_or_else(|_| panic!("reader panicked")))
-                    .collect::<Vec<_>>()
-            })
-        };
-        assert_eq!(seen_by_others(&c), [false; 4]);
-        c.grant(&s, scope, 1);
-        assert_eq!(seen_by_others(&c), [true; 4]);
-        c.withdraw(&s, scope, 2);
-        assert_eq!(seen_by_others(&c), [false; 4]);
+        // Three phases: before any change, after the grant, after the withdrawal. Each reader
+        // looks up once per phase; the barriers order the lookups around the changes.
+        let barrier = std::sync::Barrier::new(READERS + 1);
+        let seen = std::thread::scope(|t| {
+            let readers: Vec<_> = (0..READERS)
+                .map(|_| {
+                    t.spawn(|| {
+                        let mut seen = [false; 3];
+                        for phase in &mut seen {
+                            barrier.wait();
+                            *phase = c.is_granted(&s, scope);
+                            barrier.wait();
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            for change in [None, Some(true), Some(false)] {
+                match change {
+                    Some(true) => c.grant(&s, scope, 1),
+                    Some(false) => c.withdraw(&s, scope, 2),
+                    None => {}
+                }
+                barrier.wait();
+                barrier.wait();
+            }
+            readers
+                .into_iter()
+                .map(|r| r.join().unwrap_or_else(|_| panic!("reader panicked")))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(seen, vec![[false, true, false]; READERS]);
         assert!(!c.is_granted(&s, scope));
     }
 
