@@ -456,13 +456,15 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
         "`ChainedLog::append` of a prepared event (`internal::testing::with_sample_event`), \
          each thread appending its own; `Buffered` and `Durable` (group commit: callers wait \
          for the `fdatasync` of their batch) in temporary directories on this machine's disk. \
-         The last row is the floor of a buffered acknowledgement: the one `write(2)` per entry \
-         that a lone appender makes, of a line as long as the log's, alone (no MAC, no JSON, no \
-         lock), from one thread and from two in turn. The row before them is the keyed hashing the line format asks of every entry, \
-         alone: HMAC-SHA256 with a prepared key over the chain MAC's input (the line without \
-         its MAC, then the previous MAC), the subject's pseudonym and the context digest \
-         (SECURITY.md, \"Audit line\"), at the sample entry's lengths. A buffered \
-         acknowledgement of that entry costs at least the two together."
+         The `write(2)` rows are the floor of a buffered acknowledgement: the one `write(2)` \
+         per entry that a lone appender makes, of a line as long as the log's, alone (no MAC, \
+         no JSON, no log), from one thread, and from two threads contending for one file \
+         behind a `std` mutex. The row before them is the keyed hashing the line format asks \
+         of every entry, alone: HMAC-SHA256 with a prepared key over the chain MAC's input \
+         (the line without its MAC, then the previous MAC), the subject's pseudonym and the \
+         context digest (SECURITY.md, \"Audit line\"), at the sample entry's lengths. On one \
+         thread, a buffered acknowledgement of that entry costs at least the hashing and the \
+         one-thread write together."
     );
     println!();
     let configs: [(Durability, &str, usize); 4] = [
@@ -554,8 +556,8 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
             t.elapsed()
         },
     ));
-    // The same write from two threads in turn, one at a time (a mutex around each), as two
-    // appenders each leading the write of their own entry: the file's part of the 2-thread rows.
+    // The same write from two threads contending for one file behind a `std` mutex (which may
+    // put a waiter to sleep, where the log's waiters spin first), one write at a time.
     let turns_dir = tempfile::tempdir().expect("a temporary directory");
     let turns = std::sync::Mutex::new(open_append(&turns_dir.path().join("turns")));
     let turns_line = vec![b'x'; line_len];
@@ -563,7 +565,7 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     contenders.push(
         Contender::new(
             format!(
-                "write(2) of one {}-byte line alone, 2 threads in turn",
+                "write(2) of one {}-byte line alone, 2 threads behind a mutex",
                 turns_line.len()
             ),
             move |k| {
