@@ -537,51 +537,27 @@ pub fn appends(plan: Plan, targets: &mut Vec<Target>) {
     // The floor of a buffered acknowledgement: the one `write(2)` a lone appender makes per
     // entry, of a line as long as the log's, to a file in a temporary directory on the same disk;
     // no MAC, no JSON, no lock.
-    let line = vec![b'x'; line_len];
-    let floor_dir = tempfile::tempdir().expect("a temporary directory");
-    let floor = open_append(&floor_dir.path().join("floor"));
-    let mut floor_bytes = 0u64;
+    let mut floor = LineFile::new(line_len);
     contenders.push(Contender::new(
-        format!("write(2) of one {}-byte line alone, 1 thread", line.len()),
+        format!("write(2) of one {line_len}-byte line alone, 1 thread"),
         move |k| {
-            if floor_bytes > 1 << 30 {
-                floor.set_len(0).expect("truncate");
-                floor_bytes = 0;
-            }
             let t = Instant::now();
             for _ in 0..k {
-                std::io::Write::write_all(&mut &floor, black_box(&line)).expect("write");
+                floor.write();
             }
-            floor_bytes += k * line.len() as u64;
+            floor.wrote(k);
             t.elapsed()
         },
     ));
     // The same write from two threads contending for one file behind a `std` mutex (which may
     // put a waiter to sleep, where the log's waiters spin first), one write at a time.
-    let turns_dir = tempfile::tempdir().expect("a temporary directory");
-    let turns = std::sync::Mutex::new(open_append(&turns_dir.path().join("turns")));
-    let turns_line = vec![b'x'; line_len];
-    let mut turns_bytes = 0u64;
+    let turns = std::sync::Mutex::new(LineFile::new(line_len));
     contenders.push(
         Contender::new(
-            format!(
-                "write(2) of one {}-byte line alone, 2 threads behind a mutex",
-                turns_line.len()
-            ),
+            format!("write(2) of one {line_len}-byte line alone, 2 threads behind a mutex"),
             move |k| {
-                if turns_bytes > 1 << 30 {
-                    turns
-                        .lock()
-                        .expect("the file")
-                        .set_len(0)
-                        .expect("truncate");
-                    turns_bytes = 0;
-                }
-                let t = on_threads(2, k, &|| {
-                    let file = turns.lock().expect("the file");
-                    std::io::Write::write_all(&mut &*file, black_box(&turns_line)).expect("write");
-                });
-                turns_bytes += 2 * k * turns_line.len() as u64;
+                let t = on_threads(2, k, &|| turns.lock().expect("the file").write());
+                turns.lock().expect("the file").wrote(2 * k);
                 t
             },
         )
@@ -667,6 +643,43 @@ fn hashed_inputs(line_len: usize) -> [Vec<u8>; 3] {
         vec![b's'; lp("fieldseal/v1/audit-subject") + setup::SUBJECT.len()],
         vec![b'c'; lp("fieldseal/v1/audit-context") + context],
     ]
+}
+
+/// A file in a temporary directory on this machine's disk that the `write(2)` rows append a
+/// line (of `line_len` bytes) to, one `write(2)` at a time; emptied after each GiB.
+struct LineFile {
+    _dir: tempfile::TempDir,
+    file: std::fs::File,
+    line: Vec<u8>,
+    bytes: u64,
+}
+
+impl LineFile {
+    fn new(line_len: usize) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = open_append(&dir.path().join("lines"));
+        Self {
+            _dir: dir,
+            file,
+            line: vec![b'x'; line_len],
+            bytes: 0,
+        }
+    }
+
+    /// One `write(2)` of the line.
+    fn write(&self) {
+        std::io::Write::write_all(&mut &self.file, black_box(&self.line)).expect("write");
+    }
+
+    /// Counts `lines` more lines written; empties the file once it passes a GiB (outside the
+    /// timed part).
+    fn wrote(&mut self, lines: u64) {
+        self.bytes += lines * self.line.len() as u64;
+        if self.bytes > 1 << 30 {
+            self.file.set_len(0).expect("truncate");
+            self.bytes = 0;
+        }
+    }
 }
 
 fn open_append(path: &std::path::Path) -> std::fs::File {
