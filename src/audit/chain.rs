@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,11 @@ const MAX_SPARE_ENTRY: usize = 16 * 1024;
 /// more than the write itself, and on a virtual machine an idle CPU's wake-up costs tens of
 /// microseconds. Appenders waiting for an `fdatasync` sleep at once.
 const SPIN_LIMIT: Duration = Duration::from_micros(20);
+/// How long the leader of a buffered batch waits, outside the lock, for appenders that have
+/// started building an entry to chain it, so that one `write` covers theirs too (see
+/// `ChainedLog::append`): about ten times what building an entry takes, far less than a
+/// sleep's wake-up.
+const ARRIVAL_LIMIT: Duration = Duration::from_micros(5);
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +111,8 @@ pub struct ChainedLogBuilder {
     sync_latency: Duration,
     accept_missing_checkpoints: bool,
     lock_wait: Duration,
+    /// [`ARRIVAL_LIMIT`], or a longer one in tests.
+    arrival_limit: Duration,
 }
 
 impl std::fmt::Debug for ChainedLogBuilder {
@@ -354,6 +361,11 @@ impl ChainedLogBuilder {
             }),
             cond: Condvar::new(),
             batches: AtomicU64::new(0),
+            arriving: AtomicUsize::new(0),
+            chained: AtomicU64::new(w.last_seq()),
+            arrival_limit: self.arrival_limit,
+            #[cfg(test)]
+            awaits: AtomicU64::new(0),
             #[cfg(test)]
             data_syncs: AtomicU64::new(0),
             mac,
@@ -441,6 +453,17 @@ struct Shared {
     /// Batches led so far, bumped under the lock as a leader hands back `io`: an appender
     /// spinning outside the lock ([`SPIN_LIMIT`]) watches it for the end of the batch.
     batches: AtomicU64,
+    /// Appenders between the start of an append and the chaining of its entry (the leader of a
+    /// buffered batch waits for them; see `lead`).
+    arriving: AtomicUsize,
+    /// `State::seq`, stored under the lock whenever it changes, for a leader watching arrivals
+    /// outside the lock.
+    chained: AtomicU64,
+    /// [`ARRIVAL_LIMIT`] (longer in some tests).
+    arrival_limit: Duration,
+    /// Test builds only: how many leaders waited for arriving appenders.
+    #[cfg(test)]
+    awaits: AtomicU64,
     /// Test builds only: `fdatasync`s of the log file actually made (`sync_count` counts the
     /// batches a leader asked to sync; this, what `write_batch` did).
     #[cfg(test)]
@@ -533,6 +556,7 @@ impl ChainedLog {
             clock: Arc::new(SystemClock),
             accept_missing_checkpoints: false,
             lock_wait: Duration::from_millis(200),
+            arrival_limit: ARRIVAL_LIMIT,
         }
     }
 
@@ -544,9 +568,10 @@ impl ChainedLog {
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
         let span = SinkSpan::start(SinkOp::Append);
         span.run(|| {
+            let arriving = Arriving::new(&self.shared.arriving);
             let seq = with_entry_buffer(|buf| {
                 self.entry_into(event, buf)?;
-                self.shared.chain_and_acknowledge(buf)
+                self.shared.chain_and_acknowledge(buf, arriving)
             })?;
             span.number("seq", seq);
             Ok(seq)
@@ -567,10 +592,12 @@ impl ChainedLog {
         event: &AuditEvent<'_>,
     ) -> impl Future<Output = Result<u64, AuditError>> + Send + use<> {
         let span = SinkSpan::start(SinkOp::Append);
+        let arriving = Arriving::new(&self.shared.arriving);
         let queued = with_entry_buffer(|buf| {
             self.entry_into(event, buf)?;
             let flusher = self.flusher()?;
             let seq = self.shared.chain(buf)?;
+            drop(arriving);
             Ok((seq, flusher.wait_for(seq)))
         });
         async move {
@@ -692,9 +719,14 @@ impl Shared {
 
     /// Chains `entry_json` and waits for its acknowledgement, taking the lock once for both
     /// when no batch is being written (a lone appender).
-    fn chain_and_acknowledge(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
+    fn chain_and_acknowledge(
+        &self,
+        entry_json: &[u8],
+        arriving: Arriving<'_>,
+    ) -> Result<u64, AuditError> {
         let mut st = self.lock()?;
         let seq = self.chain_locked(&mut st, entry_json)?;
+        drop(arriving);
         self.acknowledge_locked(st, seq)?;
         Ok(seq)
     }
@@ -724,6 +756,7 @@ impl Shared {
             .mac
             .write_line_json(&mut st.pending, seq, &prev, entry_json);
         st.seq = seq;
+        self.chained.store(seq, Ordering::Release);
         if st.uncovered_since.is_none() {
             st.uncovered_since = Some(self.clock.now());
         }
@@ -872,6 +905,16 @@ impl Shared {
             #[cfg(test)]
             note_gather(&mut st, t, gather);
         }
+        // A buffered batch's `write` costs about as much as building and chaining an entry: the
+        // appenders already building one when the leader takes over are waited for (briefly,
+        // without the lock), so one `write` acknowledges them too instead of one each.
+        let arriving = self.arriving.load(Ordering::Acquire);
+        if !sync && arriving > 0 {
+            let target = st.seq + arriving as u64;
+            drop(st);
+            self.await_arrivals(target);
+            st = self.lock()?;
+        }
         let first = st.durable_seq;
         let batch = std::mem::take(&mut st.pending);
         let (upto, head) = (st.seq, st.head);
@@ -936,6 +979,24 @@ impl Shared {
         res.map_err(|e| AuditError::with_source(AuditErrorKind::Io, e))
     }
 
+    /// Spins until `target` entries are chained, no appender is building an entry, or
+    /// [`ARRIVAL_LIMIT`] passes (an appender may have stopped, or failed, between the two).
+    fn await_arrivals(&self, target: u64) {
+        #[cfg(test)]
+        self.awaits.fetch_add(1, Ordering::AcqRel);
+        let until = Instant::now() + self.arrival_limit;
+        let mut turns = 0u32;
+        while self.chained.load(Ordering::Acquire) < target
+            && self.arriving.load(Ordering::Acquire) > 0
+        {
+            std::hint::spin_loop();
+            turns = turns.wrapping_add(1);
+            if turns.is_multiple_of(16) && Instant::now() >= until {
+                break;
+            }
+        }
+    }
+
     fn write_batch(
         &self,
         io: &mut Io,
@@ -976,6 +1037,23 @@ impl Shared {
             io.seg_len = 0;
         }
         Ok(())
+    }
+}
+
+/// One appender building an entry, counted in [`Shared::arriving`] until dropped (after its
+/// entry is chained, or when the append fails before).
+struct Arriving<'a>(&'a AtomicUsize);
+
+impl<'a> Arriving<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Arriving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -1655,6 +1733,112 @@ mod tests {
             "the timer covered them"
         );
         drop(log);
+    }
+
+    /// A buffered log whose leaders wait up to `limit` for arriving appenders.
+    fn arrival_log(dir: &Path, durability: Durability, limit: Duration) -> ChainedLog {
+        let mut b = timerless(dir, durability);
+        b.arrival_limit = limit;
+        b.open().unwrap_or_else(|e| panic!("{e}")).0
+    }
+
+    /// Waits (at most a minute) until `n` leaders have started waiting for arrivals.
+    fn until_awaits(log: &ChainedLog, n: u64) {
+        let started = Instant::now();
+        while log.shared.awaits.load(Ordering::Acquire) < n
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::yield_now();
+        }
+        assert_eq!(log.shared.awaits.load(Ordering::Acquire), n);
+    }
+
+    #[test]
+    fn a_buffered_leader_waits_for_an_arriving_appender_and_writes_both_lines_at_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = arrival_log(dir.path(), Durability::Buffered, Duration::from_secs(60));
+        // This thread has started an append: its entry is being built.
+        let arriving = Arriving::new(&log.shared.arriving);
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| with_sample_event(0, None, |e| log.append(e)));
+            until_awaits(&log, 1);
+            // One that starts after the leader began waiting is not waited for.
+            let late = Arriving::new(&log.shared.arriving);
+            let mut entry = Vec::new();
+            with_sample_event(1, None, |e| log.entry_into(e, &mut entry))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(log.shared.chain(&entry).ok(), Some(2));
+            let chained = Instant::now();
+            drop(arriving);
+            assert_eq!(leader.join().ok().and_then(Result::ok), Some(1));
+            assert!(chained.elapsed() < Duration::from_secs(30), "not the limit");
+            drop(late);
+        });
+        let st = log.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            st.written_seq, 2,
+            "one write covered the arrival's line too"
+        );
+        assert_eq!(log.shared.batches.load(Ordering::Acquire), 1);
+        drop(st);
+        assert_eq!(log.shared.acknowledge(2).ok(), Some(()));
+        assert_eq!(
+            log.shared.batches.load(Ordering::Acquire),
+            1,
+            "no second write"
+        );
+        assert_eq!(log.shared.arriving.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn an_arrival_that_never_comes_delays_a_leader_for_the_limit_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let limit = Duration::from_millis(50);
+        let log = arrival_log(dir.path(), Durability::Buffered, limit);
+        let stalled = Arriving::new(&log.shared.arriving);
+        let started = Instant::now();
+        let seq = with_sample_event(0, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seq, 1);
+        assert!(started.elapsed() >= limit, "the leader waited");
+        assert_eq!(log.shared.awaits.load(Ordering::Acquire), 1);
+        drop(stalled);
+        assert_eq!(log.shared.arriving.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn only_buffered_leaders_with_appenders_arriving_wait_and_failures_stop_arriving() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // A lone appender, buffered: nobody arriving, nobody waited for.
+        let alone = arrival_log(
+            &dir.path().join("alone"),
+            Durability::Buffered,
+            ARRIVAL_LIMIT,
+        );
+        for n in 0..20 {
+            with_sample_event(n, None, |e| alone.append(e)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(alone.shared.awaits.load(Ordering::Acquire), 0);
+        // Failed appends (the write, then the closed log's refusal before chaining) are no
+        // longer arriving once they fail.
+        make_writes_fail(&alone, &dir.path().join("alone"));
+        for expected in [AuditErrorKind::Io, AuditErrorKind::Closed] {
+            let failed = with_sample_event(0, None, |e| alone.append(e));
+            assert_eq!(failed.err().map(|e| e.kind()), Some(expected));
+            assert_eq!(alone.shared.arriving.load(Ordering::Acquire), 0);
+        }
+        // Durable leaders sync at once (they gather by the last sync's duration instead).
+        let durable = arrival_log(
+            &dir.path().join("durable"),
+            Durability::Durable,
+            ARRIVAL_LIMIT,
+        );
+        let arriving = Arriving::new(&durable.shared.arriving);
+        assert_eq!(
+            with_sample_event(0, None, |e| durable.append(e)).ok(),
+            Some(1)
+        );
+        assert_eq!(durable.shared.awaits.load(Ordering::Acquire), 0);
+        drop(arriving);
     }
 
     #[test]
