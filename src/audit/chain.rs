@@ -45,10 +45,9 @@ const MAX_SPARE_ENTRY: usize = 16 * 1024;
 /// more than the write itself, and on a virtual machine an idle CPU's wake-up costs tens of
 /// microseconds. Appenders waiting for an `fdatasync` sleep at once.
 const SPIN_LIMIT: Duration = Duration::from_micros(20);
-/// How long the leader of a buffered batch waits, outside the lock, for appenders that have
-/// started building an entry to chain it, so that one `write` covers theirs too (see
-/// `ChainedLog::append`): about ten times what building an entry takes, far less than a
-/// sleep's wake-up.
+/// How long the leader of a buffered batch waits, outside the lock, for appenders whose entry
+/// is built to chain it, so that one `write` covers theirs too (see `Shared::lead`): about ten
+/// times what chaining an entry takes, far less than a sleep's wake-up.
 const ARRIVAL_LIMIT: Duration = Duration::from_micros(5);
 
 /// When an append is acknowledged.
@@ -453,8 +452,8 @@ struct Shared {
     /// Batches led so far, bumped under the lock as a leader hands back `io`: an appender
     /// spinning outside the lock ([`SPIN_LIMIT`]) watches it for the end of the batch.
     batches: AtomicU64,
-    /// Appenders between the start of an append and the chaining of its entry (the leader of a
-    /// buffered batch waits for them; see `lead`).
+    /// Appenders whose entry is built and not yet chained: they are taking the lock to chain
+    /// it (the leader of a buffered batch waits for them; see `lead`).
     arriving: AtomicUsize,
     /// `State::seq`, stored under the lock whenever it changes, for a leader watching arrivals
     /// outside the lock.
@@ -568,9 +567,9 @@ impl ChainedLog {
     pub fn append(&self, event: &AuditEvent<'_>) -> Result<u64, AuditError> {
         let span = SinkSpan::start(SinkOp::Append);
         span.run(|| {
-            let arriving = Arriving::new(&self.shared.arriving);
             let seq = with_entry_buffer(|buf| {
                 self.entry_into(event, buf)?;
+                let arriving = Arriving::new(&self.shared.arriving);
                 self.shared.chain_and_acknowledge(buf, arriving)
             })?;
             span.number("seq", seq);
@@ -592,10 +591,10 @@ impl ChainedLog {
         event: &AuditEvent<'_>,
     ) -> impl Future<Output = Result<u64, AuditError>> + Send + use<> {
         let span = SinkSpan::start(SinkOp::Append);
-        let arriving = Arriving::new(&self.shared.arriving);
         let queued = with_entry_buffer(|buf| {
             self.entry_into(event, buf)?;
             let flusher = self.flusher()?;
+            let arriving = Arriving::new(&self.shared.arriving);
             let seq = self.shared.chain(buf)?;
             drop(arriving);
             Ok((seq, flusher.wait_for(seq)))
@@ -905,9 +904,11 @@ impl Shared {
             #[cfg(test)]
             note_gather(&mut st, t, gather);
         }
-        // A buffered batch's `write` costs about as much as building and chaining an entry: the
-        // appenders already building one when the leader takes over are waited for (briefly,
-        // without the lock), so one `write` acknowledges them too instead of one each.
+        // A buffered batch's `write` costs about as much as chaining an entry: the appenders
+        // whose entry is built when the leader takes over (they are waiting for the lock to
+        // chain it) are waited for, briefly and without the lock, so that one `write`
+        // acknowledges them too instead of one each. Appenders still building an entry are not
+        // waited for: the `write` overlaps their work.
         let arriving = self.arriving.load(Ordering::Acquire);
         if !sync && arriving > 0 {
             let target = st.seq + arriving as u64;
@@ -1040,8 +1041,8 @@ impl Shared {
     }
 }
 
-/// One appender building an entry, counted in [`Shared::arriving`] until dropped (after its
-/// entry is chained, or when the append fails before).
+/// One appender whose entry is built, counted in [`Shared::arriving`] until dropped (once its
+/// entry is chained, or when chaining fails).
 struct Arriving<'a>(&'a AtomicUsize);
 
 impl<'a> Arriving<'a> {
@@ -1757,7 +1758,7 @@ mod tests {
     fn a_buffered_leader_waits_for_an_arriving_appender_and_writes_both_lines_at_once() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let log = arrival_log(dir.path(), Durability::Buffered, Duration::from_secs(60));
-        // This thread has started an append: its entry is being built.
+        // This thread has built an entry and is about to chain it.
         let arriving = Arriving::new(&log.shared.arriving);
         std::thread::scope(|s| {
             let leader = s.spawn(|| with_sample_event(0, None, |e| log.append(e)));
@@ -1806,7 +1807,7 @@ mod tests {
     }
 
     #[test]
-    fn only_buffered_leaders_with_appenders_arriving_wait_and_failures_stop_arriving() {
+    fn only_buffered_leaders_with_entries_arriving_wait_and_failures_stop_arriving() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         // A lone appender, buffered: nobody arriving, nobody waited for.
         let alone = arrival_log(
