@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use super::ack::{Acknowledge, Flusher};
@@ -452,8 +452,8 @@ struct Shared {
     /// Batches led so far, bumped under the lock as a leader hands back `io`: an appender
     /// spinning outside the lock ([`SPIN_LIMIT`]) watches it for the end of the batch.
     batches: AtomicU64,
-    /// Appenders whose entry is built and not yet chained: they are taking the lock to chain
-    /// it (the leader of a buffered batch waits for them; see `lead`).
+    /// Appenders whose entry is built and who found the lock taken when they came to chain
+    /// it, until it is chained (the leader of a buffered batch waits for them; see `lead`).
     arriving: AtomicUsize,
     /// `State::seq`, stored under the lock whenever it changes, for a leader watching arrivals
     /// outside the lock.
@@ -569,8 +569,7 @@ impl ChainedLog {
         span.run(|| {
             let seq = with_entry_buffer(|buf| {
                 self.entry_into(event, buf)?;
-                let arriving = Arriving::new(&self.shared.arriving);
-                self.shared.chain_and_acknowledge(buf, arriving)
+                self.shared.chain_and_acknowledge(buf)
             })?;
             span.number("seq", seq);
             Ok(seq)
@@ -594,9 +593,7 @@ impl ChainedLog {
         let queued = with_entry_buffer(|buf| {
             self.entry_into(event, buf)?;
             let flusher = self.flusher()?;
-            let arriving = Arriving::new(&self.shared.arriving);
             let seq = self.shared.chain(buf)?;
-            drop(arriving);
             Ok((seq, flusher.wait_for(seq)))
         });
         async move {
@@ -712,18 +709,32 @@ impl Shared {
     /// Chains one serialized entry: assigns its seq and adds its line to the pending batch (no
     /// I/O; [`Acknowledge::acknowledge`] waits for the batch).
     fn chain(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
-        let mut st = self.lock()?;
-        self.chain_locked(&mut st, entry_json)
+        let (mut st, arriving) = self.lock_to_chain()?;
+        let seq = self.chain_locked(&mut st, entry_json);
+        drop(arriving);
+        seq
+    }
+
+    /// Takes the lock to chain a built entry. If another thread holds it, this appender is
+    /// counted as arriving while it waits (and until the returned guard is dropped, once its
+    /// entry is chained), so that a leader taking over in the meantime waits for its entry
+    /// (see `lead`). An appender that gets the lock at once is not counted: a lone appender
+    /// pays nothing for this.
+    fn lock_to_chain(&self) -> Result<(MutexGuard<'_, State>, Option<Arriving<'_>>), AuditError> {
+        match self.state.try_lock() {
+            Ok(st) => Ok((st, None)),
+            Err(TryLockError::WouldBlock) => {
+                let arriving = Arriving::new(&self.arriving);
+                Ok((self.lock()?, Some(arriving)))
+            }
+            Err(TryLockError::Poisoned(_)) => Err(AuditError::new(AuditErrorKind::Closed)),
+        }
     }
 
     /// Chains `entry_json` and waits for its acknowledgement, taking the lock once for both
     /// when no batch is being written (a lone appender).
-    fn chain_and_acknowledge(
-        &self,
-        entry_json: &[u8],
-        arriving: Arriving<'_>,
-    ) -> Result<u64, AuditError> {
-        let mut st = self.lock()?;
+    fn chain_and_acknowledge(&self, entry_json: &[u8]) -> Result<u64, AuditError> {
+        let (mut st, arriving) = self.lock_to_chain()?;
         let seq = self.chain_locked(&mut st, entry_json)?;
         drop(arriving);
         self.acknowledge_locked(st, seq)?;
@@ -905,10 +916,10 @@ impl Shared {
             note_gather(&mut st, t, gather);
         }
         // A buffered batch's `write` costs about as much as chaining an entry: the appenders
-        // whose entry is built when the leader takes over (they are waiting for the lock to
-        // chain it) are waited for, briefly and without the lock, so that one `write`
-        // acknowledges them too instead of one each. Appenders still building an entry are not
-        // waited for: the `write` overlaps their work.
+        // waiting for the lock to chain a built entry when the leader takes over are waited
+        // for, briefly and without the lock, so that one `write` acknowledges them too instead
+        // of one each. Appenders still building an entry are not waited for: the `write`
+        // overlaps their work.
         let arriving = self.arriving.load(Ordering::Acquire);
         if !sync && arriving > 0 {
             let target = st.seq + arriving as u64;
@@ -1041,8 +1052,8 @@ impl Shared {
     }
 }
 
-/// One appender whose entry is built, counted in [`Shared::arriving`] until dropped (once its
-/// entry is chained, or when chaining fails).
+/// One appender waiting for the lock to chain a built entry, counted in [`Shared::arriving`]
+/// until dropped (once its entry is chained, or when chaining fails).
 struct Arriving<'a>(&'a AtomicUsize);
 
 impl<'a> Arriving<'a> {
@@ -1758,7 +1769,7 @@ mod tests {
     fn a_buffered_leader_waits_for_an_arriving_appender_and_writes_both_lines_at_once() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let log = arrival_log(dir.path(), Durability::Buffered, Duration::from_secs(60));
-        // This thread has built an entry and is about to chain it.
+        // This thread has built an entry and is waiting for the lock to chain it.
         let arriving = Arriving::new(&log.shared.arriving);
         std::thread::scope(|s| {
             let leader = s.spawn(|| with_sample_event(0, None, |e| log.append(e)));
@@ -1819,14 +1830,34 @@ mod tests {
             with_sample_event(n, None, |e| alone.append(e)).unwrap_or_else(|e| panic!("{e}"));
         }
         assert_eq!(alone.shared.awaits.load(Ordering::Acquire), 0);
-        // Failed appends (the write, then the closed log's refusal before chaining) are no
-        // longer arriving once they fail.
-        make_writes_fail(&alone, &dir.path().join("alone"));
-        for expected in [AuditErrorKind::Io, AuditErrorKind::Closed] {
-            let failed = with_sample_event(0, None, |e| alone.append(e));
-            assert_eq!(failed.err().map(|e| e.kind()), Some(expected));
+        // An appender that finds the lock taken is arriving while it waits for it, until its
+        // entry is chained (it does not then wait for itself as the leader), or until chaining
+        // fails.
+        let contended = |expected: Result<u64, AuditErrorKind>| {
+            std::thread::scope(|s| {
+                let st = alone.shared.lock().unwrap_or_else(|e| panic!("{e}"));
+                let blocked = s.spawn(|| with_sample_event(0, None, |e| alone.append(e)));
+                let started = Instant::now();
+                while alone.shared.arriving.load(Ordering::Acquire) == 0
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    std::thread::yield_now();
+                }
+                assert_eq!(alone.shared.arriving.load(Ordering::Acquire), 1);
+                drop(st);
+                let got = blocked
+                    .join()
+                    .unwrap_or_else(|_| panic!("appender panicked"));
+                assert_eq!(got.map_err(|e| e.kind()), expected);
+            });
             assert_eq!(alone.shared.arriving.load(Ordering::Acquire), 0);
-        }
+        };
+        contended(Ok(21));
+        assert_eq!(alone.shared.awaits.load(Ordering::Acquire), 0);
+        make_writes_fail(&alone, &dir.path().join("alone"));
+        let failed = with_sample_event(0, None, |e| alone.append(e));
+        assert_eq!(failed.err().map(|e| e.kind()), Some(AuditErrorKind::Io));
+        contended(Err(AuditErrorKind::Closed));
         // Durable leaders sync at once (they gather by the last sync's duration instead).
         let durable = arrival_log(
             &dir.path().join("durable"),
