@@ -1818,6 +1818,23 @@ mod tests {
     }
 
     #[test]
+    fn an_arrival_that_fails_to_chain_ends_the_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = arrival_log(dir.path(), Durability::Buffered, Duration::from_secs(60));
+        let failing = Arriving::new(&log.shared.arriving);
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| with_sample_event(0, None, |e| log.append(e)));
+            until_awaits(&log, 1);
+            // It stops arriving without chaining anything (as when chaining fails).
+            let gave_up = Instant::now();
+            drop(failing);
+            assert_eq!(leader.join().ok().and_then(Result::ok), Some(1));
+            assert!(gave_up.elapsed() < Duration::from_secs(30), "not the limit");
+        });
+        assert_eq!(log.last_seq(), 1);
+    }
+
+    #[test]
     fn only_buffered_leaders_with_entries_arriving_wait_and_failures_stop_arriving() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         // A lone appender, buffered: nobody arriving, nobody waited for.
