@@ -719,7 +719,7 @@ impl Shared {
     /// counted as arriving while it waits (and until the returned guard is dropped, once its
     /// entry is chained), so that a leader taking over in the meantime waits for its entry
     /// (see `lead`). An appender that gets the lock at once is not counted: a lone appender
-    /// pays nothing for this.
+    /// makes no read-modify-write of the count and never waits.
     fn lock_to_chain(&self) -> Result<(MutexGuard<'_, State>, Option<Arriving<'_>>), AuditError> {
         match self.state.try_lock() {
             Ok(st) => Ok((st, None)),
@@ -991,8 +991,8 @@ impl Shared {
         res.map_err(|e| AuditError::with_source(AuditErrorKind::Io, e))
     }
 
-    /// Spins until `target` entries are chained, no appender is building an entry, or
-    /// [`ARRIVAL_LIMIT`] passes (an appender may have stopped, or failed, between the two).
+    /// Spins until `target` entries are chained, no appender is arriving (waiting for the lock
+    /// to chain a built entry), or the arrival limit passes.
     fn await_arrivals(&self, target: u64) {
         #[cfg(test)]
         self.awaits.fetch_add(1, Ordering::AcqRel);
@@ -1808,12 +1808,23 @@ mod tests {
         let limit = Duration::from_millis(50);
         let log = arrival_log(dir.path(), Durability::Buffered, limit);
         let stalled = Arriving::new(&log.shared.arriving);
-        let started = Instant::now();
-        let seq = with_sample_event(0, None, |e| log.append(e)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(seq, 1);
-        assert!(started.elapsed() >= limit, "the leader waited");
+        std::thread::scope(|s| {
+            let (done, appended) = std::sync::mpsc::channel();
+            let log = &log;
+            s.spawn(move || {
+                let started = Instant::now();
+                let seq = with_sample_event(0, None, |e| log.append(e));
+                let _ = done.send((seq.ok(), started.elapsed()));
+            });
+            // The leader returns although the arrival never comes while this test waits.
+            let got = appended.recv_timeout(Duration::from_secs(30));
+            // Let a leader that did not stop at the limit go, so that the scope can end.
+            drop(stalled);
+            let (seq, took) = got.unwrap_or_else(|e| panic!("the leader still waits: {e}"));
+            assert_eq!(seq, Some(1));
+            assert!(took >= limit, "the leader waited");
+        });
         assert_eq!(log.shared.awaits.load(Ordering::Acquire), 1);
-        drop(stalled);
         assert_eq!(log.shared.arriving.load(Ordering::Acquire), 0);
     }
 
