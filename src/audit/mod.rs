@@ -300,6 +300,8 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// The record of `e`, built field by field: what [`MemorySink::records`] must return.
+    #[cfg(test)]
     fn of(e: &AuditEvent<'_>) -> Self {
         Self {
             time: e.time,
@@ -329,7 +331,105 @@ impl AuditRecord {
 /// ```
 #[derive(Debug, Default)]
 pub struct MemorySink {
-    records: Mutex<Vec<AuditRecord>>,
+    records: Mutex<Kept>,
+}
+
+/// What a [`MemorySink`] holds: its records, each with its accessor's principal and roles
+/// kept once for a run of records by the same accessor (the usual case: many reveals by one
+/// accessor), so recording an event by the accessor of the one before it clones no
+/// reference-counted field.
+#[derive(Debug, Default)]
+struct Kept {
+    records: Vec<KeptRecord>,
+    /// Principal and roles of runs of records by one accessor, in order.
+    accessors: Vec<(PrincipalId, Arc<[Role]>)>,
+}
+
+/// An [`AuditRecord`] with its accessor an index into [`Kept::accessors`] and the parts only
+/// shares and record batches have out of line.
+#[derive(Debug)]
+struct KeptRecord {
+    time: u64,
+    accessor: usize,
+    purpose: Option<PurposeId>,
+    kind: Option<FieldKind>,
+    action: AuditAction,
+    outcome: Outcome,
+    call_site: &'static Location<'static>,
+    key_version: KeyVersion,
+    policy_version: u64,
+    count: Option<u64>,
+    detail: Option<Box<KeptDetail>>,
+}
+
+/// Recipient, reference and fields of a record that has any of them.
+#[derive(Debug)]
+struct KeptDetail {
+    recipient: Option<RecipientName>,
+    reference: Option<Reference>,
+    fields: Option<Arc<[AuditField]>>,
+}
+
+impl Kept {
+    /// Index of `accessor`'s principal and roles: the last run's if they are equal (compared
+    /// by address first, then by value), else a new run's.
+    fn accessor(&mut self, accessor: &Accessor) -> usize {
+        let (principal, roles) = (accessor.principal(), accessor.roles_arc());
+        match self.accessors.last() {
+            Some((p, r)) if p == principal && r == roles => self.accessors.len() - 1,
+            _ => {
+                self.accessors.push((principal.clone(), Arc::clone(roles)));
+                self.accessors.len() - 1
+            }
+        }
+    }
+
+    fn push(&mut self, e: &AuditEvent<'_>) {
+        let accessor = self.accessor(e.accessor);
+        let d = &e.detail;
+        let detail =
+            (d.recipient.is_some() || d.reference.is_some() || d.fields.is_some()).then(|| {
+                Box::new(KeptDetail {
+                    recipient: d.recipient.cloned(),
+                    reference: d.reference.cloned(),
+                    fields: d.fields.map(Arc::from),
+                })
+            });
+        self.records.push(KeptRecord {
+            time: e.time,
+            accessor,
+            purpose: e.purpose.cloned(),
+            kind: e.kind,
+            action: e.action,
+            outcome: e.outcome,
+            call_site: e.call_site,
+            key_version: e.key_version,
+            policy_version: e.policy_version,
+            count: e.count,
+            detail,
+        });
+    }
+
+    fn record(&self, k: &KeptRecord) -> Option<AuditRecord> {
+        let (principal, roles) = self.accessors.get(k.accessor)?;
+        let detail = k.detail.as_deref();
+        Some(AuditRecord {
+            time: k.time,
+            principal: principal.clone(),
+            roles: Arc::clone(roles),
+            purpose: k.purpose.clone(),
+            kind: k.kind,
+            action: k.action,
+            outcome: k.outcome,
+            call_site: k.call_site,
+            key_version: k.key_version,
+            policy_version: k.policy_version,
+            count: k.count,
+            recipient: detail.and_then(|d| d.recipient.clone()),
+            reference: detail.and_then(|d| d.reference.clone()),
+            fields: detail.and_then(|d| d.fields.clone()),
+        })
+    }
 }
 
 impl MemorySink {
@@ -340,12 +440,15 @@ impl MemorySink {
 
     /// A copy of every record so far, oldest first.
     pub fn records(&self) -> Vec<AuditRecord> {
-        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+        self.records
+            .lock()
+            .map(|k| k.records.iter().filter_map(|r| k.record(r)).collect())
+            .unwrap_or_default()
     }
 
     /// Number of records so far.
     pub fn len(&self) -> usize {
-        self.records.lock().map(|r| r.len()).unwrap_or(0)
+        self.records.lock().map(|k| k.records.len()).unwrap_or(0)
     }
 
     /// Whether no record was made.
@@ -355,19 +458,19 @@ impl MemorySink {
 
     /// Drops every record (benchmarks use it to bound memory).
     pub fn clear(&self) {
-        if let Ok(mut r) = self.records.lock() {
-            r.clear();
+        if let Ok(mut k) = self.records.lock() {
+            k.records.clear();
+            k.accessors.clear();
         }
     }
 }
 
 impl AuditSink for MemorySink {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
-        let rec = AuditRecord::of(event);
         self.records
             .lock()
             .map_err(|_| AuditError::new(AuditErrorKind::Closed))?
-            .push(rec);
+            .push(event);
         Ok(())
     }
 }
@@ -461,5 +564,114 @@ mod tests {
         assert!(!other.is_empty() && other.len() == 1 && other.records().len() == 1);
         other.clear();
         assert!(other.is_empty());
+    }
+
+    /// An event for the sink tests: `accessor`, with any subset of the share and batch parts
+    /// (`detail` bits: recipient, reference, fields) and a time and outcome from `n`.
+    fn with_event<R>(
+        accessor: &Accessor,
+        n: u64,
+        detail: u8,
+        f: impl FnOnce(&AuditEvent<'_>) -> R,
+    ) -> R {
+        let purpose = PurposeId::new("billing").unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::new().row("7");
+        let recipient = RecipientName::new("acme").unwrap_or_else(|e| panic!("{e}"));
+        let reference = Reference::new("ticket-9").unwrap_or_else(|e| panic!("{e}"));
+        let fields = [AuditField {
+            purpose: purpose.clone(),
+            kind: FieldKind::PhoneNumber,
+            outcome: Outcome::Allowed,
+        }];
+        let event = AuditEvent {
+            time: n,
+            accessor,
+            purpose: (!n.is_multiple_of(3)).then_some(&purpose),
+            kind: n.is_multiple_of(2).then_some(FieldKind::Email),
+            action: AuditAction::Access(Action::Reveal),
+            outcome: if n.is_multiple_of(5) {
+                Outcome::Denied(DenyReason::ConsentMissing)
+            } else {
+                Outcome::Allowed
+            },
+            call_site: Location::caller(),
+            key_version: KeyVersion::new(1 + (n % 4) as u32).unwrap_or_else(|| unreachable!()),
+            sealed_at: n / 2,
+            policy_version: n % 7,
+            context: &ctx,
+            count: (n % 4 == 1).then_some(n),
+            detail: Detail {
+                recipient: (detail & 1 != 0).then_some(&recipient),
+                reference: (detail & 2 != 0).then_some(&reference),
+                fields: (detail & 4 != 0).then_some(&fields[..]),
+            },
+        };
+        f(&event)
+    }
+
+    /// Accessors that differ in the principal only, in the roles only, and one equal in value
+    /// to the first but a separate allocation.
+    fn accessors() -> [Accessor; 4] {
+        [
+            Accessor::new("p1", [Role::new("agent")]),
+            Accessor::new("p1", [Role::new("admin")]),
+            Accessor::new("p2", [Role::new("agent")]),
+            Accessor::new("p1", [Role::new("agent")]),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of accessors, parts and clears, the sink returns exactly the
+        /// records built field by field from the events since the last clear.
+        #[test]
+        fn a_memory_sink_returns_every_record_as_built_from_its_event(
+            ops in proptest::collection::vec((0usize..5, 0u64..1_000, 0u8..8), 0..40),
+        ) {
+            let accessors = accessors();
+            let sink = MemorySink::new();
+            let mut expected = Vec::new();
+            for (who, n, detail) in ops {
+                let Some(accessor) = accessors.get(who) else {
+                    sink.clear();
+                    expected.clear();
+                    continue;
+                };
+                with_event(accessor, n, detail, |e| {
+                    proptest::prop_assert!(sink.record(e).is_ok());
+                    expected.push(AuditRecord::of(e));
+                    Ok(())
+                })?;
+                proptest::prop_assert_eq!(sink.len(), expected.len());
+            }
+            proptest::prop_assert_eq!(sink.records(), expected);
+        }
+    }
+
+    /// A run of records by one accessor keeps its principal and roles once; an accessor equal
+    /// in value counts as the same; a different principal or different roles starts a run; a
+    /// clear forgets them.
+    #[test]
+    fn a_memory_sink_keeps_one_accessor_per_run() {
+        let [a, b, c, a2] = accessors();
+        let sink = MemorySink::new();
+        let runs = || sink.records.lock().map(|k| k.accessors.len()).unwrap_or(0);
+        for (i, who) in [&a, &a, &a2, &b, &b, &c, &a].into_iter().enumerate() {
+            with_event(who, i as u64, 0, |e| assert!(sink.record(e).is_ok()));
+        }
+        assert_eq!(runs(), 4, "a, b, c, a");
+        let records = sink.records();
+        assert!(Arc::ptr_eq(&records[0].roles, &records[2].roles));
+        assert!(Arc::ptr_eq(&records[0].roles, a.roles_arc()));
+        assert!(!Arc::ptr_eq(&records[2].roles, a2.roles_arc()));
+        assert_eq!(&*records[3].roles, b.roles());
+        assert_eq!(records[5].principal, *c.principal());
+        sink.clear();
+        assert_eq!(runs(), 0);
+        assert!(sink.is_empty() && sink.records().is_empty());
+        with_event(&c, 1, 0, |e| assert!(sink.record(e).is_ok()));
+        assert_eq!(
+            sink.records().first().map(|r| r.principal.as_str()),
+            Some("p2")
+        );
     }
 }
