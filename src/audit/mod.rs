@@ -265,7 +265,8 @@ impl AuditSink for NullSink {
     }
 }
 
-/// An owned copy of an event, as kept by [`MemorySink`]. Holds no context, plaintext or key.
+/// An owned copy of an event, as returned by [`MemorySink::records`]. Holds no context,
+/// plaintext or key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuditRecord {
@@ -336,8 +337,11 @@ pub struct MemorySink {
 
 /// What a [`MemorySink`] holds: its records, each with its accessor's principal and roles
 /// kept once for a run of records by the same accessor (the usual case: many reveals by one
-/// accessor), so recording an event by the accessor of the one before it clones no
-/// reference-counted field.
+/// accessor), so recording an event by the accessor of the one before it clones neither its
+/// principal nor its roles.
+///
+/// Invariant: every record's `accessor` indexes `accessors` (only [`Kept::push`] adds to
+/// either, and [`MemorySink::clear`] empties both).
 #[derive(Debug, Default)]
 struct Kept {
     records: Vec<KeptRecord>,
@@ -362,6 +366,34 @@ struct KeptRecord {
     detail: Option<Box<KeptDetail>>,
 }
 
+impl KeptRecord {
+    /// The record of `e`, but for its accessor's run (set by [`Kept::push`]).
+    fn of(e: &AuditEvent<'_>) -> Self {
+        let d = &e.detail;
+        let detail =
+            (d.recipient.is_some() || d.reference.is_some() || d.fields.is_some()).then(|| {
+                Box::new(KeptDetail {
+                    recipient: d.recipient.cloned(),
+                    reference: d.reference.cloned(),
+                    fields: d.fields.map(Arc::from),
+                })
+            });
+        Self {
+            time: e.time,
+            accessor: 0,
+            purpose: e.purpose.cloned(),
+            kind: e.kind,
+            action: e.action,
+            outcome: e.outcome,
+            call_site: e.call_site,
+            key_version: e.key_version,
+            policy_version: e.policy_version,
+            count: e.count,
+            detail,
+        }
+    }
+}
+
 /// Recipient, reference and fields of a record that has any of them.
 #[derive(Debug)]
 struct KeptDetail {
@@ -384,33 +416,15 @@ impl Kept {
         }
     }
 
-    fn push(&mut self, e: &AuditEvent<'_>) {
-        let accessor = self.accessor(e.accessor);
-        let d = &e.detail;
-        let detail =
-            (d.recipient.is_some() || d.reference.is_some() || d.fields.is_some()).then(|| {
-                Box::new(KeptDetail {
-                    recipient: d.recipient.cloned(),
-                    reference: d.reference.cloned(),
-                    fields: d.fields.map(Arc::from),
-                })
-            });
-        self.records.push(KeptRecord {
-            time: e.time,
-            accessor,
-            purpose: e.purpose.cloned(),
-            kind: e.kind,
-            action: e.action,
-            outcome: e.outcome,
-            call_site: e.call_site,
-            key_version: e.key_version,
-            policy_version: e.policy_version,
-            count: e.count,
-            detail,
-        });
+    /// Appends `record` (built outside the lock, its `accessor` not yet set) for an event by
+    /// `accessor`.
+    fn push(&mut self, mut record: KeptRecord, accessor: &Accessor) {
+        record.accessor = self.accessor(accessor);
+        self.records.push(record);
     }
 
     fn record(&self, k: &KeptRecord) -> Option<AuditRecord> {
+        debug_assert!(k.accessor < self.accessors.len(), "a record's run is kept");
         let (principal, roles) = self.accessors.get(k.accessor)?;
         let detail = k.detail.as_deref();
         Some(AuditRecord {
@@ -442,7 +456,11 @@ impl MemorySink {
     pub fn records(&self) -> Vec<AuditRecord> {
         self.records
             .lock()
-            .map(|k| k.records.iter().filter_map(|r| k.record(r)).collect())
+            .map(|k| {
+                let all: Vec<_> = k.records.iter().filter_map(|r| k.record(r)).collect();
+                debug_assert_eq!(all.len(), k.records.len(), "every record is returned");
+                all
+            })
             .unwrap_or_default()
     }
 
@@ -467,10 +485,12 @@ impl MemorySink {
 
 impl AuditSink for MemorySink {
     fn record(&self, event: &AuditEvent<'_>) -> Result<(), AuditError> {
+        // Everything but the accessor's run is copied before the lock is taken.
+        let record = KeptRecord::of(event);
         self.records
             .lock()
             .map_err(|_| AuditError::new(AuditErrorKind::Closed))?
-            .push(event);
+            .push(record, event.accessor);
         Ok(())
     }
 }
@@ -568,6 +588,7 @@ mod tests {
 
     /// An event for the sink tests: `accessor`, with any subset of the share and batch parts
     /// (`detail` bits: recipient, reference, fields) and a time and outcome from `n`.
+    #[track_caller]
     fn with_event<R>(
         accessor: &Accessor,
         n: u64,
@@ -588,7 +609,11 @@ mod tests {
             accessor,
             purpose: (!n.is_multiple_of(3)).then_some(&purpose),
             kind: n.is_multiple_of(2).then_some(FieldKind::Email),
-            action: AuditAction::Access(Action::Reveal),
+            action: AuditAction::Access(if n.is_multiple_of(6) {
+                Action::Mask
+            } else {
+                Action::Reveal
+            }),
             outcome: if n.is_multiple_of(5) {
                 Outcome::Denied(DenyReason::ConsentMissing)
             } else {
@@ -636,11 +661,16 @@ mod tests {
                     expected.clear();
                     continue;
                 };
-                with_event(accessor, n, detail, |e| {
+                let record = |e: &AuditEvent<'_>| {
                     proptest::prop_assert!(sink.record(e).is_ok());
                     expected.push(AuditRecord::of(e));
                     Ok(())
-                })?;
+                };
+                // Two call sites, so that a record keeping the wrong one shows.
+                match n % 2 {
+                    0 => with_event(accessor, n, detail, record)?,
+                    _ => with_event(accessor, n ^ 1, detail, record)?,
+                }
                 proptest::prop_assert_eq!(sink.len(), expected.len());
             }
             proptest::prop_assert_eq!(sink.records(), expected);
