@@ -219,6 +219,17 @@ fn moved_checkpoints_and_replayed_chains() {
                 first_bad,
                 Some(FaultClass::Reordered),
             );
+            // And the log edited after it: the checkpoint out of order is still the first
+            // fault, even when a checkpoint before it lies beyond the edit.
+            let edited = first_bad + 10;
+            let mut log = a.log.clone();
+            log[a.lines[edited as usize - 1].start + 2] ^= 0x01;
+            t.check(
+                "moved checkpoint, log edited after it",
+                &verify_mem(&log, &with_genesis(&v)),
+                first_bad,
+                Some(FaultClass::Reordered),
+            );
         }
     }
     // A checkpoint re-pointed at another seq (its signature no longer matches): reported at

@@ -399,11 +399,9 @@ pub fn verify_bytes(
     for raw in split_lines(&[checkpoints.to_vec()]) {
         // A checkpoint that cannot be trusted (malformed, badly signed) is reported at the first
         // entry no longer covered by a trusted one.
+        // Read on after a fault of the log: a checkpoint out of order is reported at its own
+        // seq, which may lie before the log's fault (the earlier of the two is reported).
         let prev_seq = last_ckpt.map_or(0, |p| p + 1).max(1);
-        if log_fault.is_some_and(|f| f.class != FaultClass::TornTail && prev_seq >= f.seq) {
-            // Every fault from here on lies after the log's own fault, which is reported.
-            break;
-        }
         let Some(c) = Checkpoint::parse(raw.bytes).filter(|c| c.verify(public)) else {
             ckpt_fault = Some(Fault {
                 seq: prev_seq,
