@@ -1,13 +1,16 @@
 //! SECURITY.md's audit log format, implemented a second time from the text alone
 //! (`tests/independent/audit_verify.py`: Python's standard library, and Ed25519 verification
 //! written out from RFC 8032), run over logs that `ChainedLog` wrote and over tampered copies of
-//! them. Both verifiers must agree on every log: how many entries and checkpoints verified, and
-//! the first bad seq. A disagreement is a bug in the crate or in SECURITY.md.
+//! them. Both verifiers must agree on every log: how many entries verified, the first bad seq,
+//! and for a sound log how many checkpoints. A disagreement is a bug in the crate or in
+//! SECURITY.md. Some tampered lines and checkpoints carry a valid MAC or signature but break the
+//! canonical form, so that a verifier which checked only the MAC would be caught too.
 
 mod common;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 use fieldseal::*;
@@ -27,16 +30,24 @@ fn hex(bytes: &[u8]) -> String {
 /// The independent verifier's answer, and its reason for a fault.
 fn independent(dir: &Path) -> (Answer, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/audit_verify.py");
-    let out = Command::new("python3")
+    // -B: no bytecode cache written next to the script. The audit key goes on stdin.
+    let mut child = Command::new("python3")
+        .arg("-B")
         .arg(&script)
         .arg(dir)
         .arg(dir.join("checkpoints.log"))
-        .arg(hex(&AUDIT_KEY))
         .arg(hex(&ckpt_public().to_bytes()))
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| {
             panic!("python3 is needed for this test (scripts/test installs it): {e}")
         });
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{}", hex(&AUDIT_KEY)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -202,7 +213,7 @@ fn both_verifiers_find_the_same_first_fault() {
     };
     let mut tried = 0;
     // One byte changed, at positions spread over the line (seq, prev, the entry's members, the
-    // escapes, the mac), in lines at the start, middle and end.
+    // escapes, the mac and the closing quote after it), in lines at the start, middle and end.
     for k in [0, 15, 16, 17, 18, original.len() - 1] {
         let line = &original[k];
         for at in [
@@ -291,4 +302,185 @@ fn both_verifiers_find_the_same_first_fault() {
     agree(to.path(), "no checkpoints", Some(1));
     tried += 2;
     assert!(tried >= 100, "{tried} tamperings");
+}
+
+/// The chain-MAC key of the test audit key (32 bytes `11`), as SECURITY.md's known answer
+/// gives it.
+const CHAIN_MAC_KEY: &str = "addeedc1a9a3ad8139c419f68f13c14eca7ece0951478b4fede08a31e4172175";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// `line` (with its newline) rewritten by `edit` on its `U_N` and given the MAC that `U_N`'s new
+/// bytes call for: a line whose MAC verifies, whatever the edit did to its form.
+fn remac(line: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let text = std::str::from_utf8(line).unwrap_or_else(|e| panic!("{e}"));
+    // `,"mac":"` + 64 hex digits + `"}` + newline.
+    let u = format!("{}}}", &text[..text.len() - 75]);
+    let prev_at = u.find("\"prev\":\"").unwrap_or_else(|| panic!("prev")) + 8;
+    let prev = unhex(&u[prev_at..prev_at + 64]);
+    let edited = edit(&u);
+    let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&unhex(CHAIN_MAC_KEY))
+        .unwrap_or_else(|e| panic!("{e}"));
+    m.update(edited.as_bytes());
+    m.update(&prev);
+    let mac = hex(&m.finalize().into_bytes());
+    format!("{},\"mac\":\"{mac}\"}}\n", &edited[..edited.len() - 1]).into_bytes()
+}
+
+/// A named edit of a line's `U_N`.
+type Edit<'a> = (&'a str, &'a dyn Fn(&str) -> String);
+
+#[test]
+fn both_verifiers_refuse_a_valid_mac_on_a_line_or_checkpoint_of_another_form() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_log(dir.path());
+    let original = lines(dir.path());
+    // The same line with its MAC made anew verifies: the crafting is right.
+    let to = copy(dir.path());
+    let mut ls = original.clone();
+    ls[2] = remac(&original[2], str::to_owned);
+    assert_eq!(ls[2], original[2]);
+    let k = 2;
+    let forms: [Edit<'_>; 8] = [
+        ("an escape serde_json does not write", &|u| {
+            u.replacen("\"principal\":\"p", "\"principal\":\"\\u0070", 1)
+        }),
+        ("an escaped slash", &|u| u.replacen('/', "\\/", 1)),
+        ("whitespace", &|u| u.replacen("{\"seq\":", "{\"seq\": ", 1)),
+        ("uppercase hex", &|u| {
+            let at = u
+                .find("\"context\":\"")
+                .unwrap_or_else(|| panic!("context"))
+                + 11;
+            format!(
+                "{}{}{}",
+                &u[..at],
+                u[at..at + 32].to_uppercase(),
+                &u[at + 32..]
+            )
+        }),
+        ("an optional member as null", &|u| {
+            format!("{},\"count\":null}}}}", &u[..u.len() - 2])
+        }),
+        ("a number with a fraction", &|u| {
+            let at = u.find("\"time\":").unwrap_or_else(|| panic!("time")) + 7;
+            let end = at + u[at..].find(',').unwrap_or_else(|| panic!("end"));
+            format!("{}{}.0{}", &u[..at], &u[at..end], &u[end..])
+        }),
+        ("a member left out", &|u| {
+            u.replacen(",\"kind\":\"phone_number\"", "", 1)
+        }),
+        ("a member twice", &|u| {
+            format!("{},\"time\":0}}}}", &u[..u.len() - 2])
+        }),
+    ];
+    for (what, edit) in forms {
+        let mut ls = original.clone();
+        ls[k] = remac(&original[k], edit);
+        assert_ne!(ls[k], original[k], "{what}: the edit changed nothing");
+        std::fs::write(segment(to.path()), ls.concat()).unwrap_or_else(|e| panic!("{e}"));
+        agree(to.path(), what, Some(k as u64 + 1));
+    }
+    // A checkpoint in array form under its own (valid) signature, and one whose signature's S
+    // has the group order added (valid for a verifier that does not insist on S < L).
+    let ckpt_path = to.path().join("checkpoints.log");
+    std::fs::write(segment(to.path()), original.concat()).unwrap_or_else(|e| panic!("{e}"));
+    let ckpt = std::fs::read(dir.path().join("checkpoints.log")).unwrap_or_else(|e| panic!("{e}"));
+    let ck: Vec<String> = String::from_utf8(ckpt)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .split_inclusive('\n')
+        .map(str::to_owned)
+        .collect();
+    let first: u64 = ck[1]
+        .split([':', ','])
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a checkpoint's seq"));
+    let v: serde_json::Value = serde_json::from_str(&ck[2]).unwrap_or_else(|e| panic!("{e}"));
+    let array_form = format!(
+        "[[\"seq\",{}],[\"head\",{}],[\"time\",{}],[\"sig\",{}]]\n",
+        v["seq"], v["head"], v["time"], v["sig"]
+    );
+    let sig = unhex(v["sig"].as_str().unwrap_or_default());
+    // The group order L, little-endian (RFC 8032).
+    let l = unhex("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+    let mut s_plus_l = sig.clone();
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(sig[32 + i]) + u16::from(l[i]) + carry;
+        s_plus_l[32 + i] = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    let s_plus_l_line = ck[2].replace(v["sig"].as_str().unwrap_or_default(), &hex(&s_plus_l));
+    for (what, line) in [
+        ("a checkpoint in array form", array_form),
+        ("a signature with S + L", s_plus_l_line),
+    ] {
+        let mut lines = ck.clone();
+        lines[2] = line;
+        std::fs::write(&ckpt_path, lines.concat()).unwrap_or_else(|e| panic!("{e}"));
+        agree(to.path(), what, Some(first + 1));
+    }
+    // Checkpoints out of order, and the log edited after the one moved back.
+    let mut lines = ck.clone();
+    lines.swap(1, 2);
+    std::fs::write(&ckpt_path, lines.concat()).unwrap_or_else(|e| panic!("{e}"));
+    agree(to.path(), "checkpoints out of order", Some(first));
+    let mut ls = original.clone();
+    ls[first as usize + 3][2] ^= 0x01;
+    std::fs::write(segment(to.path()), ls.concat()).unwrap_or_else(|e| panic!("{e}"));
+    agree(
+        to.path(),
+        "checkpoints out of order, log edited after",
+        Some(first),
+    );
+}
+
+#[test]
+fn both_verifiers_follow_the_chain_across_segments() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (log, _) = ChainedLog::builder(dir.path())
+        .key(AuditKey::from_bytes(AUDIT_KEY))
+        .checkpoint_key(CheckpointSigningKey::from_bytes(CKPT_KEY))
+        .durability(Durability::Buffered)
+        .max_segment_bytes(2_000)
+        .open()
+        .unwrap_or_else(|e| panic!("{e}"));
+    append_n(&log, 0, 20);
+    log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+    drop(log);
+    let seg = |n: u64| dir.path().join(format!("audit-{n:06}.log"));
+    assert!(seg(3).exists(), "at least three segments");
+    agree(dir.path(), "segments", None);
+    let first = std::fs::read(seg(1)).unwrap_or_else(|e| panic!("{e}"));
+    let second = std::fs::read(seg(2)).unwrap_or_else(|e| panic!("{e}"));
+    let in_first = first.iter().filter(|&&b| b == b'\n').count() as u64;
+    // The second segment's first line begun at the end of the first: cut across the boundary.
+    let to = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, to.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let to_seg = |n: u64| to.path().join(format!("audit-{n:06}.log"));
+    std::fs::write(to_seg(1), [&first[..], &second[..10]].concat())
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(to_seg(2), &second[10..]).unwrap_or_else(|e| panic!("{e}"));
+    agree(
+        to.path(),
+        "a line cut across two segments",
+        Some(in_first + 1),
+    );
+    // The second segment gone: the chain breaks at its first seq.
+    std::fs::write(to_seg(1), &first).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(to_seg(2)).unwrap_or_else(|e| panic!("{e}"));
+    agree(to.path(), "a segment deleted", Some(in_first + 1));
 }

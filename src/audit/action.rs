@@ -78,7 +78,16 @@ impl fmt::Display for AuditAction {
     }
 }
 
-fn is_name(s: &str) -> bool {
+/// Whether `s` is 1-64 characters of `[A-Za-z0-9._:/#-]` (a [`Reference`]).
+pub(crate) fn is_reference(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._:/#-".contains(&c))
+}
+
+/// Whether `s` is `[a-z][a-z0-9_]{0,31}` (a manifest name).
+pub(crate) fn is_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 32
@@ -164,12 +173,7 @@ impl Reference {
     /// # Errors
     /// [`FormatError::InvalidReference`] unless it is 1-64 characters of `[A-Za-z0-9._:/#-]`.
     pub fn new(reference: &str) -> Result<Self, Error> {
-        let ok = !reference.is_empty()
-            && reference.len() <= 64
-            && reference
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"._:/#-".contains(&c));
-        if ok {
+        if is_reference(reference) {
             Ok(Self(reference.into()))
         } else {
             Err(FormatError::InvalidReference.into())

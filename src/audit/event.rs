@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::AuditEvent;
+use super::action::{is_name, is_reference};
 use super::fields::{FieldRecord, FieldsRef};
 use super::json;
-use super::keys::{HexStr, PseudonymKey, hex};
+use super::keys::{HexStr, PseudonymKey, hex, unhex};
 
 /// One audit event as stored in a [`ChainedLog`](crate::ChainedLog) line (the `entry` object).
 ///
@@ -99,6 +100,18 @@ fn kind_label(event: &AuditEvent<'_>) -> &'static str {
 pub(crate) const NONE: &str = "-";
 
 impl EventRecord {
+    /// Whether the members with a format of their own have it (SECURITY.md, "Entry"):
+    /// `subject` 64 and `context` 32 lowercase hex digits, `recipient` a manifest name,
+    /// `reference` of its alphabet. The line parser refuses an entry that is not.
+    pub(crate) fn is_well_formed(&self) -> bool {
+        self.subject
+            .as_deref()
+            .is_none_or(|s| unhex::<32>(s).is_some())
+            && unhex::<16>(&self.context).is_some()
+            && self.recipient.as_deref().is_none_or(is_name)
+            && self.reference.as_deref().is_none_or(is_reference)
+    }
+
     /// The stored form of `event`, pseudonymized under `key`.
     pub fn from_event(event: &AuditEvent<'_>, key: &PseudonymKey) -> Self {
         let ctx = event.context;
@@ -223,6 +236,46 @@ mod tests {
     use super::*;
     use crate::AuditKey;
     use crate::internal::testing::with_sample_event;
+
+    /// Each member with a format of its own is checked: the entry as written passes, and
+    /// each member changed out of its format (case, length, alphabet) fails on its own.
+    #[test]
+    fn an_entry_out_of_a_members_format_is_not_well_formed() {
+        let key = AuditKey::from_bytes([3; 32]).pseudonym_key();
+        let rec = with_sample_event(5, Some("s"), |e| EventRecord::from_event(e, &key));
+        let with = |f: &dyn Fn(&mut EventRecord)| {
+            let mut r = rec.clone();
+            f(&mut r);
+            r.is_well_formed()
+        };
+        assert!(rec.is_well_formed());
+        assert!(with(&|r| r.subject = None));
+        assert!(with(&|r| r.recipient = Some("authorities".into())));
+        assert!(with(&|r| r.reference = Some("ORDER-1/a#b.c:d".into())));
+        let subject = rec.subject.clone().unwrap_or_default();
+        type Change<'a> = (&'a str, &'a dyn Fn(&mut EventRecord));
+        let bad: [Change<'_>; 8] = [
+            ("subject upper case", &|r| {
+                r.subject = Some(subject.to_uppercase())
+            }),
+            ("subject short", &|r| {
+                r.subject = Some(subject[..62].to_owned())
+            }),
+            ("context upper case", &|r| {
+                r.context = r.context.to_uppercase()
+            }),
+            ("context long", &|r| r.context.push_str("00")),
+            ("recipient upper case", &|r| {
+                r.recipient = Some("Acme".into())
+            }),
+            ("recipient empty", &|r| r.recipient = Some(String::new())),
+            ("reference space", &|r| r.reference = Some("ORDER 1".into())),
+            ("reference long", &|r| r.reference = Some("a".repeat(65))),
+        ];
+        for (what, f) in bad {
+            assert!(!with(f), "{what}");
+        }
+    }
 
     #[test]
     fn no_raw_subject_and_stable_order() {

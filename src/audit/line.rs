@@ -175,6 +175,9 @@ pub(crate) fn parse_line(raw: &[u8]) -> Option<ParsedLine> {
         return None;
     }
     let owned: LineOwned = serde_json::from_slice(raw).ok()?;
+    if !owned.entry.is_well_formed() {
+        return None;
+    }
     let prev = unhex::<32>(&owned.prev)?;
     let mac = unhex::<32>(&owned.mac)?;
     let mut canon = serde_json::to_vec(&UnsignedRef {

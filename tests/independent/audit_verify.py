@@ -6,9 +6,10 @@ Ed25519 signature verification written out from RFC 8032. tests/independent_veri
 over logs written by `ChainedLog` and over tampered copies, and compares its answer with
 `verify_log`'s.
 
-    audit_verify.py LOG_DIR CHECKPOINT_FILE AUDIT_KEY_HEX CHECKPOINT_PUBLIC_KEY_HEX
+    audit_verify.py LOG_DIR CHECKPOINT_FILE CHECKPOINT_PUBLIC_KEY_HEX < AUDIT_KEY_HEX
 
-prints one line of JSON: {"entries": N, "checkpoints": M, "fault": SEQ or null, "why": TEXT}.
+(the audit key, a secret, comes on standard input, not on the command line) prints one line of
+JSON: {"entries": N, "checkpoints": M, "fault": SEQ or null, "why": TEXT}.
 `entries` counts the lines verified before the first fault, `checkpoints` the checkpoints after
 the genesis that verified, `fault` the seq SECURITY.md says a verifier reports for the first
 fault. Exit status 0 when the log verified, 1 when it did not, 2 on bad usage.
@@ -136,15 +137,19 @@ class Bad(Exception):
     pass
 
 
+class Obj(list):
+    """A JSON object: its (name, value) pairs in order (an array is a plain list)."""
+
+
 def strict_object(raw, members):
     """Parses raw (bytes) as one JSON object whose members are exactly `members` in order
     (each a name, or (name, optional=True)), re-serialized to exactly raw."""
     try:
         text = raw.decode("utf-8")
-        pairs = json.loads(text, object_pairs_hook=lambda p: p, parse_constant=_refuse)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise Bad(f"not JSON: {e}") from None
-    if not isinstance(pairs, list):
+        pairs = json.loads(text, object_pairs_hook=Obj, parse_constant=_refuse)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise Bad(f"not JSON: {type(e).__name__}") from None
+    if not isinstance(pairs, Obj):
         raise Bad("not an object")
     check_members([n for n, _ in pairs], members)
     if canonical(pairs) != raw:
@@ -171,12 +176,15 @@ def _refuse(name):
 
 
 def canonical(value):
-    """serde_json's compact bytes for a value parsed with object_pairs_hook=list."""
-    return _dump(value).encode("utf-8")
+    """serde_json's compact bytes for a value parsed with object_pairs_hook=Obj."""
+    try:
+        return _dump(value).encode("utf-8")
+    except RecursionError:
+        raise Bad("nested too deep") from None
 
 
 def _dump(v):
-    if isinstance(v, list) and all(isinstance(p, tuple) and len(p) == 2 for p in v) and v:
+    if isinstance(v, Obj):
         return "{" + ",".join(_dump_str(k) + ":" + _dump(x) for k, x in v) + "}"
     if isinstance(v, list):
         return "[" + ",".join(_dump(x) for x in v) + "]"
@@ -239,7 +247,7 @@ REFERENCE = re.compile(r"[A-Za-z0-9._:/#-]{1,64}")
 def check_entry(e):
     u64(e["time"], "time")
     text(e["principal"], "principal")
-    if not isinstance(e["roles"], list):
+    if not isinstance(e["roles"], list) or isinstance(e["roles"], Obj):
         raise Bad("roles is not an array")
     for r in e["roles"]:
         text(r, "a role")
@@ -259,11 +267,12 @@ def check_entry(e):
     if "reference" in e and not REFERENCE.fullmatch(text(e["reference"], "reference")):
         raise Bad("reference has a character outside its alphabet")
     if "fields" in e:
-        if not isinstance(e["fields"], list):
+        if not isinstance(e["fields"], list) or isinstance(e["fields"], Obj):
             raise Bad("fields is not an array")
         for f in e["fields"]:
-            if [n for n, _ in f] != ["purpose", "kind", "outcome"]:
-                raise Bad("a field's members")
+            if not isinstance(f, Obj):
+                raise Bad("a field is not an object")
+            check_members([n for n, _ in f], ["purpose", "kind", "outcome"])
             for _, v in f:
                 text(v, "a field's member")
 
@@ -277,7 +286,7 @@ def parse_line(raw):
     prev = hex_of(line["prev"], 32, "prev")
     mac = hex_of(line["mac"], 32, "mac")
     entry = line["entry"]
-    if not isinstance(entry, list) or (entry and not isinstance(entry[0], tuple)):
+    if not isinstance(entry, Obj):
         raise Bad("entry is not an object")
     check_members([n for n, _ in entry], ENTRY)
     check_entry(dict(entry))
@@ -306,31 +315,48 @@ def parse_checkpoint(raw, public):
 
 
 def segments(log_dir):
+    """The segments' bytes in number order: files `audit-` + six or more ASCII digits + `.log`,
+    numbered from 1 (a missing one shows as a break in the chain)."""
     found = []
     for name in os.listdir(log_dir):
-        m = re.fullmatch(r"audit-(\d{6,})\.log", name)
-        if m:
+        m = re.fullmatch(r"audit-([0-9]{6,})\.log", name)
+        if m and int(m.group(1)) >= 1:
             found.append((int(m.group(1)), name))
     found.sort()
-    if [n for n, _ in found] != list(range(1, len(found) + 1)):
-        raise Bad("segments are not numbered 1, 2, 3, ...")
-    data = b""
+    out = []
     for _, name in found:
         with open(os.path.join(log_dir, name), "rb") as f:
-            data += f.read()
-    return data
+            out.append(f.read())
+    return out
+
+
+def log_lines(segs):
+    """Every line (without its newline), and whether the last one is torn. A line runs within
+    one segment: one cut at the end of a segment that is not the last is a fault of its own
+    (returned as None in its place)."""
+    lines = []
+    for i, data in enumerate(segs):
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        lines.extend(parts)
+        if rest:
+            if i + 1 < len(segs):
+                lines.append(None)
+                return lines, False
+            return lines, True
+    return lines, False
 
 
 def verify(log_dir, ckpt_path, audit_key, public):
     mac_key, _ = audit_keys(audit_key)
-    data = segments(log_dir)
-    lines = data.split(b"\n")
-    torn = lines.pop()  # after the last newline: empty unless the last line is torn
+    lines, torn = log_lines(segments(log_dir))
     heads = [bytes(32)]  # heads[n] = mac_n
     fault, why = None, ""
     for i, raw in enumerate(lines):
         want = i + 1
         try:
+            if raw is None:
+                raise Bad("line cut at the end of a segment")
             seq, prev, mac, u = parse_line(raw)
             if seq != want:
                 raise Bad(f"seq {seq} where {want} belongs")
@@ -368,6 +394,11 @@ def verify(log_dir, ckpt_path, audit_key, public):
             ck_fault, ck_why = max(seq, 1), f"checkpoint {seq} out of order"
             break
         if seq > entries:
+            if fault is not None and not torn:
+                # The log broke before this checkpoint's seq; that fault is the one reported,
+                # and the checkpoints after this one are still read.
+                last_valid = seq
+                continue
             ck_fault, ck_why = entries + 1, f"log ends before checkpoint {seq}"
             break
         if heads[seq] != head:
@@ -383,12 +414,12 @@ def verify(log_dir, ckpt_path, audit_key, public):
 
 
 def main(argv):
-    if len(argv) != 5:
-        print("usage: audit_verify.py LOG_DIR CHECKPOINT_FILE AUDIT_KEY_HEX "
-              "CHECKPOINT_PUBLIC_KEY_HEX", file=sys.stderr)
+    if len(argv) != 4:
+        print("usage: audit_verify.py LOG_DIR CHECKPOINT_FILE CHECKPOINT_PUBLIC_KEY_HEX "
+              "< AUDIT_KEY_HEX", file=sys.stderr)
         return 2
     try:
-        key, public = bytes.fromhex(argv[3]), bytes.fromhex(argv[4])
+        key, public = bytes.fromhex(sys.stdin.readline().strip()), bytes.fromhex(argv[3])
     except ValueError:
         print("keys must be hex", file=sys.stderr)
         return 2
