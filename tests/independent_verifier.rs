@@ -180,6 +180,7 @@ fn agree(dir: &Path, what: &str, fault: Option<u64>) {
         theirs.fault, fault,
         "{what}: the independent verifier ({why})"
     );
+    assert_eq!(theirs.entries, ours.entries, "{what}: entries");
     if fault.is_none() {
         assert_eq!(theirs, ours, "{what}");
     }
@@ -439,6 +440,28 @@ fn both_verifiers_refuse_a_valid_mac_on_a_line_or_checkpoint_of_another_form() {
     agree(
         to.path(),
         "checkpoints out of order, log edited after",
+        Some(first),
+    );
+    // A checkpoint beyond the end of a torn log, then the first one again (out of order): the
+    // checkpoints are read on past the truncation, with the log edited before the tear or not.
+    let mut lines = ck.clone();
+    lines.push(ck[1].clone());
+    std::fs::write(&ckpt_path, lines.concat()).unwrap_or_else(|e| panic!("{e}"));
+    let mut ls = original.clone();
+    if let Some(last) = ls.last_mut() {
+        last.truncate(last.len() / 2);
+    }
+    std::fs::write(segment(to.path()), ls.concat()).unwrap_or_else(|e| panic!("{e}"));
+    agree(
+        to.path(),
+        "torn, a checkpoint out of order after one beyond",
+        Some(first),
+    );
+    ls[first as usize + 3][2] ^= 0x01;
+    std::fs::write(segment(to.path()), ls.concat()).unwrap_or_else(|e| panic!("{e}"));
+    agree(
+        to.path(),
+        "edited and torn, the same checkpoints",
         Some(first),
     );
 }

@@ -396,6 +396,7 @@ pub fn verify_bytes(
     let mut good = 0;
     let mut any_valid = false;
     let mut last_ckpt: Option<u64> = None;
+    let mut truncated: Option<Fault> = None;
     for raw in split_lines(&[checkpoints.to_vec()]) {
         // A checkpoint that cannot be trusted (malformed, badly signed) is reported at the first
         // entry no longer covered by a trusted one.
@@ -412,16 +413,16 @@ pub fn verify_bytes(
         let class = if last_ckpt.is_some_and(|p| c.seq <= p) {
             Some(FaultClass::Reordered)
         } else if c.seq > w.last_seq() {
-            if log_fault.is_some_and(|f| f.class != FaultClass::TornTail) {
-                // The log is already bad earlier; that fault is reported.
-                None
-            } else {
-                ckpt_fault = Some(Fault {
+            // Beyond the log's end: a truncation, unless the log is already bad earlier (that
+            // fault is reported). Either way the checkpoints after it are read on, since one out
+            // of order may name an earlier seq.
+            if log_fault.is_none_or(|f| f.class == FaultClass::TornTail) {
+                truncated.get_or_insert(Fault {
                     seq: w.last_seq() + 1,
                     class: FaultClass::TruncatedBehindCheckpoint,
                 });
-                break;
             }
+            None
         } else if match usize::try_from(c.seq).ok().and_then(|s| s.checked_sub(1)) {
             Some(i) => w.macs.get(i),
             None => Some(&GENESIS),
@@ -444,6 +445,7 @@ pub fn verify_bytes(
         }
         last_ckpt = Some(c.seq);
     }
+    let mut ckpt_fault = ckpt_fault.into_iter().chain(truncated).min();
     // A checkpoint file starts with its genesis checkpoint, so entries with no valid checkpoint
     // on record mean the file was lost or emptied: a cut of the log could not be seen.
     if !any_valid && ckpt_fault.is_none() && w.last_seq() > 0 {

@@ -316,11 +316,11 @@ def parse_checkpoint(raw, public):
 
 def segments(log_dir):
     """The segments' bytes in number order: files `audit-` + six or more ASCII digits + `.log`,
-    numbered from 1 (a missing one shows as a break in the chain)."""
+    numbered from 1 to 2^64 - 1 (a missing one shows as a break in the chain)."""
     found = []
     for name in os.listdir(log_dir):
         m = re.fullmatch(r"audit-([0-9]{6,})\.log", name)
-        if m and int(m.group(1)) >= 1:
+        if m and 1 <= int(m.group(1)) < 2**64:
             found.append((int(m.group(1)), name))
     found.sort()
     out = []
@@ -368,7 +368,8 @@ def verify(log_dir, ckpt_path, audit_key, public):
             fault, why = want, f"line {want}: {e}"
             break
         heads.append(mac)
-    if fault is None and torn:
+    torn_tail = fault is None and torn
+    if torn_tail:
         fault, why = len(heads), "torn last line"
     entries = len(heads) - 1
 
@@ -380,7 +381,7 @@ def verify(log_dir, ckpt_path, audit_key, public):
         ckpt = b""
     ck_lines = ckpt.split(b"\n")
     ck_torn = ck_lines.pop()
-    last_valid, matched, ck_fault, ck_why = None, 0, None, ""
+    last_valid, matched, ck_fault, ck_why, truncated = None, 0, None, "", None
     for raw in ck_lines + ([ck_torn] if ck_torn else []):
         try:
             seq, head = parse_checkpoint(raw, public)
@@ -394,18 +395,19 @@ def verify(log_dir, ckpt_path, audit_key, public):
             ck_fault, ck_why = max(seq, 1), f"checkpoint {seq} out of order"
             break
         if seq > entries:
-            if fault is not None and not torn:
-                # The log broke before this checkpoint's seq; that fault is the one reported,
-                # and the checkpoints after this one are still read.
-                last_valid = seq
-                continue
-            ck_fault, ck_why = entries + 1, f"log ends before checkpoint {seq}"
-            break
+            # Beyond the log's end: a truncation, unless the log broke earlier (that fault is
+            # reported); the checkpoints after it are read on either way.
+            if (fault is None or torn_tail) and truncated is None:
+                truncated = (entries + 1, f"log ends before checkpoint {seq}")
+            last_valid = seq
+            continue
         if heads[seq] != head:
             ck_fault, ck_why = max(seq, 1), f"checkpoint {seq} names another head"
             break
         last_valid = seq
         matched += seq >= 1
+    if truncated is not None and (ck_fault is None or truncated[0] < ck_fault):
+        ck_fault, ck_why = truncated
     if ck_fault is None and last_valid is None and entries > 0:
         ck_fault, ck_why = 1, "no valid checkpoint"
     if ck_fault is not None and (fault is None or ck_fault < fault):
@@ -430,6 +432,9 @@ def main(argv):
         report = verify(argv[1], argv[2], key, public)
     except Bad as e:
         report = {"entries": 0, "checkpoints": 0, "fault": 1, "why": str(e)}
+    except OSError as e:
+        print(f"cannot read the log: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(report, sort_keys=True))
     return 0 if report["fault"] is None else 1
 
