@@ -185,6 +185,48 @@ fn fault(db: &PgDb) -> Option<(u64, FaultClass)> {
     verify(db).fault.map(|f| (f.seq, f.class))
 }
 
+/// Sets the head row as the superuser, its append-only trigger disabled.
+fn tamper_head(db: &PgDb, set: &str) {
+    psql(
+        &db.superuser,
+        &format!(
+            "BEGIN; ALTER TABLE fieldseal_audit_head DISABLE TRIGGER USER; \
+             UPDATE fieldseal_audit_head SET {set}; \
+             ALTER TABLE fieldseal_audit_head ENABLE TRIGGER USER; COMMIT;"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("tamper: {e}"));
+}
+
+/// The head row must name the last row and its MAC: rows beyond the head were not appended
+/// through it (spliced, reported at the first of them), and a head with the last row's seq but
+/// another MAC was edited (reported at that seq). An empty chain needs no checkpoint.
+#[test]
+fn a_head_row_that_disagrees_with_the_table_is_reported() {
+    let Some(db) = fresh("tamper_head") else {
+        return;
+    };
+    // No rows and no checkpoint yet: nothing is missing.
+    assert_eq!(fault(&db), None, "an empty chain");
+    append_samples(&db, 10);
+    assert_eq!(fault(&db), None);
+    tamper_head(
+        &db,
+        "seq = 8, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 8)",
+    );
+    assert_eq!(fault(&db), Some((9, FaultClass::Spliced)));
+    tamper_head(
+        &db,
+        "seq = 10, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 9)",
+    );
+    assert_eq!(fault(&db), Some((10, FaultClass::Edited)));
+    tamper_head(
+        &db,
+        "seq = 10, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 10)",
+    );
+    assert_eq!(fault(&db), None);
+}
+
 #[test]
 fn tampered_rows_are_reported_with_seq_and_class() {
     let Some(db) = fresh("tamper") else { return };
