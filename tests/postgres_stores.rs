@@ -527,3 +527,72 @@ fn sealed_values_as_bytea_and_text_columns() {
         assert!(n.try_get::<_, Sealed<PhoneNumber, Service>>(0).is_err());
     });
 }
+
+/// The stores through the traits the guard calls: consent changes through
+/// `ConsentRegistry::change`; a key deletion says whether a key was there; an erasure recorded
+/// to a sink other than the store's own PostgreSQL sink goes through that sink (record first,
+/// then the deletion), not into the store's transaction; and `Debug` names the store only (no
+/// URL, no password).
+#[test]
+fn the_stores_through_their_traits() {
+    let Some(db) = fresh("store_traits") else {
+        return;
+    };
+    let consent = PgConsent::new(&db.writer, CONSENT_KEY).unwrap_or_else(|e| panic!("{e}"));
+    let registry: &dyn ConsentRegistry = &consent;
+    let subject = SubjectId::new(SUBJECT);
+    let scope = ConsentScope::Purpose("marketing");
+    assert!(!registry.is_granted(&subject, scope));
+    registry
+        .change(&subject, scope, true, 1_700_000_000, &dpo())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        registry.is_granted(&subject, scope),
+        "granted through change"
+    );
+    registry
+        .change(&subject, scope, false, 1_700_000_001, &dpo())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !registry.is_granted(&subject, scope),
+        "withdrawn through change"
+    );
+    assert_eq!(format!("{consent:?}"), "PgConsent { .. }");
+
+    let sink = Arc::new(
+        PgAuditSink::builder(&db.writer)
+            .key(AuditKey::from_bytes([0x55; 32]))
+            .connect()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let store = PgSubjectKeys::with_audit(Arc::clone(&sink)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(format!("{store:?}"), "PgSubjectKeys { .. }");
+    let keys: &dyn SubjectKeyStore = &store;
+    let id: SubjectKeyId = [7; 16];
+    keys.insert(&id, &[1, 2, 3])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        keys.delete(&id).unwrap_or_else(|e| panic!("{e}")),
+        "a key was there"
+    );
+    assert!(
+        !keys.delete(&id).unwrap_or_else(|e| panic!("{e}")),
+        "none any more"
+    );
+
+    // An erasure recorded to another sink: its record goes there, and the key is deleted.
+    keys.insert(&id, &[1, 2, 3])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let memory = MemorySink::new();
+    fieldseal::internal::testing::with_sample_event(1, None, |e| {
+        keys.delete_audited(&[id], &memory, e)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(memory.len(), 1, "recorded by the sink the guard uses");
+    assert_eq!(keys.get(&id).unwrap_or_else(|e| panic!("{e}")), None);
+    assert_eq!(
+        psql(&db.owner, "SELECT count(*) FROM fieldseal_audit").unwrap_or_else(|e| panic!("{e}")),
+        "0",
+        "nothing went into the store's own sink"
+    );
+}
