@@ -397,11 +397,11 @@ pub fn verify_bytes(
     let mut any_valid = false;
     let mut last_ckpt: Option<u64> = None;
     let mut truncated: Option<Fault> = None;
+    // Read on after a fault of the log: a checkpoint out of order is reported at its own seq,
+    // which may lie before the log's fault (the earlier of the two is reported).
     for raw in split_lines(&[checkpoints.to_vec()]) {
         // A checkpoint that cannot be trusted (malformed, badly signed) is reported at the first
         // entry no longer covered by a trusted one.
-        // Read on after a fault of the log: a checkpoint out of order is reported at its own
-        // seq, which may lie before the log's fault (the earlier of the two is reported).
         let prev_seq = last_ckpt.map_or(0, |p| p + 1).max(1);
         let Some(c) = Checkpoint::parse(raw.bytes).filter(|c| c.verify(public)) else {
             ckpt_fault = Some(Fault {
