@@ -10,7 +10,6 @@ mod common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::*;
 use fieldseal::*;
@@ -29,21 +28,13 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The independent verifier's answer, and its reason for a fault.
 fn independent(dir: &Path) -> (Answer, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/audit_verify.py");
-    // -B: no bytecode cache written next to the script. The audit key goes on stdin.
-    let mut child = Command::new("python3")
-        .arg("-B")
-        .arg(&script)
-        .arg(dir)
-        .arg(dir.join("checkpoints.log"))
-        .arg(hex(&ckpt_public().to_bytes()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("python3 is needed for this test (scripts/test installs it): {e}")
-        });
+    // The audit key goes on stdin.
+    let checkpoints = dir.join("checkpoints.log");
+    let public = hex(&ckpt_public().to_bytes());
+    let mut child = independent_python(
+        "audit_verify.py",
+        &[dir.as_os_str(), checkpoints.as_os_str(), public.as_ref()],
+    );
     if let Some(mut stdin) = child.stdin.take() {
         writeln!(stdin, "{}", hex(&AUDIT_KEY)).unwrap_or_else(|e| panic!("{e}"));
     }

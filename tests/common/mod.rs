@@ -128,3 +128,23 @@ impl XorShift {
         self.0
     }
 }
+
+/// Starts `python3 -B tests/independent/<script> <args>` with piped stdin, stdout and stderr
+/// (`-B`: no bytecode cache written next to the script). Secrets go on stdin, never in `args`.
+pub fn independent_python(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/independent")
+        .join(script);
+    Command::new("python3")
+        .arg("-B")
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("python3 is needed for this test (scripts/test installs it): {e}")
+        })
+}

@@ -1,0 +1,644 @@
+//! SECURITY.md's envelope format, key derivation, pseudonyms and blind-index terms, implemented a
+//! second time from the text alone (`tests/independent/envelope.py`: Python's standard library,
+//! with AES-256 and GCM written out and checked against the Wycheproof vectors), run against the
+//! crate. The two must agree on:
+//! - the frozen envelopes of `tests/data/envelopes_v1.txt`: opened, and re-sealed to the same text;
+//! - random values of every kind under random purposes, key versions and contexts (up to 16
+//!   parts, names that are prefixes of one another, values of 0-1,024 arbitrary bytes): what the
+//!   crate seals the second implementation opens, and what it seals the crate opens;
+//! - the answer (fields, or the error) for every truncation, for chosen header edits and for
+//!   random mutations of binary and text envelopes, when parsed and when opened;
+//! - pseudonyms and blind-index terms.
+//!
+//! A disagreement is a bug in the crate or in SECURITY.md.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use fieldseal::builtin::{Improvement, Service};
+use fieldseal::*;
+use serde_json::{Value, json};
+
+const NOW: u64 = 1_780_000_000;
+const ROOTS: [[u8; 32]; 3] = [[0x31; 32], [0x32; 32], [0x33; 32]];
+const PURPOSES: [&str; 4] = [
+    "service",
+    "improvement",
+    "a",
+    "purpose_with_32_bytes_of_label_0",
+];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs the second implementation over `ops` with the root keys `keys` (version, key) and the
+/// keyring minimum `minimum`; returns its answers, one per op. The keys go on stdin.
+fn independent(keys: &[(u32, [u8; 32])], minimum: u32, ops: &[Value]) -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let keys: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|(v, k)| (v.to_string(), Value::String(hex(k))))
+        .collect();
+    let doc = json!({
+        "keys": keys,
+        "minimum": minimum,
+        "wycheproof": dir.join("tests/data/wycheproof/aes_gcm_test.json"),
+        "ops": ops,
+    });
+    let mut child = independent_python("envelope.py", &[]);
+    let input = serde_json::to_vec(&doc).unwrap_or_else(|e| panic!("{e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    // Written from a thread: the answers may fill the pipe before the input is all read.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    writer
+        .join()
+        .unwrap_or_else(|_| panic!("writer panicked"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the second implementation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    // Its AES-256-GCM passed all 66 Wycheproof cases with a 96-bit nonce and a 128-bit tag.
+    assert_eq!(v["self_test"]["wycheproof_aes256_gcm"], 66);
+    let answers = v["answers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(answers.len(), ops.len());
+    answers
+}
+
+/// The variant name of an error: what the second implementation answers.
+fn name(e: &Error) -> String {
+    let debug = match e {
+        Error::Format(f) => format!("{f:?}"),
+        Error::Context(c) => format!("{c:?}"),
+        Error::Key(k) => format!("{k:?}"),
+        other => format!("{other:?}"),
+    };
+    debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn keyring(active: u32, minimum: u32) -> Keyring {
+    let mut b = Keyring::builder();
+    for (i, root) in ROOTS.iter().enumerate() {
+        b = b.key(v(i as u32 + 1), RootKey::from_bytes(*root));
+    }
+    b.active(v(active))
+        .minimum(v(minimum))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn keys() -> Vec<(u32, [u8; 32])> {
+    (1..=3).zip(ROOTS).collect()
+}
+
+fn guard(active: u32, minimum: u32) -> Guard {
+    Guard::builder()
+        .keyring(keyring(active, minimum))
+        .policy(allow_all(&PURPOSES))
+        .audit(NullSink)
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The parts of a context: (name, value).
+type Parts = Vec<(String, Vec<u8>)>;
+
+/// A context of `parts` as the crate builds it, and as the second implementation receives it.
+fn context(parts: &[(String, Vec<u8>)]) -> (Context, Value) {
+    let mut ctx = Context::new();
+    for (n, val) in parts {
+        ctx = ctx.with(n, val);
+    }
+    let json = parts
+        .iter()
+        .map(|(n, val)| json!([hex(n.as_bytes()), hex(val)]))
+        .collect();
+    (ctx, Value::Array(json))
+}
+
+fn pick<'a, T>(rng: &mut XorShift, items: &'a [T]) -> &'a T {
+    &items[(rng.next() % items.len() as u64) as usize]
+}
+
+/// A random valid context: up to 16 parts, names drawn so that some are prefixes of others and
+/// some start with a digit or `_`, values of 0-1,024 arbitrary bytes.
+fn random_parts(rng: &mut XorShift) -> Parts {
+    const ALPHABET: &[u8] = b"ab0_z9";
+    let count = (rng.next() % 17) as usize;
+    let mut parts: Parts = Vec::new();
+    while parts.len() < count {
+        let len = match rng.next() % 4 {
+            0 => 32,
+            _ => 1 + (rng.next() % 4) as usize,
+        };
+        let name: String = (0..len).map(|_| char::from(*pick(rng, ALPHABET))).collect();
+        if parts.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let vlen = match rng.next() % 5 {
+            0 => 0,
+            1 => 1024,
+            _ => (rng.next() % 64) as usize,
+        };
+        parts.push((name, (0..vlen).map(|_| rng.next() as u8).collect()));
+    }
+    parts
+}
+
+/// A random value of `kind`, as text for `AnyValue::parse`.
+fn random_value(rng: &mut XorShift, kind: FieldKind) -> String {
+    let word = |rng: &mut XorShift, n: u64| -> String {
+        let len = 1 + rng.next() % n;
+        (0..len)
+            .map(|_| char::from(b'a' + (rng.next() % 26) as u8))
+            .collect()
+    };
+    match kind {
+        FieldKind::IdNumber => pick(rng, &["11010519491231002X", "120101199602291547"]).to_string(),
+        FieldKind::PhoneNumber => {
+            pick(rng, &["+8613800138000", "+14155552671", "+683 4002"]).to_string()
+        }
+        FieldKind::Email => format!("{}@{}.Example.COM", word(rng, 40), word(rng, 20)),
+        FieldKind::PersonName => format!("{} {}", word(rng, 60), pick(rng, &["张三", "Doe"])),
+        FieldKind::PostalAddress => format!(
+            "country=CN\nregion={}\ncity=北京市\nstreet={}\nstreet={}\npostal_code=100022",
+            word(rng, 30),
+            word(rng, 120),
+            word(rng, 5)
+        ),
+        FieldKind::IpAddress => {
+            if rng.next().is_multiple_of(2) {
+                std::net::Ipv4Addr::from(rng.next() as u32).to_string()
+            } else {
+                std::net::Ipv6Addr::from(u128::from(rng.next()) << 64 | u128::from(rng.next()))
+                    .to_string()
+            }
+        }
+        FieldKind::DeviceInfo => format!(
+            "user_agent={}\nos={}\nmodel={}",
+            word(rng, 200),
+            word(rng, 10),
+            word(rng, 10)
+        ),
+        FieldKind::Text => {
+            let len = match rng.next() % 4 {
+                0 => 4096 / 4,
+                _ => 1 + (rng.next() % 300) as usize,
+            };
+            (0..len)
+                .map(|_| *pick(rng, &['a', ' ', 'é', '张', '😀', '\n', '~']))
+                .collect()
+        }
+        other => panic!("no generator for {other}"),
+    }
+}
+
+fn canonical(value: &AnyValue, g: &Guard) -> Vec<u8> {
+    // The canonical bytes of a value, through a round trip of the crate's own.
+    let ctx = Context::new();
+    let purpose = PurposeId::new("service").unwrap_or_else(|e| panic!("{e}"));
+    let s = g
+        .seal_any(value, &purpose, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    g.reveal_any(&tester(), &s, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expose_canonical()
+        .to_vec()
+}
+
+#[test]
+fn frozen_envelopes_open_and_reseal_to_the_same_text() {
+    let frozen = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/envelopes_v1.txt"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ops = Vec::new();
+    let mut expected = Vec::new();
+    let g = guard(1, 1);
+    for line in frozen.lines() {
+        let parts: Vec<&str> = line.split('\t').collect();
+        let kind = FieldKind::from_label(parts[0]).unwrap_or_else(|| panic!("{line}"));
+        let value =
+            AnyValue::parse(kind, &parts[2].replace("\\n", "\n")).unwrap_or_else(|e| panic!("{e}"));
+        let plain = canonical(&value, &g);
+        let (_, ctx) = context(&[
+            ("table".into(), b"kat".to_vec()),
+            ("column".into(), b"value".to_vec()),
+            ("row".into(), parts[1].as_bytes().to_vec()),
+        ]);
+        let text = parts[3];
+        let bytes = AnySealed::from_text(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_bytes();
+        // Salt at 23..39 and nonce at 55..67 (label `service`, no subject key).
+        ops.push(json!({"op": "open", "text": text, "context": ctx}));
+        ops.push(json!({
+            "op": "seal", "kind": bytes[1], "purpose": "service", "version": 1,
+            "sealed_at": 1_764_000_000u64, "salt": hex(&bytes[23..39]),
+            "nonce": hex(&bytes[55..67]), "plaintext": hex(&plain), "context": ctx,
+        }));
+        expected.push((hex(&plain), text.to_owned()));
+    }
+    assert_eq!(expected.len(), 11);
+    let answers = independent(&[(1, std::array::from_fn(|i| i as u8))], 1, &ops);
+    for (i, (plain, text)) in expected.iter().enumerate() {
+        assert_eq!(answers[2 * i]["ok"], *plain.as_str(), "line {i}");
+        assert_eq!(answers[2 * i + 1]["ok"], *text.as_str(), "line {i}");
+    }
+}
+
+#[test]
+fn random_values_cross_between_the_two_implementations() {
+    let mut rng = XorShift(0x0123_4567_89ab_cdef);
+    let guards = [guard(1, 1), guard(2, 1), guard(3, 1)];
+    let mut ops = Vec::new();
+    // (plaintext hex, context, purpose, kind, version, sealed_at) per case.
+    let mut cases = Vec::new();
+    for i in 0..240 {
+        let kind = *pick(&mut rng, &FieldKind::ALL);
+        let value = AnyValue::parse(kind, &random_value(&mut rng, kind))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let label = *pick(&mut rng, &PURPOSES);
+        let purpose = PurposeId::new(label).unwrap_or_else(|e| panic!("{e}"));
+        let parts = random_parts(&mut rng);
+        let (ctx, ctx_json) = context(&parts);
+        let g = &guards[i % 3];
+        let sealed = g
+            .seal_any(&value, &purpose, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plain = g
+            .reveal_any(&tester(), &sealed, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expose_canonical()
+            .to_vec();
+        // 1. The crate's envelope opens there, under its context, and only under it.
+        ops.push(json!({"op": "open", "text": sealed.to_text(), "context": ctx_json}));
+        let mut other = parts.clone();
+        match other.first_mut() {
+            Some((_, val)) if rng.next().is_multiple_of(2) => match val.first_mut() {
+                Some(b) => *b ^= 1,
+                None => val.push(0),
+            },
+            Some(_) => drop(other.pop()),
+            None => other.push(("row".into(), Vec::new())),
+        }
+        ops.push(
+            json!({"op": "open", "hex": hex(sealed.as_bytes()), "context": context(&other).1}),
+        );
+        // 2. An envelope sealed there, with fresh salt and nonce, under a random version.
+        let version = 1 + (rng.next() % 3) as u32;
+        let sealed_at = NOW - rng.next() % 1_000_000;
+        let salt: Vec<u8> = (0..16).map(|_| rng.next() as u8).collect();
+        let nonce: Vec<u8> = (0..12).map(|_| rng.next() as u8).collect();
+        ops.push(json!({
+            "op": "seal", "kind": kind.code(), "purpose": label, "version": version,
+            "sealed_at": sealed_at, "salt": hex(&salt), "nonce": hex(&nonce),
+            "plaintext": hex(&plain), "context": ctx_json,
+        }));
+        cases.push((plain, ctx, purpose, kind, version, sealed_at, sealed));
+    }
+    let answers = independent(&keys(), 1, &ops);
+    let g = guard(3, 1);
+    for (i, (plain, ctx, purpose, kind, version, sealed_at, ours)) in cases.iter().enumerate() {
+        let [opened, refused, theirs] = &answers[3 * i..3 * i + 3] else {
+            unreachable!()
+        };
+        assert_eq!(opened["ok"], hex(plain), "case {i}: {opened}");
+        assert_eq!(refused["error"], "Integrity", "case {i}: {refused}");
+        let text = theirs["ok"]
+            .as_str()
+            .unwrap_or_else(|| panic!("case {i}: {theirs}"));
+        let sealed = AnySealed::from_text(text).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert_eq!(
+            (
+                sealed.kind(),
+                sealed.purpose(),
+                sealed.key_version(),
+                sealed.sealed_at()
+            ),
+            (*kind, purpose.clone(), v(*version), *sealed_at)
+        );
+        let revealed = g
+            .reveal_any(&tester(), &sealed, ctx)
+            .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert_eq!(*revealed.expose_canonical(), *plain, "case {i}");
+        // Version, kind, flags and label are laid out alike by both.
+        let fixed = 4 + purpose.as_str().len();
+        assert_eq!(
+            sealed.as_bytes()[..fixed],
+            ours.as_bytes()[..fixed],
+            "case {i}"
+        );
+    }
+}
+
+/// Every truncation, header edits and random mutations of real envelopes: the two parsers, and
+/// the two openers, give the same answer.
+#[test]
+fn mutated_envelopes_get_the_same_answer_from_both() {
+    let mut rng = XorShift(0x005e_ed0f_ab1e);
+    let g = guard(2, 2);
+    let mut inputs: Vec<(Vec<u8>, Parts)> = Vec::new();
+    let mut texts: Vec<(String, Parts)> = Vec::new();
+    for kind in FieldKind::ALL {
+        let value =
+            AnyValue::parse(kind, &random_value(&mut rng, kind)).unwrap_or_else(|e| panic!("{e}"));
+        let parts = random_parts(&mut rng);
+        let (ctx, _) = context(&parts);
+        let label = *pick(&mut rng, &PURPOSES);
+        let purpose = PurposeId::new(label).unwrap_or_else(|e| panic!("{e}"));
+        let env = g
+            .seal_any(&value, &purpose, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_bytes();
+        // Every truncation.
+        for n in 0..env.len() {
+            inputs.push((env[..n].to_vec(), parts.clone()));
+        }
+        // Each header byte set to values that cross every check, and every flag bit.
+        for at in 0..60 + label.len() {
+            for b in [
+                0u8, 1, 2, 9, 0x1f, 0x20, 0x21, b'A', b'_', b'0', 0x7f, 0x80, 0xff,
+            ] {
+                let mut e = env.clone();
+                e[at] = b;
+                inputs.push((e, parts.clone()));
+            }
+        }
+        // Lengths around the kind's cap and the format's.
+        for extra in [1usize, kind.max_canonical_len(), 16_384, 16_508] {
+            let mut e = env.clone();
+            e.extend(std::iter::repeat_n(0u8, extra));
+            inputs.push((e, parts.clone()));
+        }
+        // Random edits: a byte changed, inserted or removed.
+        for _ in 0..150 {
+            let mut e = env.clone();
+            let at = (rng.next() as usize) % e.len();
+            match rng.next() % 3 {
+                0 => e[at] ^= 1 << (rng.next() % 8),
+                1 => e.insert(at, rng.next() as u8),
+                _ => drop(e.remove(at)),
+            }
+            inputs.push((e, parts.clone()));
+        }
+        // Text forms: the real one and edits of it.
+        let text = AnySealed::from_bytes(&env)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_text();
+        let edits = [
+            text.clone(),
+            String::new(),
+            "fs1:".into(),
+            "fs".into(),
+            text.replacen("fs1:", "fs2:", 1),
+            text.replacen("fs1:", "fs9:", 1),
+            text.replacen("fs1:", "fsA:", 1),
+            text.replacen("fs1:", "FS1:", 1),
+            text.replacen("fs1:", "fs1;", 1),
+            format!("{text}="),
+            format!("{text}A"),
+            format!("{text}AA"),
+            text.replace('-', "+"),
+            text.replace('_', "/"),
+            format!("{} ", text),
+            format!("fs1:{}", "A".repeat(22_012)),
+            format!("fs1:{}", "A".repeat(22_013)),
+            format!("fs1:AgAB{}", &text[8..]),
+            format!("fs1:{}", &text[4..text.len() - 1]),
+        ];
+        for t in edits {
+            texts.push((t, parts.clone()));
+        }
+        // Trailing bits: the last character moved to a neighbour in the alphabet.
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = text.chars().last().unwrap_or('A');
+        let i = alphabet.find(last).unwrap_or(0);
+        for j in [i ^ 1, i ^ 2, i ^ 3] {
+            let mut t = text.clone();
+            t.pop();
+            t.push(char::from(alphabet.as_bytes()[j % 64]));
+            texts.push((t, parts.clone()));
+        }
+    }
+    // Answers of the crate: the parse, then the open (by a keyring whose minimum is 2, so that
+    // version 1 is retired and version 4 unknown).
+    let describe = |parsed: Result<AnySealed, Error>, ctx: &Context| -> (Value, Value) {
+        match parsed {
+            Err(e) => (json!({"error": name(&e)}), json!({"error": name(&e)})),
+            Ok(s) => {
+                let info = s.info();
+                let fields = json!({
+                    "kind": s.kind().code(), "flags": u8::from(info.has_subject_key()),
+                    "purpose": s.purpose_label(), "version": s.key_version().get(),
+                    "sealed_at": s.sealed_at(), "ciphertext_len": info.ciphertext_len(),
+                });
+                let opened = match g.reveal_any(&tester(), &s, ctx) {
+                    Ok(r) => json!({"ok": hex(&r.expose_canonical())}),
+                    Err(e) => json!({"error": name(&e)}),
+                };
+                (json!({"ok": fields}), opened)
+            }
+        }
+    };
+    let mut ops = Vec::new();
+    let mut ours = Vec::new();
+    for (bytes, parts) in &inputs {
+        let (ctx, ctx_json) = context(parts);
+        ops.push(json!({"op": "parse", "hex": hex(bytes)}));
+        ops.push(json!({"op": "open", "hex": hex(bytes), "context": ctx_json}));
+        ours.push((
+            format!("{} bytes", bytes.len()),
+            describe(AnySealed::from_bytes(bytes), &ctx),
+        ));
+    }
+    for (text, parts) in &texts {
+        let (ctx, ctx_json) = context(parts);
+        ops.push(json!({"op": "parse", "text": text}));
+        ops.push(json!({"op": "open", "text": text, "context": ctx_json}));
+        let shown: String = text.chars().take(12).collect();
+        ours.push((
+            format!("text {shown}… ({})", text.len()),
+            describe(AnySealed::from_text(text), &ctx),
+        ));
+    }
+    let answers = independent(&keys(), 2, &ops);
+    let mut opened = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, (what, (parsed, open))) in ours.iter().enumerate() {
+        for answer in [parsed, open] {
+            if let Some(e) = answer["error"].as_str() {
+                seen.insert(e.to_owned());
+            }
+        }
+        let mut theirs = answers[2 * i].clone();
+        if let Some(fields) = theirs.get_mut("ok").and_then(Value::as_object_mut) {
+            fields.remove("subject");
+        }
+        assert_eq!(theirs, *parsed, "parse of input {i} ({what})");
+        // An edit that turns the label into another valid one names a purpose the policy does
+        // not know: the crate denies before any key work, which the second implementation
+        // (no policy) cannot say.
+        let label = parsed["ok"]["purpose"].as_str();
+        if label.is_some_and(|l| !PURPOSES.contains(&l)) {
+            assert_eq!(
+                *open,
+                json!({"error": "Denied"}),
+                "open of input {i} ({what})"
+            );
+            continue;
+        }
+        assert_eq!(answers[2 * i + 1], *open, "open of input {i} ({what})");
+        opened += usize::from(open.get("ok").is_some());
+    }
+    // Every check of the parser and of the opener was reached, and some inputs opened.
+    let every = [
+        "Base64",
+        "CiphertextLength",
+        "Denied",
+        "Empty",
+        "Integrity",
+        "InvalidPurposeLabel",
+        "Retired",
+        "ReservedFlags",
+        "SubjectKeyUnavailable",
+        "TooLong",
+        "Truncated",
+        "UnknownKind",
+        "UnknownPrefix",
+        "UnknownVersion",
+        "UnsupportedVersion",
+        "VersionMismatch",
+        "ZeroKeyVersion",
+    ];
+    assert_eq!(seen, every.iter().map(|e| e.to_string()).collect());
+    assert!(opened >= 8, "{opened}");
+    eprintln!(
+        "{} binary and {} text inputs, {opened} opened, {} errors seen",
+        inputs.len(),
+        texts.len(),
+        seen.len()
+    );
+    assert!(
+        inputs.len() + texts.len() > 9_000,
+        "{}",
+        inputs.len() + texts.len()
+    );
+}
+
+#[test]
+fn pseudonyms_and_index_terms_agree() {
+    let g = guard(2, 1);
+    let mut rng = XorShift(77);
+    let mut ops = Vec::new();
+    let mut ours = Vec::new();
+    for i in 0..40 {
+        let email = Email::parse(&random_value(&mut rng, FieldKind::Email))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::new().row(&i.to_string());
+        let sealed: Sealed<Email, Improvement> =
+            g.seal(&email, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let Anonymized::Pseudonym(p) = g
+            .anonymize(&tester(), &sealed, &ctx, Anonymization::Pseudonym)
+            .unwrap_or_else(|e| panic!("{e}"))
+        else {
+            panic!("not a pseudonym")
+        };
+        ops.push(json!({
+            "op": "pseudonym", "version": p.version().get(), "purpose": "improvement",
+            "kind": FieldKind::Email.code(), "canonical": hex(&email.canonical_bytes()),
+        }));
+        ours.push(hex(p.as_bytes()));
+        let bits = 20 + (i % 20) as u8;
+        let index = BlindIndex::<Email, Service>::builder("by_email")
+            .expected_rows(1 << 40)
+            .distinct_values(1 << 40)
+            .bits(bits)
+            .build()
+            .unwrap_or_else(|e| panic!("{bits}: {e}"));
+        let term = g
+            .blind_index(&tester(), &email, &ctx, &index)
+            .unwrap_or_else(|e| panic!("{e}"));
+        ops.push(json!({
+            "op": "index", "version": term.version().get(), "purpose": "service",
+            "kind": FieldKind::Email.code(), "name": "by_email", "bits": term.bits(),
+            "canonical": hex(&email.canonical_bytes()),
+        }));
+        ours.push(hex(&term.to_bytes()));
+    }
+    let answers = independent(&keys(), 1, &ops);
+    for (i, want) in ours.iter().enumerate() {
+        assert_eq!(answers[i]["ok"], *want.as_str(), "op {i}: {}", ops[i]);
+    }
+}
+
+/// Contexts that break a rule: both refuse to seal with them, naming the same first problem.
+#[test]
+fn invalid_contexts_are_refused_alike() {
+    let g = guard(1, 1);
+    let long = |n: usize| "n".repeat(n);
+    let many = |n: usize| -> Parts { (0..n).map(|i| (format!("p{i}"), Vec::new())).collect() };
+    let mut cases: Vec<Parts> = vec![
+        vec![("".into(), Vec::new())],
+        vec![("Row".into(), Vec::new())],
+        vec![("row-1".into(), Vec::new())],
+        vec![("é".into(), Vec::new())],
+        vec![(long(33), Vec::new())],
+        vec![(long(32), vec![0; 1025])],
+        vec![(long(32), vec![0; 1024]), ("row".into(), vec![1; 1025])],
+        vec![("row".into(), Vec::new()), ("row".into(), Vec::new())],
+        vec![("row".into(), vec![0; 1025]), ("Row".into(), Vec::new())],
+        vec![("Row".into(), vec![0; 1025])],
+        vec![("row".into(), Vec::new()), ("row".into(), vec![0; 1025])],
+        many(16),
+        many(17),
+        many(40),
+    ];
+    let mut with_dup = many(16);
+    with_dup.push(("p0".into(), Vec::new()));
+    cases.push(with_dup);
+    let mut with_bad = many(16);
+    with_bad.push(("P".into(), Vec::new()));
+    cases.push(with_bad);
+    let value = AnyValue::parse(FieldKind::Text, "x").unwrap_or_else(|e| panic!("{e}"));
+    let purpose = PurposeId::new("service").unwrap_or_else(|e| panic!("{e}"));
+    let mut ops = Vec::new();
+    let mut ours = Vec::new();
+    for parts in &cases {
+        let (ctx, ctx_json) = context(parts);
+        ops.push(json!({
+            "op": "seal", "kind": FieldKind::Text.code(), "purpose": "service", "version": 1,
+            "sealed_at": NOW, "salt": hex(&[0; 16]), "nonce": hex(&[0; 12]), "plaintext": "78",
+            "context": ctx_json,
+        }));
+        ours.push(match g.seal_any(&value, &purpose, &ctx) {
+            Ok(_) => json!("sealed"),
+            Err(e) => json!({"error": name(&e)}),
+        });
+    }
+    let answers = independent(&keys(), 1, &ops);
+    for (i, want) in ours.iter().enumerate() {
+        let theirs = if answers[i].get("ok").is_some() {
+            json!("sealed")
+        } else {
+            answers[i].clone()
+        };
+        assert_eq!(theirs, *want, "context {i}");
+    }
+    assert_eq!(ours[11], json!("sealed"));
+}
