@@ -457,6 +457,14 @@ fn two_processes_append_to_one_chain() {
     assert_eq!(stats, format!("{total}|1|{total}|{total}"), "gapless seqs");
 }
 
+/// No server needed: the builder's Debug shows its batch size and never the URL, which may
+/// hold a password.
+#[test]
+fn the_builder_does_not_show_its_url() {
+    let b = PgAuditSink::builder("postgresql://writer:hunter2@127.0.0.1/db").max_batch(7);
+    assert_eq!(format!("{b:?}"), "PgAuditSinkBuilder { max_batch: 7, .. }");
+}
+
 #[test]
 fn a_guard_records_through_the_table_and_fails_closed() {
     let Some(db) = fresh("guard") else { return };
@@ -482,6 +490,19 @@ fn a_guard_records_through_the_table_and_fails_closed() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(phone.expose_secret().as_str(), "+8613800138000");
     assert_eq!(s.entries(), 1);
+    // An entry too long for a line the verifier accepts is refused before it reaches the
+    // table: nothing is revealed and nothing written.
+    let huge = Accessor::new(&"p".repeat(70 * 1024), [Role::new(ROLE)]);
+    let err = guard.reveal(&huge, &sealed, &ctx).err();
+    assert!(
+        matches!(&err, Some(Error::Audit(e)) if e.kind() == AuditErrorKind::Rejected),
+        "{err:?}"
+    );
+    assert_eq!(s.entries(), 1);
+    // Debug names the sink and its commits, never the URL (which may hold a password).
+    let shown = format!("{s:?}");
+    assert!(shown.starts_with("PgAuditSink { commits: 1"), "{shown}");
+    assert!(!shown.contains("postgresql"), "{shown}");
     // Without the table, nothing is revealed.
     psql(
         &db.owner,

@@ -23,7 +23,7 @@ use super::ack::{Acknowledge, Flusher};
 use super::ckpt_file::{self, io_err, sync_dir};
 use super::event::EventRecord;
 use super::keys::{AuditKey, CheckpointSigningKey, PseudonymKey};
-use super::line::{ChainMac, Checkpoint, GENESIS};
+use super::line::{ChainMac, Checkpoint, GENESIS, entry_fits};
 use super::verify::{split_lines, walk};
 use super::{AuditEvent, AuditFuture, AuditSink};
 use crate::clock::{Clock, SystemClock};
@@ -1090,13 +1090,6 @@ fn note_tick(shared: &Shared) {
     }
 }
 
-/// Whether an entry of `len` bytes makes a line the verifier accepts: seq, prev and mac add
-/// under 200 bytes, and a line over [`MAX_LINE`](super::line::MAX_LINE) is refused, so a longer
-/// entry is refused here (the operation fails closed) rather than written.
-fn entry_fits(len: usize) -> bool {
-    len + 256 <= super::line::MAX_LINE
-}
-
 /// Runs `f` with this thread's entry buffer, emptied (it is kept between appends, so an append
 /// allocates nothing for its entry; an entry holds labels, pseudonyms and digests only, never a
 /// value or a raw identifier).
@@ -1633,15 +1626,6 @@ mod tests {
         assert_eq!(kept(MAX_SPARE_ENTRY).ok(), Some(true), "kept at the limit");
         assert!(grow(MAX_SPARE_ENTRY + 1).is_ok());
         assert_eq!(kept(1).ok(), Some(false), "released beyond it");
-    }
-
-    #[test]
-    fn an_entry_fits_with_room_for_seq_prev_and_mac() {
-        let max = super::super::line::MAX_LINE;
-        assert!(entry_fits(0));
-        assert!(entry_fits(max - 256));
-        assert!(!entry_fits(max - 255));
-        assert!(!entry_fits(max));
     }
 
     #[test]

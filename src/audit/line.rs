@@ -25,6 +25,13 @@ use crate::crypto::kdf::push_lp;
 /// Longest accepted line, newline excluded.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
+/// Whether an entry of `len` bytes makes a line the verifier accepts: seq, prev and mac add
+/// under 200 bytes, and a line over [`MAX_LINE`] is refused, so a writer (the log or the
+/// PostgreSQL sink) refuses a longer entry (the operation fails closed) rather than write it.
+pub(crate) fn entry_fits(len: usize) -> bool {
+    len + 256 <= MAX_LINE
+}
+
 const CHECKPOINT_DOMAIN: &[u8] = b"fieldseal/v1/audit-checkpoint";
 
 /// The MAC of the entry before the first one.
@@ -288,6 +295,14 @@ mod tests {
     use super::*;
     use crate::AuditKey;
     use crate::internal::testing::with_sample_event;
+
+    #[test]
+    fn an_entry_fits_with_room_for_seq_prev_and_mac() {
+        assert!(entry_fits(0));
+        assert!(entry_fits(MAX_LINE - 256));
+        assert!(!entry_fits(MAX_LINE - 255));
+        assert!(!entry_fits(MAX_LINE));
+    }
 
     #[test]
     fn line_round_trip_and_mac() {

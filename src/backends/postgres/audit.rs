@@ -10,7 +10,7 @@ use tokio_postgres::{Client, IsolationLevel, Statement};
 use super::stream::{Walker, read_head, walk_rows};
 use super::worker::Worker;
 use super::{PgConfig, config, connect, db_err, shared_db_err};
-use crate::audit::line::{ChainMac, Checkpoint, GENESIS, MAX_LINE};
+use crate::audit::line::{ChainMac, Checkpoint, GENESIS, entry_fits};
 use crate::audit::{
     AuditEvent, AuditFuture, AuditKey, AuditSink, CheckpointSigningKey, CheckpointVerifyingKey,
     EventRecord, PseudonymKey,
@@ -244,7 +244,7 @@ impl PgAuditSink {
         let entry = serde_json::to_vec(&record)
             .map_err(|e| AuditError::with_source(AuditErrorKind::Rejected, e))?;
         // As ChainedLog: a line the verifier would refuse is not written; the operation fails.
-        if entry.len() + 256 > MAX_LINE {
+        if !entry_fits(entry.len()) {
             return Err(AuditError::new(AuditErrorKind::Rejected));
         }
         Ok(Pending {
