@@ -274,18 +274,21 @@ def valid_label(b):
             and all(0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c == 0x5F for c in b))
 
 
-def decode_text(text):
-    """Text form to binary envelope bytes (steps 1-4 of text parsing)."""
+def decode_text(text, prefix=b"fs1:", max_len=MAX_TEXT):
+    """A text form (`fs1:` envelopes, `fss1:` packages) to its binary bytes: steps 1-4 of text
+    parsing. The prefix is a stem, the version digit and `:`."""
     raw = text.encode("utf-8")
     if not raw:
         raise Refused("Empty")
-    if len(raw) > MAX_TEXT:
+    if len(raw) > max_len:
         raise Refused("TooLong")
-    if not raw.startswith(b"fs1:"):
-        if len(raw) >= 4 and raw[:2] == b"fs" and 0x30 <= raw[2] <= 0x39 and raw[3] == 0x3A:
+    if not raw.startswith(prefix):
+        n = len(prefix)
+        if (len(raw) >= n and raw[:n - 2] == prefix[:n - 2] and 0x30 <= raw[n - 2] <= 0x39
+                and raw[n - 1] == 0x3A):
             raise Refused("UnsupportedVersion")
         raise Refused("UnknownPrefix")
-    body = raw[4:]
+    body = raw[len(prefix):]
     if not body:
         raise Refused("Empty")
     if any(c not in B64URL for c in body) or len(body) % 4 == 1:
@@ -299,46 +302,64 @@ def decode_text(text):
     return data
 
 
-def parse_binary(b):
-    """The fields of a binary envelope, checked in layout order (binary parsing, steps 1-7)."""
-    if not b:
-        raise Refused("Empty")
-    if len(b) > MAX_ENVELOPE:
-        raise Refused("TooLong")
-    pos = 0
+class Reader:
+    """Takes fields off the front of a byte string; input that ends inside one is Truncated."""
 
-    def take(n):
-        nonlocal pos
-        if len(b) - pos < n:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        if len(self.data) - self.pos < n:
             raise Refused("Truncated")
-        out = b[pos:pos + n]
-        pos += n
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
         return out
 
-    if take(1)[0] != 1:
+    def byte(self):
+        return self.take(1)[0]
+
+    def rest(self):
+        return self.data[self.pos:]
+
+
+def start(b, max_len):
+    """The checks an envelope and a package share: size, version 1, an assigned kind code.
+    Returns the reader past the kind, and the kind."""
+    if not b:
+        raise Refused("Empty")
+    if len(b) > max_len:
+        raise Refused("TooLong")
+    r = Reader(b)
+    if r.byte() != 1:
         raise Refused("UnsupportedVersion")
-    kind = take(1)[0]
+    kind = r.byte()
     if kind not in KIND_CAP:
         raise Refused("UnknownKind")
-    flags = take(1)[0]
+    return r, kind
+
+
+def parse_binary(b):
+    """The fields of a binary envelope, checked in layout order (binary parsing, steps 1-7)."""
+    r, kind = start(b, MAX_ENVELOPE)
+    flags = r.byte()
     if flags & 0xFE:
         raise Refused("ReservedFlags")
-    length = take(1)[0]
+    length = r.byte()
     if length == 0 or length > 32:
         raise Refused("InvalidPurposeLabel")
-    label = take(length)
+    label = r.take(length)
     if not valid_label(label):
         raise Refused("InvalidPurposeLabel")
-    version = int.from_bytes(take(4), "big")
+    version = int.from_bytes(r.take(4), "big")
     if version == 0:
         raise Refused("ZeroKeyVersion")
-    sealed_at = int.from_bytes(take(8), "big")
-    subject = take(16) if flags & 1 else b""
-    salt = take(16)
-    commitment = take(16)
-    nonce = take(12)
-    header = b[:pos]
-    rest = b[pos:]
+    sealed_at = int.from_bytes(r.take(8), "big")
+    subject = r.take(16) if flags & 1 else b""
+    salt = r.take(16)
+    commitment = r.take(16)
+    nonce = r.take(12)
+    header = b[:r.pos]
+    rest = r.rest()
     if len(rest) < 16 or len(rest) > MAX_PLAINTEXT + 16:
         raise Refused("CiphertextLength")
     ciphertext, tag = rest[:-16], rest[-16:]

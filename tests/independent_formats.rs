@@ -1,14 +1,16 @@
-//! SECURITY.md's envelope format, key derivation, pseudonyms and blind-index terms, implemented a
-//! second time from the text alone (`tests/independent/envelope.py`: Python's standard library,
-//! with AES-256 and GCM written out and checked against the Wycheproof vectors), run against the
-//! crate. The two must agree on:
+//! SECURITY.md's envelope format, key derivation, pseudonyms, blind-index terms and shared
+//! packages, implemented a second time from the text alone (`tests/independent/envelope.py` and
+//! `share.py`: Python's standard library, with AES-256, GCM, X25519, ChaCha20, Poly1305 and HPKE
+//! written out and checked against Wycheproof and RFC 9180 vectors), run against the crate. The
+//! two must agree on:
 //! - the frozen envelopes of `tests/data/envelopes_v1.txt`: opened, and re-sealed to the same text;
 //! - random values of every kind under random purposes, key versions and contexts (up to 16
 //!   parts, names that are prefixes of one another, values of 0-1,024 arbitrary bytes): what the
-//!   crate seals the second implementation opens, and what it seals the crate opens;
+//!   crate seals the second implementation opens, and what it seals the crate opens; the same
+//!   for shared packages (feature `share`);
 //! - the answer (fields, or the error) for every truncation, for chosen header edits and for
-//!   random mutations of binary and text envelopes, when parsed and when opened;
-//! - pseudonyms and blind-index terms.
+//!   random mutations of binary and text envelopes and packages, when parsed and when opened;
+//! - contexts that break a rule, pseudonyms and blind-index terms.
 //!
 //! A disagreement is a bug in the crate or in SECURITY.md.
 
@@ -50,8 +52,22 @@ fn independent(keys: &[(u32, [u8; 32])], minimum: u32, ops: &[Value]) -> Vec<Val
         "wycheproof": dir.join("tests/data/wycheproof/aes_gcm_test.json"),
         "ops": ops,
     });
-    let mut child = independent_python("envelope.py", &[]);
-    let input = serde_json::to_vec(&doc).unwrap_or_else(|e| panic!("{e}"));
+    let v = run("envelope.py", &doc);
+    // Its AES-256-GCM passed all 66 Wycheproof cases with a 96-bit nonce and a 128-bit tag.
+    assert_eq!(v["self_test"]["wycheproof_aes256_gcm"], 66);
+    answers(&v, ops.len())
+}
+
+fn answers(v: &Value, n: usize) -> Vec<Value> {
+    let answers = v["answers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(answers.len(), n);
+    answers
+}
+
+/// Runs `tests/independent/<script>` with `doc` on stdin; returns what it wrote.
+fn run(script: &str, doc: &Value) -> Value {
+    let mut child = independent_python(script, &[]);
+    let input = serde_json::to_vec(doc).unwrap_or_else(|e| panic!("{e}"));
     let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
     // Written from a thread: the answers may fill the pipe before the input is all read.
     let writer = std::thread::spawn(move || stdin.write_all(&input));
@@ -66,12 +82,7 @@ fn independent(keys: &[(u32, [u8; 32])], minimum: u32, ops: &[Value]) -> Vec<Val
         "the second implementation failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    // Its AES-256-GCM passed all 66 Wycheproof cases with a 96-bit nonce and a 128-bit tag.
-    assert_eq!(v["self_test"]["wycheproof_aes256_gcm"], 66);
-    let answers = v["answers"].as_array().cloned().unwrap_or_default();
-    assert_eq!(answers.len(), ops.len());
-    answers
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 /// The variant name of an error: what the second implementation answers.
@@ -347,6 +358,78 @@ fn random_values_cross_between_the_two_implementations() {
     }
 }
 
+/// Edits of a binary envelope or package: every truncation; each byte of the first `header`
+/// set to values that cross every check; lengths past the kind's cap and the format's; 150
+/// random edits (a bit flipped, a byte inserted or removed).
+fn binary_edits(rng: &mut XorShift, bytes: &[u8], header: usize, kind: FieldKind) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+    for at in 0..header {
+        for b in [
+            0u8, 1, 2, 9, 0x1f, 0x20, 0x21, b'A', b'_', b'0', 0x7f, 0x80, 0xff,
+        ] {
+            let mut e = bytes.to_vec();
+            e[at] = b;
+            out.push(e);
+        }
+    }
+    for extra in [1usize, kind.max_canonical_len(), 16_384, 16_508] {
+        let mut e = bytes.to_vec();
+        e.extend(std::iter::repeat_n(0u8, extra));
+        out.push(e);
+    }
+    for _ in 0..150 {
+        let mut e = bytes.to_vec();
+        let at = (rng.next() as usize) % e.len();
+        match rng.next() % 3 {
+            0 => e[at] ^= 1 << (rng.next() % 8),
+            1 => e.insert(at, rng.next() as u8),
+            _ => drop(e.remove(at)),
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// Edits of a text form `text` with prefix `prefix` (`fs1:`, whose stem is `fs`) and longest
+/// accepted length `max`: the text itself, other prefixes, padding, foreign characters, lengths
+/// of 1 mod 4, non-zero trailing bits, a text of `max` and one of `max + 1` bytes, and a first
+/// byte other than the version.
+fn text_edits(text: &str, prefix: &str, stem: &str, max: usize) -> Vec<String> {
+    let body = &text[prefix.len()..];
+    let fill = |n: usize| format!("{prefix}{}", "A".repeat(n - prefix.len()));
+    let mut out = vec![
+        text.to_owned(),
+        String::new(),
+        prefix.to_owned(),
+        stem.to_owned(),
+        format!("{stem}2:{body}"),
+        format!("{stem}9:{body}"),
+        format!("{stem}A:{body}"),
+        format!("{}{body}", prefix.to_uppercase()),
+        format!("{stem}1;{body}"),
+        format!("{text}="),
+        format!("{text}A"),
+        format!("{text}AA"),
+        text.replace('-', "+"),
+        text.replace('_', "/"),
+        format!("{text} "),
+        fill(max),
+        fill(max + 1),
+        format!("{prefix}AgAB{}", &body[4..]),
+        text[..text.len() - 1].to_owned(),
+    ];
+    // Trailing bits: the last character moved to a neighbour in the alphabet.
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = text.chars().last().unwrap_or('A');
+    let i = alphabet.find(last).unwrap_or(0);
+    for j in [i ^ 1, i ^ 2, i ^ 3] {
+        let mut t = text[..text.len() - 1].to_owned();
+        t.push(char::from(alphabet.as_bytes()[j % 64]));
+        out.push(t);
+    }
+    out
+}
+
 /// Every truncation, header edits and random mutations of real envelopes: the two parsers, and
 /// the two openers, give the same answer.
 #[test]
@@ -366,73 +449,13 @@ fn mutated_envelopes_get_the_same_answer_from_both() {
             .seal_any(&value, &purpose, &ctx)
             .unwrap_or_else(|e| panic!("{e}"))
             .into_bytes();
-        // Every truncation.
-        for n in 0..env.len() {
-            inputs.push((env[..n].to_vec(), parts.clone()));
-        }
-        // Each header byte set to values that cross every check, and every flag bit.
-        for at in 0..60 + label.len() {
-            for b in [
-                0u8, 1, 2, 9, 0x1f, 0x20, 0x21, b'A', b'_', b'0', 0x7f, 0x80, 0xff,
-            ] {
-                let mut e = env.clone();
-                e[at] = b;
-                inputs.push((e, parts.clone()));
-            }
-        }
-        // Lengths around the kind's cap and the format's.
-        for extra in [1usize, kind.max_canonical_len(), 16_384, 16_508] {
-            let mut e = env.clone();
-            e.extend(std::iter::repeat_n(0u8, extra));
+        for e in binary_edits(&mut rng, &env, 60 + label.len(), kind) {
             inputs.push((e, parts.clone()));
         }
-        // Random edits: a byte changed, inserted or removed.
-        for _ in 0..150 {
-            let mut e = env.clone();
-            let at = (rng.next() as usize) % e.len();
-            match rng.next() % 3 {
-                0 => e[at] ^= 1 << (rng.next() % 8),
-                1 => e.insert(at, rng.next() as u8),
-                _ => drop(e.remove(at)),
-            }
-            inputs.push((e, parts.clone()));
-        }
-        // Text forms: the real one and edits of it.
         let text = AnySealed::from_bytes(&env)
             .unwrap_or_else(|e| panic!("{e}"))
             .to_text();
-        let edits = [
-            text.clone(),
-            String::new(),
-            "fs1:".into(),
-            "fs".into(),
-            text.replacen("fs1:", "fs2:", 1),
-            text.replacen("fs1:", "fs9:", 1),
-            text.replacen("fs1:", "fsA:", 1),
-            text.replacen("fs1:", "FS1:", 1),
-            text.replacen("fs1:", "fs1;", 1),
-            format!("{text}="),
-            format!("{text}A"),
-            format!("{text}AA"),
-            text.replace('-', "+"),
-            text.replace('_', "/"),
-            format!("{} ", text),
-            format!("fs1:{}", "A".repeat(22_012)),
-            format!("fs1:{}", "A".repeat(22_013)),
-            format!("fs1:AgAB{}", &text[8..]),
-            format!("fs1:{}", &text[4..text.len() - 1]),
-        ];
-        for t in edits {
-            texts.push((t, parts.clone()));
-        }
-        // Trailing bits: the last character moved to a neighbour in the alphabet.
-        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let last = text.chars().last().unwrap_or('A');
-        let i = alphabet.find(last).unwrap_or(0);
-        for j in [i ^ 1, i ^ 2, i ^ 3] {
-            let mut t = text.clone();
-            t.pop();
-            t.push(char::from(alphabet.as_bytes()[j % 64]));
+        for t in text_edits(&text, "fs1:", "fs", 22_016) {
             texts.push((t, parts.clone()));
         }
     }
@@ -641,4 +664,314 @@ fn invalid_contexts_are_refused_alike() {
         assert_eq!(theirs, *want, "context {i}");
     }
     assert_eq!(ours[11], json!("sealed"));
+}
+
+/// Shared packages (feature `share`) against `tests/independent/share.py`.
+#[cfg(feature = "share")]
+mod share {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    const RECIPIENTS: [&str; 2] = ["authorities", "recipient_with_a_32_byte_name_00"];
+
+    /// Share grants on every kind for two purposes, to two recipients that need no consent.
+    fn sharing_guard() -> Guard {
+        let kinds = FieldKind::ALL
+            .iter()
+            .map(|k| format!("{:?}", k.label()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let manifest = format!(
+            r#"
+            version = 1
+            home_region = "CN"
+            [purposes.service]
+            legal_basis = "contract"
+            retention_days = 30
+            [purposes.improvement]
+            legal_basis = "contract"
+            retention_days = 30
+            [roles.{ROLE}.grants.service]
+            share = [{kinds}]
+            [roles.{ROLE}.grants.improvement]
+            share = [{kinds}]
+            [recipients.authorities]
+            basis = "legal_obligation"
+            purposes = ["service", "improvement"]
+            [recipients.recipient_with_a_32_byte_name_00]
+            basis = "legal_obligation"
+            purposes = ["service", "improvement"]
+            "#
+        );
+        let policy = ManifestPolicy::from_toml(&manifest).unwrap_or_else(|e| panic!("{e}"));
+        Guard::builder()
+            .keyring(keyring(1, 1))
+            .policy(policy)
+            .audit(NullSink)
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn private_key(rng: &mut XorShift) -> ([u8; 32], RecipientPrivateKey) {
+        let bytes: [u8; 32] = std::array::from_fn(|_| rng.next() as u8);
+        let key = RecipientPrivateKey::from_bytes(Zeroizing::new(bytes))
+            .unwrap_or_else(|e| panic!("{e}"));
+        (bytes, key)
+    }
+
+    fn random_bytes(rng: &mut XorShift, n: usize) -> Vec<u8> {
+        (0..n).map(|_| rng.next() as u8).collect()
+    }
+
+    fn recipient(n: &str) -> RecipientName {
+        RecipientName::new(n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A random value sealed and shared by the crate, with what it was shared for.
+    struct Shared {
+        plain: Vec<u8>,
+        parts: Parts,
+        purpose: &'static str,
+        recipient: &'static str,
+        key: [u8; 32],
+        package: SharedPackage,
+    }
+
+    fn share_one(g: &Guard, rng: &mut XorShift) -> Shared {
+        let kind = *pick(rng, &FieldKind::ALL);
+        let value =
+            AnyValue::parse(kind, &random_value(rng, kind)).unwrap_or_else(|e| panic!("{e}"));
+        let purpose = *pick(rng, &["service", "improvement"]);
+        let to = *pick(rng, &RECIPIENTS);
+        let parts = random_parts(rng);
+        let (ctx, _) = context(&parts);
+        let id = PurposeId::new(purpose).unwrap_or_else(|e| panic!("{e}"));
+        let sealed = g
+            .seal_any(&value, &id, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plain = g
+            .reveal_any(&tester(), &sealed, &ctx)
+            .map(|r| r.expose_canonical().to_vec());
+        // The policy grants share, not reveal: the canonical bytes come from a value parsed
+        // and sealed by an allow-list guard instead.
+        let plain = plain.unwrap_or_else(|_| canonical(&value, &guard(1, 1)));
+        let (key, private) = private_key(rng);
+        let package = g
+            .share_any(
+                &tester(),
+                &sealed,
+                &recipient(to),
+                &private.public_key(),
+                &ctx,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        Shared {
+            plain,
+            parts,
+            purpose,
+            recipient: to,
+            key,
+            package,
+        }
+    }
+
+    fn open_op(s: &Shared, package: Value, recipient: &str, purpose: &str, parts: &Parts) -> Value {
+        let mut op = json!({
+            "op": "open", "private_key": hex(&s.key), "recipient": recipient,
+            "purpose": purpose, "context": context(parts).1,
+        });
+        if let (Some(o), Some(p)) = (op.as_object_mut(), package.as_object()) {
+            o.extend(p.clone());
+        }
+        op
+    }
+
+    #[test]
+    fn packages_cross_between_the_two_implementations() {
+        let g = sharing_guard();
+        let mut rng = XorShift(0x0005_4a4e_d000);
+        let mut ops = Vec::new();
+        let mut cases = Vec::new();
+        for _ in 0..60 {
+            let s = share_one(&g, &mut rng);
+            let text = json!({"text": s.package.to_text()});
+            // 1. The crate's package opens there for what it was shared for, and only for that.
+            ops.push(open_op(&s, text.clone(), s.recipient, s.purpose, &s.parts));
+            let other_recipient = if s.recipient == RECIPIENTS[0] {
+                RECIPIENTS[1]
+            } else {
+                RECIPIENTS[0]
+            };
+            ops.push(open_op(
+                &s,
+                text.clone(),
+                other_recipient,
+                s.purpose,
+                &s.parts,
+            ));
+            let other_purpose = if s.purpose == "service" {
+                "improvement"
+            } else {
+                "service"
+            };
+            ops.push(open_op(
+                &s,
+                text.clone(),
+                s.recipient,
+                other_purpose,
+                &s.parts,
+            ));
+            let mut other_parts = s.parts.clone();
+            other_parts.push(("zz_extra".into(), Vec::new()));
+            if other_parts.len() > 16 {
+                other_parts.drain(..2);
+            }
+            ops.push(open_op(&s, text, s.recipient, s.purpose, &other_parts));
+            // 2. A package made there, from fresh ephemeral key material, for the same.
+            let (_, private) = (
+                s.key,
+                RecipientPrivateKey::from_bytes(Zeroizing::new(s.key))
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
+            let shared_at = NOW - rng.next() % 1_000_000;
+            ops.push(json!({
+                "op": "seal", "public_key": hex(&private.public_key().to_bytes()),
+                "ikm_e": hex(&random_bytes(&mut rng, 32)), "kind": s.package.kind().code(),
+                "purpose": s.purpose, "recipient": s.recipient, "shared_at": shared_at,
+                "plaintext": hex(&s.plain), "context": context(&s.parts).1,
+            }));
+            ops.push(json!({"op": "public_key", "private_key": hex(&s.key)}));
+            cases.push((s, private, shared_at));
+        }
+        let v = run("share.py", &json!({ "ops": ops }));
+        assert_eq!(v["self_test"]["rfc9180_a21"], true);
+        let answers = answers(&v, ops.len());
+        for (i, (s, private, shared_at)) in cases.iter().enumerate() {
+            let a = &answers[6 * i..6 * i + 6];
+            assert_eq!(a[0]["ok"], hex(&s.plain), "case {i}: {}", a[0]);
+            for (j, refused) in a[1..4].iter().enumerate() {
+                assert_eq!(
+                    refused["error"], "Integrity",
+                    "case {i}, change {j}: {refused}"
+                );
+            }
+            assert_eq!(
+                a[5]["ok"],
+                hex(&private.public_key().to_bytes()),
+                "case {i}"
+            );
+            let text = a[4]["ok"]
+                .as_str()
+                .unwrap_or_else(|| panic!("case {i}: {}", a[4]));
+            let theirs = SharedPackage::from_text(text).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!(
+                (
+                    theirs.kind(),
+                    theirs.purpose_label(),
+                    theirs.recipient(),
+                    theirs.shared_at()
+                ),
+                (s.package.kind(), s.purpose, s.recipient, *shared_at)
+            );
+            let id = PurposeId::new(s.purpose).unwrap_or_else(|e| panic!("{e}"));
+            let opened = open_shared(
+                private,
+                &theirs,
+                &recipient(s.recipient),
+                &id,
+                &context(&s.parts).0,
+            )
+            .unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!(*opened.expose_canonical(), s.plain, "case {i}");
+        }
+    }
+
+    #[test]
+    fn mutated_packages_get_the_same_answer_from_both() {
+        let g = sharing_guard();
+        let mut rng = XorShift(0x0bad_5ea1);
+        let mut ops = Vec::new();
+        let mut ours = Vec::new();
+        for _ in 0..8 {
+            let s = share_one(&g, &mut rng);
+            let private = RecipientPrivateKey::from_bytes(Zeroizing::new(s.key))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let id = PurposeId::new(s.purpose).unwrap_or_else(|e| panic!("{e}"));
+            let (ctx, _) = context(&s.parts);
+            let header = 12 + s.purpose.len() + s.recipient.len();
+            let describe = |parsed: Result<SharedPackage, Error>| -> (Value, Value) {
+                match parsed {
+                    Err(e) => (json!({"error": name(&e)}), json!({"error": name(&e)})),
+                    Ok(p) => {
+                        let fields = json!({
+                            "kind": p.kind().code(), "purpose": p.purpose_label(),
+                            "recipient": p.recipient(), "shared_at": p.shared_at(),
+                            "ciphertext_len": p.as_bytes().len() - 60
+                                - p.purpose_label().len() - p.recipient().len(),
+                        });
+                        let opened =
+                            match open_shared(&private, &p, &recipient(s.recipient), &id, &ctx) {
+                                Ok(r) => json!({"ok": hex(&r.expose_canonical())}),
+                                Err(e) => json!({"error": name(&e)}),
+                            };
+                        (json!({"ok": fields}), opened)
+                    }
+                }
+            };
+            for e in binary_edits(
+                &mut rng,
+                s.package.as_bytes(),
+                header + 32,
+                s.package.kind(),
+            ) {
+                ops.push(json!({"op": "parse", "hex": hex(&e)}));
+                ops.push(open_op(
+                    &s,
+                    json!({"hex": hex(&e)}),
+                    s.recipient,
+                    s.purpose,
+                    &s.parts,
+                ));
+                ours.push((
+                    format!("{} bytes", e.len()),
+                    describe(SharedPackage::from_bytes(&e)),
+                ));
+            }
+            for t in text_edits(&s.package.to_text(), "fss1:", "fss", 22_017) {
+                ops.push(json!({"op": "parse", "text": t}));
+                ops.push(open_op(
+                    &s,
+                    json!({"text": t}),
+                    s.recipient,
+                    s.purpose,
+                    &s.parts,
+                ));
+                let shown: String = t.chars().take(12).collect();
+                ours.push((
+                    format!("text {shown}… ({})", t.len()),
+                    describe(SharedPackage::from_text(&t)),
+                ));
+            }
+        }
+        let v = run("share.py", &json!({ "ops": ops }));
+        let answers = answers(&v, ops.len());
+        let mut seen = std::collections::BTreeSet::new();
+        let mut opened = 0;
+        for (i, (what, (parsed, open))) in ours.iter().enumerate() {
+            for answer in [parsed, open] {
+                if let Some(e) = answer["error"].as_str() {
+                    seen.insert(e.to_owned());
+                }
+            }
+            assert_eq!(answers[2 * i], *parsed, "parse of input {i} ({what})");
+            assert_eq!(answers[2 * i + 1], *open, "open of input {i} ({what})");
+            opened += usize::from(open.get("ok").is_some());
+        }
+        eprintln!(
+            "{} package inputs, {opened} opened, errors seen: {seen:?}",
+            ours.len()
+        );
+        assert!(opened >= 8, "{opened}");
+    }
 }
