@@ -17,7 +17,7 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
@@ -973,5 +973,360 @@ mod share {
             ours.len()
         );
         assert!(opened >= 8, "{opened}");
+    }
+}
+
+/// Keyring files under a `FileKek` against `tests/independent/keyring.py`.
+mod keyring_file {
+    use super::*;
+
+    /// The crate's reading of a keyring file, in the second implementation's terms.
+    fn ours(kek: &FileKek, path: &Path) -> Value {
+        match Keyring::load(kek, path) {
+            Err(Error::Provider(p)) => json!({"error": format!("{:?}", p.kind())}),
+            Err(e) => json!({"error": name(&e)}),
+            Ok(k) => {
+                let keys: Vec<Value> = k
+                    .versions()
+                    .iter()
+                    .map(|(v, s)| json!({"version": v.get(), "state": s.label()}))
+                    .collect();
+                let public = k
+                    .audit_keys()
+                    .map(|(_, c)| hex(&c.verifying_key().to_bytes()))
+                    .unwrap_or_default();
+                json!({"ok": {"keys": keys, "checkpoint_public": public}})
+            }
+        }
+    }
+
+    /// The second implementation's answer, less what the crate does not show (the roots, the
+    /// audit key, the generation and the provider id).
+    fn comparable(answer: &Value) -> Value {
+        let mut a = answer.clone();
+        if let Some(ok) = a.get_mut("ok").and_then(Value::as_object_mut) {
+            for hidden in ["audit_key", "generation", "provider"] {
+                ok.remove(hidden);
+            }
+            if let Some(keys) = ok.get_mut("keys").and_then(Value::as_array_mut) {
+                for k in keys {
+                    if let Some(k) = k.as_object_mut() {
+                        k.remove("root");
+                    }
+                }
+            }
+        }
+        a
+    }
+
+    fn read(kek: &[u8], files: &[&Path]) -> Vec<Value> {
+        let v = run("keyring.py", &json!({"kek": hex(kek), "files": files}));
+        answers(&v, files.len())
+    }
+
+    #[test]
+    fn a_keyring_file_reads_alike_and_its_keys_open_values_and_verify_the_log() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek_path = dir.path().join("kek");
+        let kek = FileKek::create(&kek_path).unwrap_or_else(|e| panic!("{e}"));
+        let kek_bytes = std::fs::read(&kek_path).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("keyring");
+        let g = Guard::builder()
+            .keyring(Keyring::create(&kek, &path).unwrap_or_else(|e| panic!("{e}")))
+            .policy(allow_all(&PURPOSES))
+            .audit(NullSink)
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Values under versions 1-4; then 5 is made, 3 activated, 1 retired.
+        let value = AnyValue::parse(FieldKind::Email, "zhang.san@example.com")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let purpose = PurposeId::new("service").unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::new().table("t").row("1");
+        let mut sealed = Vec::new();
+        for _ in 0..4 {
+            let s = g
+                .seal_any(&value, &purpose, &ctx)
+                .unwrap_or_else(|e| panic!("{e}"));
+            sealed.push(s);
+            g.keyring().rotate().unwrap_or_else(|e| panic!("{e}"));
+        }
+        g.keyring().activate(v(3)).unwrap_or_else(|e| panic!("{e}"));
+        g.keyring().retire(v(1)).unwrap_or_else(|e| panic!("{e}"));
+
+        let answer = &read(&kek_bytes, &[&path])[0];
+        assert_eq!(comparable(answer), ours(&kek, &path), "{answer}");
+        let states: Vec<&str> = (0..5)
+            .map(|i| {
+                answer["ok"]["keys"][i]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                "retired",
+                "decrypt_only",
+                "active",
+                "decrypt_only",
+                "decrypt_only"
+            ]
+        );
+        assert_eq!(answer["ok"]["provider"], kek.id());
+        // The roots it unwrapped open the crate's values through the envelope implementation.
+        let roots: Vec<(u32, [u8; 32])> = (0..5)
+            .filter_map(|i| {
+                let k = &answer["ok"]["keys"][i];
+                let root = k["root"].as_str()?;
+                let mut bytes = [0u8; 32];
+                for (j, b) in bytes.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&root[2 * j..2 * j + 2], 16).ok()?;
+                }
+                Some((k["version"].as_u64()? as u32, bytes))
+            })
+            .collect();
+        assert_eq!(roots.len(), 4, "every root but the retired one");
+        let ops: Vec<Value> = sealed
+            .iter()
+            .map(|s| {
+                json!({"op": "open", "text": s.to_text(), "context": context(&[
+                    ("table".into(), b"t".to_vec()), ("row".into(), b"1".to_vec()),
+                ]).1})
+            })
+            .collect();
+        let opened = independent(&roots, 1, &ops);
+        assert_eq!(opened[0]["error"], "UnknownVersion", "version 1 is retired");
+        for o in &opened[1..] {
+            assert_eq!(o["ok"], hex(b"zhang.san@example.com"), "{o}");
+        }
+        // The audit key it unwrapped verifies a log written with the keyring's keys.
+        let (audit, checkpoint) = g.keyring().audit_keys().unwrap_or_else(|e| panic!("{e}"));
+        let log_dir = dir.path().join("log");
+        let (log, _) = ChainedLog::builder(&log_dir)
+            .key(audit)
+            .checkpoint_key(checkpoint)
+            .open()
+            .unwrap_or_else(|e| panic!("{e}"));
+        append_n(&log, 0, 5);
+        log.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+        drop(log);
+        let public = answer["ok"]["checkpoint_public"]
+            .as_str()
+            .unwrap_or_default();
+        let checkpoints = log_dir.join("checkpoints.log");
+        let mut child = independent_python(
+            "audit_verify.py",
+            &[
+                log_dir.as_os_str(),
+                checkpoints.as_os_str(),
+                public.as_ref(),
+            ],
+        );
+        if let Some(mut stdin) = child.stdin.take() {
+            let key = answer["ok"]["audit_key"].as_str().unwrap_or_default();
+            writeln!(stdin, "{key}").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report["entries"], 5, "{report}");
+        assert_eq!(report["fault"], Value::Null, "{report}");
+        assert!(report["checkpoints"].as_u64() >= Some(1), "{report}");
+    }
+
+    #[test]
+    fn edited_keyring_files_get_the_same_answer_from_both() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek_path = dir.path().join("kek");
+        let kek = FileKek::create(&kek_path).unwrap_or_else(|e| panic!("{e}"));
+        let kek_bytes = std::fs::read(&kek_path).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("keyring");
+        let keyring = Keyring::create(&kek, &path).unwrap_or_else(|e| panic!("{e}"));
+        keyring.rotate().unwrap_or_else(|e| panic!("{e}"));
+        keyring.rotate().unwrap_or_else(|e| panic!("{e}"));
+        keyring.retire(v(1)).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let body_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+        let body = String::from_utf8_lossy(&text[..body_end]).into_owned();
+        let mac = String::from_utf8_lossy(&text[body_end..]).into_owned();
+
+        let mut variants: Vec<Vec<u8>> = vec![text.clone(), Vec::new(), b"\n".to_vec()];
+        // A bit flipped in every fifth byte, and truncations.
+        for at in (0..text.len()).step_by(5) {
+            let mut t = text.clone();
+            t[at] ^= 0x01;
+            variants.push(t);
+        }
+        for n in (0..text.len()).step_by(37) {
+            variants.push(text[..n].to_vec());
+        }
+        // Line structure.
+        let mac_line = mac
+            .trim_end_matches('\n')
+            .trim_start_matches('\n')
+            .to_owned();
+        for t in [
+            format!("{body}\n{mac_line}"),
+            format!("{body}\r\n{mac_line}\r\n"),
+            format!("{body}\n{mac_line}\n\n"),
+            format!("{body}\n{mac_line}\n{mac_line}\n"),
+            format!("\n{body}\n{mac_line}\n"),
+            format!("{body} \n{mac_line}\n"),
+            format!("{body}\n{}\n", mac_line.to_uppercase()),
+            format!("{body}\n{}\n", mac_line.replace("{\"mac\":", "{\"mac\" :")),
+            format!("{body}\n{}\n", mac_line.replace('}', ",\"x\":1}")),
+            format!("{body}\n{{}}\n"),
+            format!("{body}\n"),
+            format!("{body}{}\n", " ".repeat((1 << 20) - body.len())),
+        ] {
+            variants.push(t.into_bytes());
+        }
+        // Members: reordered, missing, unknown, repeated, of another value.
+        let swap = body.replacen(
+            "\"format\":\"fieldseal-keyring\",\"version\":1",
+            "\"version\":1,\"format\":\"fieldseal-keyring\"",
+            1,
+        );
+        let edits = [
+            swap,
+            body.replacen("\"version\":1", "\"version\":2", 1),
+            body.replacen("\"version\":1", "\"version\":\"1\"", 1),
+            body.replacen(
+                "\"format\":\"fieldseal-keyring\"",
+                "\"format\":\"other\"",
+                1,
+            ),
+            body.replacen("{", "{\"extra\":0,", 1),
+            body.replacen("{", "{\"format\":\"fieldseal-keyring\",", 1),
+            body.replacen("\"state\":\"retired\"", "\"state\":\"decrypt_only\"", 1),
+            body.replacen("\"state\":\"retired\"", "\"state\":\"gone\"", 1),
+            body.replacen("\"state\":\"active\"", "\"state\":\"decrypt_only\"", 1),
+            body.replacen("\"version\":2,", "\"version\":9,", 1),
+            body.replacen("\"version\":3,", "\"version\":0,", 1),
+            body.replacen(",\"generation\":", ",\"generation\":1", 1),
+            body.replacen("\"provider\":\"file:", "\"provider\":\"env:", 1),
+            body.replacen("\"file_key\":\"", "\"file_key\":\"A", 1),
+            body.replacen("\"file_key\":\"", "\"file_key\":\"AAAA", 1),
+        ];
+        for b in edits {
+            variants.push(format!("{b}{mac}").into_bytes());
+        }
+        // The file key's base64 replaced: too short to unwrap; unpadded; non-zero trailing bits.
+        let start = body.find("\"file_key\":\"").unwrap_or(0) + 12;
+        let end = body[start..].find('"').map_or(start, |e| start + e);
+        for value in ["AAAA", "AAAAAA==", "AAAAAA", "AAAAAB==", "AAAAAA=="] {
+            variants.push(format!("{}{value}{}{mac}", &body[..start], &body[end..]).into_bytes());
+        }
+        let mut files = Vec::new();
+        for (i, bytes) in variants.iter().enumerate() {
+            let p = dir.path().join(format!("variant-{i}"));
+            std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("{e}"));
+            files.push(p);
+        }
+        let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let theirs = read(&kek_bytes, &refs);
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in files.iter().enumerate() {
+            let mine = ours(&kek, p);
+            if let Some(e) = mine["error"].as_str() {
+                seen.insert(e.to_owned());
+            }
+            assert_eq!(
+                comparable(&theirs[i]),
+                mine,
+                "variant {i}: {}",
+                String::from_utf8_lossy(&variants[i])
+                    .chars()
+                    .take(400)
+                    .collect::<String>()
+            );
+        }
+        // Edits past the MAC: re-MACed by the second implementation with the file key.
+        let parsed: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+        type Edit = fn(&mut Value);
+        let remacs: [(&str, Edit); 15] = [
+            ("unchanged (members re-ordered)", |_| {}),
+            ("two active", |b| b["keys"][1]["state"] = json!("active")),
+            ("none active", |b| {
+                b["keys"][2]["state"] = json!("decrypt_only")
+            }),
+            ("no keys", |b| b["keys"] = json!([])),
+            ("version 0", |b| b["keys"][1]["version"] = json!(0)),
+            ("unknown state", |b| b["keys"][1]["state"] = json!("gone")),
+            ("a repeated retired version", |b| {
+                b["keys"][1]["state"] = json!("retired");
+                b["keys"][1]["version"] = json!(1);
+            }),
+            ("a repeated live version", |b| {
+                b["keys"][1]["version"] = json!(3)
+            }),
+            ("keys in reverse order", |b| {
+                if let Some(k) = b["keys"].as_array_mut() {
+                    k.reverse();
+                }
+            }),
+            ("two roots swapped", |b| {
+                let k2 = b["keys"][1]["key"].clone();
+                b["keys"][1]["key"] = b["keys"][2]["key"].clone();
+                b["keys"][2]["key"] = k2;
+            }),
+            ("a retired root damaged", |b| {
+                b["keys"][0]["key"] = json!("AAAA")
+            }),
+            ("a live root too short", |b| {
+                b["keys"][2]["key"] = json!("AAAA")
+            }),
+            ("audit and checkpoint swapped", |b| {
+                let a = b["audit_key"].clone();
+                b["audit_key"] = b["checkpoint_key"].clone();
+                b["checkpoint_key"] = a;
+            }),
+            ("audit key not base64", |b| b["audit_key"] = json!("!!")),
+            ("an unknown member in a key", |b| {
+                b["keys"][1]["note"] = json!(1)
+            }),
+        ];
+        let mut remac = Vec::new();
+        let mut remac_files = Vec::new();
+        for (i, (_, edit)) in remacs.iter().enumerate() {
+            let mut b = parsed.clone();
+            edit(&mut b);
+            let dst = dir.path().join(format!("remac-{i}"));
+            remac.push(json!({"src": path, "dst": dst, "body": b.to_string()}));
+            remac_files.push(dst);
+        }
+        let v = run(
+            "keyring.py",
+            &json!({"kek": hex(&kek_bytes), "remac": remac, "files": remac_files}),
+        );
+        let theirs = answers(&v, remac_files.len());
+        for (i, p) in remac_files.iter().enumerate() {
+            let mine = ours(&kek, p);
+            if let Some(e) = mine["error"].as_str() {
+                seen.insert(e.to_owned());
+            }
+            assert_eq!(comparable(&theirs[i]), mine, "re-MACed: {}", remacs[i].0);
+        }
+        let errors = [
+            "DuplicateVersion",
+            "FileIntegrity",
+            "FileMalformed",
+            "NoActiveKey",
+            "UnsupportedFileVersion",
+            "Unwrap",
+            "WrongProvider",
+        ];
+        // Another KEK: another provider id.
+        let other_path = dir.path().join("other-kek");
+        let other = FileKek::create(&other_path).unwrap_or_else(|e| panic!("{e}"));
+        let other_bytes = std::fs::read(&other_path).unwrap_or_else(|e| panic!("{e}"));
+        let theirs = read(&other_bytes, &[&path]);
+        assert_eq!(comparable(&theirs[0]), ours(&other, &path));
+        assert_eq!(seen, errors.iter().map(|e| e.to_string()).collect());
+        eprintln!(
+            "{} variants and {} re-MACed bodies, errors seen: {seen:?}",
+            variants.len(),
+            remacs.len()
+        );
     }
 }
