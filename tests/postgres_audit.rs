@@ -571,6 +571,80 @@ fn sync_and_async_appends_inside_a_tokio_runtime() {
     assert!(report.is_valid(), "{:?}", report.fault);
 }
 
+/// Appends that queue while another transaction holds the head lock join the next transaction,
+/// at most `max_batch` of them per transaction.
+#[test]
+fn queued_appends_join_one_transaction_up_to_max_batch() {
+    let Some(db) = fresh("maxbatch") else { return };
+    assert_eq!(
+        checkpointer(&db).checkpoint().ok(),
+        Some(Some(0)),
+        "genesis"
+    );
+    let s = Arc::new(
+        PgAuditSink::builder(&db.writer)
+            .key(AuditKey::from_bytes(AUDIT_KEY))
+            .max_batch(3)
+            .connect()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let owner = db.owner.clone();
+    let holder = std::thread::spawn(move || {
+        psql(
+            &owner,
+            "BEGIN; SELECT seq FROM fieldseal_audit_head FOR UPDATE; SELECT pg_sleep(3); COMMIT;",
+        )
+    });
+    // As the superuser: other roles' wait events are hidden from the owner.
+    let wait_for = |sql: &str, what: &str| {
+        let waiting = Instant::now();
+        while psql(&db.superuser, sql).unwrap_or_else(|e| panic!("{e}")) != "1" {
+            assert!(waiting.elapsed().as_secs() < 20, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+         AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()",
+        "the lock holder never started",
+    );
+    // The first append's transaction waits for the lock; seven more queue behind it.
+    let appenders: Vec<_> = (0..8u64)
+        .map(|i| {
+            let s = Arc::clone(&s);
+            let t = std::thread::spawn(move || with_sample_event(i, None, |e| s.append(e)));
+            if i == 0 {
+                wait_for(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND datname = current_database() AND pid <> pg_backend_pid()",
+                    "the writer never waited for the lock",
+                );
+            }
+            t
+        })
+        .collect();
+    let mut seqs: Vec<u64> = appenders
+        .into_iter()
+        .map(|t| {
+            t.join()
+                .unwrap_or_else(|_| panic!("appender"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    holder
+        .join()
+        .unwrap_or_else(|_| panic!("holder"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(s.entries(), 8);
+    // 3 + 3 + 2 when the seven queued in time; never fewer than ⌈8 / 3⌉ transactions.
+    assert!((3..=8).contains(&s.commits()), "{} commits", s.commits());
+    assert_eq!(checkpointer(&db).checkpoint().ok(), Some(Some(8)));
+    let report = verify(&db);
+    assert!(report.is_valid(), "{:?}", report.fault);
+}
+
 #[test]
 fn a_held_head_lock_times_out_and_appends_resume() {
     let Some(db) = fresh("locktimeout") else {
