@@ -198,9 +198,16 @@ impl KeyringFile {
             }
             versions.push((version, state, root));
         }
-        // Decrypt once now so a damaged secret is found on load, not later.
-        file.decrypt("audit", &file.audit_key)?;
-        file.decrypt("checkpoint", &file.checkpoint_key)?;
+        // Decrypt once now so a damaged secret is found on load, not later; a secret of another
+        // length than 32 bytes is refused as a root key is (`audit_keys` relies on it).
+        for (name, sealed) in [
+            ("audit", &file.audit_key),
+            ("checkpoint", &file.checkpoint_key),
+        ] {
+            if file.decrypt(name, sealed)?.len() != 32 {
+                return Err(KeyError::InvalidLength.into());
+            }
+        }
         Ok((file, versions))
     }
 
@@ -218,8 +225,8 @@ impl KeyringFile {
     }
 
     pub(crate) fn audit_keys(&self) -> (AuditKey, CheckpointSigningKey) {
-        // Both were decrypted successfully on load or create; a failure now would be memory
-        // corruption, and yields keys that verify nothing rather than a panic.
+        // Both were decrypted, and found 32 bytes long, on load or create; a failure now would
+        // be memory corruption, and yields keys that verify nothing rather than a panic.
         let audit = self.decrypt("audit", &self.audit_key).ok();
         let ckpt = self.decrypt("checkpoint", &self.checkpoint_key).ok();
         (
@@ -529,6 +536,27 @@ mod tests {
             states,
             [(1, KeyState::Active, true), (2, KeyState::Retired, false)]
         );
+    }
+
+    #[test]
+    fn audit_and_checkpoint_secrets_of_another_length_are_refused_on_load() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kek = kek();
+        for (which, len) in [(0, 31), (0, 33), (1, 0), (1, 64)] {
+            let path = dir.path().join(format!("k-{which}-{len}"));
+            let (mut file, _) = KeyringFile::create(&kek, &path).unwrap_or_else(|e| panic!("{e}"));
+            let name = ["audit", "checkpoint"][which];
+            let sealed = file
+                .encrypt(name, &vec![7; len])
+                .unwrap_or_else(|e| panic!("{e}"));
+            *[&mut file.audit_key, &mut file.checkpoint_key][which] = sealed;
+            file.save().unwrap_or_else(|e| panic!("{e}"));
+            let r = KeyringFile::load(&kek, &path).map(|_| ());
+            assert!(
+                matches!(r, Err(Error::Key(KeyError::InvalidLength))),
+                "{name} of {len} bytes: {r:?}"
+            );
+        }
     }
 
     #[test]

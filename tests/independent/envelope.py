@@ -9,7 +9,7 @@ crate's code. Python's standard library only: SHA-256 and HMAC from `hashlib`/`h
 definition, and checked against the Wycheproof AES-GCM vectors before use.
 
 Input (standard input): one JSON document
-    {"keys": {"<version>": "<root key hex>", ...}, "minimum": <version>,
+    {"keys": {"<version>": "<root key hex>", ...}, "retired": [<version>, ...],
      "wycheproof": "<path of aes_gcm_test.json>" (optional),
      "ops": [<op>, ...]}
 Output (standard output): one JSON document {"self_test": {...}, "answers": [<answer>, ...]},
@@ -281,12 +281,12 @@ def decode_text(text, prefix=b"fs1:", max_len=MAX_TEXT):
     if not raw:
         raise Refused("Empty")
     if len(raw) > max_len:
-        raise Refused("TooLong")
+        raise Refused("TooLong { max: %d }" % max_len)
     if not raw.startswith(prefix):
         n = len(prefix)
         if (len(raw) >= n and raw[:n - 2] == prefix[:n - 2] and 0x30 <= raw[n - 2] <= 0x39
                 and raw[n - 1] == 0x3A):
-            raise Refused("UnsupportedVersion")
+            raise Refused("UnsupportedVersion(%d)" % (raw[n - 2] - 0x30))
         raise Refused("UnknownPrefix")
     body = raw[len(prefix):]
     if not body:
@@ -328,13 +328,14 @@ def start(b, max_len):
     if not b:
         raise Refused("Empty")
     if len(b) > max_len:
-        raise Refused("TooLong")
+        raise Refused("TooLong { max: %d }" % max_len)
     r = Reader(b)
-    if r.byte() != 1:
-        raise Refused("UnsupportedVersion")
+    version = r.byte()
+    if version != 1:
+        raise Refused("UnsupportedVersion(%d)" % version)
     kind = r.byte()
     if kind not in KIND_CAP:
-        raise Refused("UnknownKind")
+        raise Refused("UnknownKind(%d)" % kind)
     return r, kind
 
 
@@ -343,7 +344,7 @@ def parse_binary(b):
     r, kind = start(b, MAX_ENVELOPE)
     flags = r.byte()
     if flags & 0xFE:
-        raise Refused("ReservedFlags")
+        raise Refused("ReservedFlags(%d)" % flags)
     length = r.byte()
     if length == 0 or length > 32:
         raise Refused("InvalidPurposeLabel")
@@ -403,15 +404,17 @@ def context_of(op):
     return [(bytes.fromhex(n), bytes.fromhex(v)) for n, v in op["context"]]
 
 
-def open_envelope(keys, minimum, op):
+def open_envelope(keys, retired, op):
+    """Opening as "Sealing and opening" orders it, for a guard without subject keys: a value
+    under a subject key first, then a version the keyring does not hold, then a retired one."""
     env = parse_binary(envelope_bytes(op))
     aad_context = encode_context(context_of(op))
-    if env["version"] < minimum:
+    if env["flags"] & 1:
+        raise Refused("SubjectKeyUnavailable")
+    if env["version"] in retired:
         raise Refused("Retired")
     if env["version"] not in keys:
         raise Refused("UnknownVersion")
-    if env["flags"] & 1:
-        raise Refused("SubjectKeyUnavailable")
     pkey = purpose_key(keys[env["version"]], env["label"], env["kind"])
     key, commitment = epoch_key_and_commitment(pkey, env["salt"])
     if not hmac.compare_digest(commitment, env["commitment"]):
@@ -440,7 +443,7 @@ def seal(keys, op):
     return "fs1:" + base64.urlsafe_b64encode(header + ct + tag).rstrip(b"=").decode("ascii")
 
 
-def answer(keys, minimum, op):
+def answer(keys, retired, op):
     try:
         kind = op["op"]
         if kind == "parse":
@@ -452,7 +455,7 @@ def answer(keys, minimum, op):
                 "ciphertext_len": len(env["ciphertext"]),
             }}
         if kind == "open":
-            return {"ok": open_envelope(keys, minimum, op)}
+            return {"ok": open_envelope(keys, retired, op)}
         if kind == "seal":
             return {"ok": seal(keys, op)}
         if kind == "pseudonym":
@@ -470,11 +473,11 @@ def answer(keys, minimum, op):
 def main():
     doc = json.load(sys.stdin)
     keys = {int(v): bytes.fromhex(k) for v, k in doc["keys"].items()}
-    minimum = doc.get("minimum", 1)
+    retired = set(doc.get("retired", []))
     report = {}
     if "wycheproof" in doc:
         report["wycheproof_aes256_gcm"] = wycheproof_self_test(doc["wycheproof"])
-    answers = [answer(keys, minimum, op) for op in doc["ops"]]
+    answers = [answer(keys, retired, op) for op in doc["ops"]]
     json.dump({"self_test": report, "answers": answers}, sys.stdout)
     sys.stdout.write("\n")
 

@@ -20,10 +20,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 
 from audit_verify import BASE, _encode, _mul
-from envelope import gcm_decrypt, hkdf_expand, hkdf_extract, lp
+from envelope import gcm_decrypt, gcm_encrypt, hkdf_expand, hkdf_extract, lp
 
 MAX_FILE = 1 << 20
 STATES = ("active", "decrypt_only", "retired")
@@ -153,13 +154,19 @@ def read(kek, path):
         if v == 0 or state not in STATES:
             raise Refused("FileMalformed")
         wrapped = b64(k["key"])
-        root = None if state == "retired" else secret(b"root/%d" % v, wrapped).hex()
+        root = None if state == "retired" else secret(b"root/%d" % v, wrapped)
+        if root is not None and len(root) != 32:
+            raise Refused("InvalidLength")
         if v in seen:
             raise Refused("DuplicateVersion")
         seen.add(v)
-        out.append({"version": v, "state": state, "root": root})
+        out.append({"version": v, "state": state, "root": root and root.hex()})
     audit = secret(b"audit", audit)
+    if len(audit) != 32:
+        raise Refused("InvalidLength")
     checkpoint = secret(b"checkpoint", checkpoint)
+    if len(checkpoint) != 32:
+        raise Refused("InvalidLength")
     if sum(1 for k in out if k["state"] == "active") != 1:
         raise Refused("NoActiveKey")
     return {
@@ -170,20 +177,55 @@ def read(kek, path):
 
 
 def parse_json(line):
+    """RFC 8259 JSON whose strings are Unicode scalar values (a lone surrogate escape such as
+    `\\ud800` is refused) and whose numbers, to be read as integers, are written without a
+    sign, fraction or exponent (`-0` is not an integer)."""
     try:
-        return json.loads(line.decode("utf-8"), object_pairs_hook=Obj)
+        value = json.loads(line.decode("utf-8"), object_pairs_hook=Obj,
+                           parse_int=lambda t: float(t) if t.startswith("-") else int(t))
     except (ValueError, UnicodeDecodeError):
         raise Refused("FileMalformed")
+    if not scalar_strings(value):
+        raise Refused("FileMalformed")
+    return value
 
 
-def remac(kek, src, dst, body):
-    """Writes `body` to `dst` as a keyring file under the file key of `src`, with a valid MAC:
-    for tests of what is checked after the MAC (the file key is all a forger would need)."""
+def scalar_strings(v):
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(v, Obj):
+        return all(scalar_strings(n) and scalar_strings(x) for n, x in v)
+    if isinstance(v, list):
+        return all(scalar_strings(x) for x in v)
+    return True
+
+
+def remac(kek, src, dst, body, reseal):
+    """Writes `body` to `dst` as a keyring file under the file key of `src`, with a valid MAC,
+    after sealing each secret of `reseal` ({member: [name, plaintext hex]}) into its member: for
+    tests of what is checked after the MAC (the file key is all a forger would need)."""
     with open(src, "rb") as f:
         first = json.loads(f.read().split(b"\n")[0])
     file_key = unwrap(kek, b64(first["file_key"]),
                       lp(b"fieldseal/v1/keyring-file-key") + lp(first["provider"].encode()),
                       "Unwrap")
+    if reseal:
+        doc = json.loads(body)
+        for member, (name, plain) in reseal.items():
+            nonce = os.urandom(12)
+            ct, tag = gcm_encrypt(file_key, nonce, bytes.fromhex(plain),
+                                  lp(b"fieldseal/v1/keyring-secret") + lp(name.encode()))
+            # A member path: "audit_key", or "keys.1.key" for the second key's secret.
+            *path, last = member.split(".")
+            target = doc
+            for step in path:
+                target = target[int(step)] if step.isdigit() else target[step]
+            target[last] = base64.b64encode(nonce + ct + tag).decode("ascii")
+        body = json.dumps(doc, separators=(",", ":"))
     mac_key = hkdf_expand(hkdf_extract(b"", file_key), b"fieldseal/v1/keyring-mac", 32)
     raw = body.encode("utf-8")
     mac = hmac.new(mac_key, raw, hashlib.sha256).hexdigest()
@@ -195,7 +237,7 @@ def main():
     doc = json.load(sys.stdin)
     kek = bytes.fromhex(doc["kek"])
     for r in doc.get("remac", []):
-        remac(kek, r["src"], r["dst"], r["body"])
+        remac(kek, r["src"], r["dst"], r["body"], r.get("reseal", {}))
     answers = []
     for path in doc["files"]:
         try:
