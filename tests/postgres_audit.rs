@@ -574,75 +574,79 @@ fn sync_and_async_appends_inside_a_tokio_runtime() {
     assert!(report.is_valid(), "{:?}", report.fault);
 }
 
-/// Appends that queue while another transaction holds the head lock join the next transaction,
-/// at most `max_batch` of them per transaction.
-#[test]
-fn queued_appends_join_one_transaction_up_to_max_batch() {
-    let Some(db) = fresh("maxbatch") else { return };
-    assert_eq!(
-        checkpointer(&db).checkpoint().ok(),
-        Some(Some(0)),
-        "genesis"
-    );
-    let s = Arc::new(
+/// The head row's lock, held by a psql session of the owner until [`HeadLock::release`].
+struct HeadLock {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl HeadLock {
+    /// Takes the lock and returns once the session holds it.
+    fn take(db: &PgDb) -> Self {
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.owner])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("psql: {e}"));
+        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+        writeln!(
+            stdin,
+            "BEGIN; SELECT seq FROM fieldseal_audit_head FOR UPDATE;"
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        stdin.flush().unwrap_or_else(|e| panic!("{e}"));
+        wait_until_one(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
+             AND query LIKE '%FOR UPDATE%' AND datname = current_database()",
+            "the lock holder never took the lock",
+        );
+        Self { child, stdin }
+    }
+
+    /// Waits until the sink's writer waits for the lock.
+    fn wait_for_writer(db: &PgDb) {
+        wait_until_one(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND datname = current_database()",
+            "the writer never waited for the lock",
+        );
+    }
+
+    fn release(mut self) {
+        writeln!(self.stdin, "COMMIT;").unwrap_or_else(|e| panic!("{e}"));
+        drop(self.stdin);
+        let status = self.child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "the lock holder failed");
+    }
+}
+
+/// Polls `sql` as the superuser (other roles' wait events are hidden from the owner) until it
+/// answers 1.
+fn wait_until_one(db: &PgDb, sql: &str, what: &str) {
+    let waiting = Instant::now();
+    while psql(&db.superuser, sql).unwrap_or_else(|e| panic!("{e}")) != "1" {
+        assert!(waiting.elapsed().as_secs() < 30, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A sink with `max_batch`, on a chain with its genesis checkpoint.
+fn batching_sink(db: &PgDb, max_batch: usize) -> Arc<PgAuditSink> {
+    assert_eq!(checkpointer(db).checkpoint().ok(), Some(Some(0)), "genesis");
+    Arc::new(
         PgAuditSink::builder(&db.writer)
             .key(AuditKey::from_bytes(AUDIT_KEY))
-            .max_batch(3)
+            .max_batch(max_batch)
             .connect()
             .unwrap_or_else(|e| panic!("{e}")),
-    );
-    // The head lock, held by a psql session until the test commits it.
-    let mut holder = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.owner])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("psql: {e}"));
-    let mut to_holder = holder.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-    writeln!(
-        to_holder,
-        "BEGIN; SELECT seq FROM fieldseal_audit_head FOR UPDATE;"
     )
-    .unwrap_or_else(|e| panic!("{e}"));
-    to_holder.flush().unwrap_or_else(|e| panic!("{e}"));
-    // As the superuser: other roles' wait events are hidden from the owner.
-    let wait_for = |sql: &str, what: &str| {
-        let waiting = Instant::now();
-        while psql(&db.superuser, sql).unwrap_or_else(|e| panic!("{e}")) != "1" {
-            assert!(waiting.elapsed().as_secs() < 30, "{what}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
-    wait_for(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
-         AND query LIKE '%FOR UPDATE%' AND datname = current_database()",
-        "the lock holder never took the lock",
-    );
-    // The first append's transaction waits for the lock; seven more queue behind it.
-    let first = {
-        let s = Arc::clone(&s);
-        std::thread::spawn(move || with_sample_event(0, None, |e| s.append(e)))
-    };
-    wait_for(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-         AND datname = current_database()",
-        "the writer never waited for the lock",
-    );
-    let mut appenders = vec![first];
-    for i in 1..8u64 {
-        let s = Arc::clone(&s);
-        appenders.push(std::thread::spawn(move || {
-            with_sample_event(i, None, |e| s.append(e))
-        }));
-    }
-    // Time for the seven to queue (they only send to the writer's channel), then the lock goes.
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    assert_eq!(s.commits(), 0, "nothing committed while the lock is held");
-    writeln!(to_holder, "COMMIT;").unwrap_or_else(|e| panic!("{e}"));
-    drop(to_holder);
-    let status = holder.wait().unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "the lock holder failed");
-    let mut seqs: Vec<u64> = appenders
+}
+
+fn join_all(threads: Vec<std::thread::JoinHandle<Result<u64, AuditError>>>) -> Vec<u64> {
+    let mut seqs: Vec<u64> = threads
         .into_iter()
         .map(|t| {
             t.join()
@@ -651,13 +655,81 @@ fn queued_appends_join_one_transaction_up_to_max_batch() {
         })
         .collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    seqs
+}
+
+/// Appends that queue while another transaction holds the head lock join the next transaction,
+/// at most `max_batch` of them per transaction.
+#[test]
+fn queued_appends_join_one_transaction_up_to_max_batch() {
+    let Some(db) = fresh("maxbatch") else { return };
+    let s = batching_sink(&db, 3);
+    let lock = HeadLock::take(&db);
+    // The first append's transaction waits for the lock; seven more queue behind it.
+    let append = |i: u64| {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || with_sample_event(i, None, |e| s.append(e)))
+    };
+    let mut appenders = vec![append(0)];
+    HeadLock::wait_for_writer(&db);
+    appenders.extend((1..8).map(append));
+    // Time for the seven to queue (they only send to the writer's channel), then the lock goes.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(s.commits(), 0, "nothing committed while the lock is held");
+    lock.release();
+    assert_eq!(join_all(appenders), (1..=8).collect::<Vec<_>>());
     assert_eq!(s.entries(), 8);
     // The eight waited together: 3 + 3 + 2 entries, never more than max_batch in one.
     assert_eq!(s.commits(), 3);
     assert_eq!(checkpointer(&db).checkpoint().ok(), Some(Some(8)));
     let report = verify(&db);
     assert!(report.is_valid(), "{:?}", report.fault);
+}
+
+/// An erasure (a record that deletes subject keys in its transaction) goes alone: its deletion
+/// failing must not fail other callers' records. Appends queued around it go before and after.
+#[test]
+fn an_erasure_queued_among_appends_commits_alone() {
+    let Some(db) = fresh("erasurealone") else {
+        return;
+    };
+    let s = batching_sink(&db, 100);
+    let store = Arc::new(
+        fieldseal::postgres::PgSubjectKeys::with_audit(Arc::clone(&s))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let id: SubjectKeyId = [7; 16];
+    store
+        .insert(&id, &[1, 2, 3])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lock = HeadLock::take(&db);
+    let append = |i: u64| {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || with_sample_event(i, None, |e| s.append(e)))
+    };
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    // One append waits for the lock; behind it, in this order: an erasure, two appends.
+    let mut threads = vec![append(0)];
+    HeadLock::wait_for_writer(&db);
+    let erasure = {
+        let (s, store) = (Arc::clone(&s), Arc::clone(&store));
+        std::thread::spawn(move || {
+            with_sample_event(1, None, |e| store.delete_audited(&[id], &*s, e))
+        })
+    };
+    pause();
+    threads.extend([append(2), append(3)]);
+    pause();
+    lock.release();
+    erasure
+        .join()
+        .unwrap_or_else(|_| panic!("erasure"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(join_all(threads).len(), 3);
+    assert_eq!(s.entries(), 4);
+    // [append] [erasure] [append, append]
+    assert_eq!(s.commits(), 3);
+    assert_eq!(store.get(&id).unwrap_or_else(|e| panic!("{e}")), None);
 }
 
 #[test]
