@@ -454,6 +454,104 @@ fn text_edits(text: &str, prefix: &str, stem: &str, max: usize) -> Vec<String> {
     out
 }
 
+/// Values under subject keys, from a `FileSubjectKeys` directory under a `FileKek`: the second
+/// implementation reads the store's files, derives the subject's slot from its id and opens the
+/// values; after an erasure both refuse them as erased.
+#[test]
+fn values_under_subject_keys_open_from_the_store_files() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let kek_path = dir.path().join("kek");
+    let kek = Arc::new(FileKek::create(&kek_path).unwrap_or_else(|e| panic!("{e}")));
+    let kek_bytes = std::fs::read(&kek_path).unwrap_or_else(|e| panic!("{e}"));
+    let store_dir = dir.path().join("subject-keys");
+    let store = FileSubjectKeys::open(&store_dir).unwrap_or_else(|e| panic!("{e}"));
+    let purpose = |p: &str| PurposeId::new(p).unwrap_or_else(|e| panic!("{e}"));
+    let g = Guard::builder()
+        .keyring(keyring(2, 1))
+        .policy(allow_all(&PURPOSES))
+        .audit(NullSink)
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .subject_keys(SubjectKeys::new(kek, Arc::new(store)))
+        .subject_key_purpose(purpose("service"), SubjectKeyScope::Subject)
+        .subject_key_purpose(purpose("improvement"), SubjectKeyScope::Purpose)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let subjects = ["subject-0", "用户-1", "subject-2"];
+    let mut rng = XorShift(0x5b1e_c7);
+    // (subject, purpose, plaintext, context, envelope)
+    let mut cases = Vec::new();
+    for i in 0..30 {
+        let subject = subjects[i % 3];
+        let label = PURPOSES[(i / 3) % 3];
+        let kind = *pick(&mut rng, &FieldKind::ALL);
+        let value =
+            AnyValue::parse(kind, &random_value(&mut rng, kind)).unwrap_or_else(|e| panic!("{e}"));
+        let mut parts = random_parts(&mut rng);
+        parts.truncate(15);
+        parts.push(("subject".into(), subject.as_bytes().to_vec()));
+        let (ctx, _) = context(&parts);
+        let sealed = g
+            .seal_any(&value, &purpose(label), &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sealed.info().has_subject_key(), label != "a", "{label}");
+        let plain = g
+            .reveal_any(&tester(), &sealed, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expose_canonical()
+            .to_vec();
+        cases.push((subject, label, plain, parts, sealed));
+    }
+    let run_ops = |cases: &[(&str, &str, Vec<u8>, Parts, AnySealed)]| {
+        let mut ops = Vec::new();
+        for (subject, label, _, parts, sealed) in cases {
+            let scope = if *label == "improvement" { *label } else { "" };
+            ops.push(json!({"op": "open", "text": sealed.to_text(), "context": context(parts).1}));
+            ops.push(json!({"op": "parse", "text": sealed.to_text()}));
+            ops.push(json!({"op": "slot", "subject": subject, "scope": scope}));
+        }
+        let doc = json!({
+            "keys": {"1": hex(&ROOTS[0]), "2": hex(&ROOTS[1]), "3": hex(&ROOTS[2])},
+            "subject_store": {"kek": hex(&kek_bytes), "dir": store_dir},
+            "ops": ops,
+        });
+        answers(&run("envelope.py", &doc), ops.len())
+    };
+    let answers = run_ops(&cases);
+    for (i, (_, label, plain, _, _)) in cases.iter().enumerate() {
+        let [opened, parsed, slot] = &answers[3 * i..3 * i + 3] else {
+            unreachable!()
+        };
+        assert_eq!(opened["ok"], hex(plain), "case {i}: {opened}");
+        if *label == "a" {
+            assert_eq!(parsed["ok"]["subject"], "", "case {i}");
+        } else {
+            // The envelope names the key its subject's slot holds.
+            assert_eq!(parsed["ok"]["subject"], slot["ok"], "case {i}: {slot}");
+        }
+    }
+    // Erasing subject-0: its values under subject keys no longer open, in either.
+    g.erase(&tester(), &SubjectId::new("subject-0"), Erasure::Subject)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answers = run_ops(&cases);
+    let mut erased = 0;
+    for (i, (subject, label, plain, parts, sealed)) in cases.iter().enumerate() {
+        let ours = g.reveal_any(&tester(), sealed, &context(parts).0);
+        if *subject == "subject-0" && *label != "a" {
+            assert_eq!(answers[3 * i]["error"], "Erased", "case {i}");
+            assert!(
+                matches!(ours, Err(Error::Key(KeyError::Erased))),
+                "case {i}"
+            );
+            assert_eq!(answers[3 * i + 2]["ok"], Value::Null, "the slot is gone");
+            erased += 1;
+        } else {
+            assert_eq!(answers[3 * i]["ok"], hex(plain), "case {i}");
+            assert!(ours.is_ok(), "case {i}");
+        }
+    }
+    assert_eq!(erased, 7);
+}
+
 /// Every truncation, header edits and random mutations of real envelopes: the two parsers, and
 /// the two openers, give the same answer.
 #[test]

@@ -10,6 +10,7 @@ definition, and checked against the Wycheproof AES-GCM vectors before use.
 
 Input (standard input): one JSON document
     {"keys": {"<version>": "<root key hex>", ...}, "retired": [<version>, ...],
+     "subject_store": {"kek": "<FileKek hex>", "dir": "<FileSubjectKeys directory>"} (optional),
      "wycheproof": "<path of aes_gcm_test.json>" (optional),
      "ops": [<op>, ...]}
 Output (standard output): one JSON document {"self_test": {...}, "answers": [<answer>, ...]},
@@ -23,6 +24,8 @@ one answer per op, in order. Ops:
     {"op": "seal", "kind": code, "purpose": label, "version": v, "sealed_at": t,
      "salt": hex, "nonce": hex, "plaintext": hex, "context": [...]}
         -> {"ok": "fs1:..."} or {"error": "<variant>"}
+    {"op": "slot", "subject": id, "scope": "" or purpose label}
+        -> {"ok": "<key id hex>" or null}: the key id the subject's slot holds
     {"op": "pseudonym", "version": v, "purpose": label, "kind": code, "canonical": hex}
         -> {"ok": "<16 bytes hex>"}
     {"op": "index", "version": v, "purpose": label, "kind": code, "name": index name,
@@ -35,6 +38,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +241,51 @@ def epoch_key_and_commitment(pkey, salt):
     return okm[:32], okm[32:]
 
 
+def subject_epoch_key_and_commitment(pkey, secret, salt):
+    """Under a subject key: IKM = purpose key ‖ subject secret."""
+    okm = hkdf_expand(hkdf_extract(salt, pkey + secret), lp(b"fieldseal/v1/subject-epoch-key"), 48)
+    return okm[:32], okm[32:]
+
+
+# A `FileSubjectKeys` directory under a `FileKek` ("Subject keys and erasure", "Key providers"):
+# one file per entry, named by its 16-byte id in lowercase hex, holding the provider's wrapping
+# nonce (12) ‖ ciphertext ‖ tag (16) under AES-256-GCM with the KEK. Set by `main`.
+SUBJECT_STORE = {}
+
+
+def store_get(entry_id, aad):
+    """The unwrapped entry `entry_id`, or None when the store has none."""
+    try:
+        with open(os.path.join(SUBJECT_STORE["dir"], entry_id.hex()), "rb") as f:
+            wrapped = f.read()
+    except FileNotFoundError:
+        return None
+    if len(wrapped) < 28:
+        raise Refused("Unwrap")
+    plain = gcm_decrypt(SUBJECT_STORE["kek"], wrapped[:12], wrapped[12:-16], wrapped[-16:], aad)
+    if plain is None:
+        raise Refused("Unwrap")
+    return plain
+
+
+def subject_secret(key_id):
+    secret = store_get(key_id, lp(b"fieldseal/v1/subject-key") + lp(key_id))
+    if secret is None:
+        raise Refused("Erased")
+    return secret
+
+
+def subject_slot(subject, scope):
+    """The key id a subject's slot holds for `scope` (empty, or a purpose label), or None."""
+    zero = bytes(16)
+    index_key = store_get(zero, lp(b"fieldseal/v1/subject-index-key") + lp(zero))
+    if index_key is None:
+        return None
+    slot = hmac.new(index_key, lp(b"fieldseal/v1/subject-key-id") + lp(subject) + lp(scope),
+                    hashlib.sha256).digest()[:16]
+    return store_get(slot, lp(b"fieldseal/v1/subject-key-slot") + lp(slot))
+
+
 def pseudonym(root, label, kind, canonical):
     info = lp(b"fieldseal/v1/pseudonym-key") + lp(b"\x01") + lp(label)
     key = hkdf_expand(root_prk(root), info, 32)
@@ -405,18 +454,25 @@ def context_of(op):
 
 
 def open_envelope(keys, retired, op):
-    """Opening as "Sealing and opening" orders it, for a guard without subject keys: a value
-    under a subject key first, then a version the keyring does not hold, then a retired one."""
+    """Opening as "Sealing and opening" orders it: a value under a subject key first (without a
+    subject-key store SubjectKeyUnavailable, with one Erased when its key is gone), then a
+    version the keyring does not hold, then a retired one."""
     env = parse_binary(envelope_bytes(op))
     aad_context = encode_context(context_of(op))
+    secret = None
     if env["flags"] & 1:
-        raise Refused("SubjectKeyUnavailable")
+        if not SUBJECT_STORE:
+            raise Refused("SubjectKeyUnavailable")
+        secret = subject_secret(env["subject"])
     if env["version"] in retired:
         raise Refused("Retired")
     if env["version"] not in keys:
         raise Refused("UnknownVersion")
-    pkey = purpose_key(keys[env["version"]], env["label"], env["kind"])
-    key, commitment = epoch_key_and_commitment(pkey, env["salt"])
+    pkey = purpose_key(keys[env["version"]], env["label"], env["kind"], env["subject"])
+    if secret is None:
+        key, commitment = epoch_key_and_commitment(pkey, env["salt"])
+    else:
+        key, commitment = subject_epoch_key_and_commitment(pkey, secret, env["salt"])
     if not hmac.compare_digest(commitment, env["commitment"]):
         raise Refused("Integrity")
     plain = gcm_decrypt(key, env["nonce"], env["ciphertext"], env["tag"],
@@ -458,6 +514,9 @@ def answer(keys, retired, op):
             return {"ok": open_envelope(keys, retired, op)}
         if kind == "seal":
             return {"ok": seal(keys, op)}
+        if kind == "slot":
+            key_id = subject_slot(op["subject"].encode("utf-8"), op["scope"].encode("ascii"))
+            return {"ok": key_id.hex() if key_id is not None else None}
         if kind == "pseudonym":
             return {"ok": pseudonym(keys[op["version"]], op["purpose"].encode("ascii"),
                                     op["kind"], bytes.fromhex(op["canonical"])).hex()}
@@ -474,6 +533,9 @@ def main():
     doc = json.load(sys.stdin)
     keys = {int(v): bytes.fromhex(k) for v, k in doc["keys"].items()}
     retired = set(doc.get("retired", []))
+    if "subject_store" in doc:
+        SUBJECT_STORE.update(kek=bytes.fromhex(doc["subject_store"]["kek"]),
+                             dir=doc["subject_store"]["dir"])
     report = {}
     if "wycheproof" in doc:
         report["wycheproof_aes256_gcm"] = wycheproof_self_test(doc["wycheproof"])
