@@ -477,7 +477,7 @@ fn values_under_subject_keys_open_from_the_store_files() {
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let subjects = ["subject-0", "用户-1", "subject-2"];
-    let mut rng = XorShift(0x5b1e_c7);
+    let mut rng = XorShift(0x005b_1ec7);
     // (subject, purpose, plaintext, context, envelope)
     let mut cases = Vec::new();
     for i in 0..30 {
