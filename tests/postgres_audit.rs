@@ -228,6 +228,60 @@ fn a_head_row_that_disagrees_with_the_table_is_reported() {
     assert_eq!(fault(&db), None);
 }
 
+/// The table's lines, in seq order, as one `ChainedLog` segment, and its checkpoint lines as
+/// `checkpoints.log`, read with psql (not through the crate).
+fn export(db: &PgDb, dir: &std::path::Path) {
+    let lines = |sql: &str| {
+        let out = psql(&db.owner, sql).unwrap_or_else(|e| panic!("{e}"));
+        out.lines().map(|l| format!("{l}\n")).collect::<String>()
+    };
+    std::fs::write(
+        dir.join("audit-000001.log"),
+        lines("SELECT line FROM fieldseal_audit ORDER BY seq"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("checkpoints.log"),
+        lines("SELECT line FROM fieldseal_audit_checkpoints ORDER BY seq"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The second verifier of the audit log (written from SECURITY.md, `tests/independent/`)
+/// reads the table's lines as a segment: it agrees with `verify_pg` on a sound chain and on the
+/// first bad seq of an edited and of a deleted row.
+#[test]
+fn the_tables_lines_pass_the_second_verifier_and_agree_on_damage() {
+    let Some(db) = fresh("second") else { return };
+    append_samples(&db, 10);
+    let answer = |db: &PgDb| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        export(db, dir.path());
+        let v = independent_audit_verify(dir.path(), &ckpt_public().to_bytes(), &AUDIT_KEY);
+        (
+            v["entries"].as_u64(),
+            v["checkpoints"].as_u64(),
+            v["fault"].as_u64(),
+        )
+    };
+    let report = verify(&db);
+    assert!(report.is_valid(), "{:?}", report.fault);
+    assert_eq!(
+        answer(&db),
+        (Some(10), Some(report.checkpoints as u64), None)
+    );
+    assert_eq!(report.checkpoints, 1, "the one at 10, after the genesis");
+    tamper(
+        &db,
+        "UPDATE fieldseal_audit SET line = replace(line, '\"principal\":\"p6\"', '\"principal\":\"p5\"') WHERE seq = 7",
+    );
+    assert_eq!(fault(&db).map(|f| f.0), Some(7));
+    assert_eq!(answer(&db).2, Some(7));
+    tamper(&db, "DELETE FROM fieldseal_audit WHERE seq = 3");
+    assert_eq!(fault(&db).map(|f| f.0), Some(3));
+    assert_eq!(answer(&db).2, Some(3));
+}
+
 #[test]
 fn tampered_rows_are_reported_with_seq_and_class() {
     let Some(db) = fresh("tamper") else { return };

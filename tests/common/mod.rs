@@ -148,3 +148,43 @@ pub fn independent_python(script: &str, args: &[&std::ffi::OsStr]) -> std::proce
             panic!("python3 is needed for this test (scripts/test installs it): {e}")
         })
 }
+
+/// Runs the second verifier of the audit log (`tests/independent/audit_verify.py`) over the log
+/// in `dir` (segments and `checkpoints.log`), with the checkpoint public key `public` and the
+/// audit key `audit_key` (on stdin); returns its JSON answer (`entries`, `checkpoints`, `fault`,
+/// `why`), after checking that its exit status says the same (0 sound, 1 a fault).
+pub fn independent_audit_verify(
+    dir: &std::path::Path,
+    public: &[u8; 32],
+    audit_key: &[u8],
+) -> serde_json::Value {
+    use std::io::Write as _;
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let checkpoints = dir.join("checkpoints.log");
+    let public = hex(public);
+    let mut child = independent_python(
+        "audit_verify.py",
+        &[
+            dir.as_os_str(),
+            checkpoints.as_os_str(),
+            std::ffi::OsStr::new(&public),
+        ],
+    );
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{}", hex(audit_key)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no answer from the independent verifier ({e}): {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(!v["fault"].is_null())),
+        "{v}"
+    );
+    v
+}
