@@ -226,6 +226,39 @@ fn a_head_row_that_disagrees_with_the_table_is_reported() {
         "seq = 10, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 10)",
     );
     assert_eq!(fault(&db), None);
+    // The checkpointer, whose latest checkpoint (10) covers the head, checks the head against
+    // it: a head at 10 with another MAC, and a head behind the checkpoint, are refused.
+    let refused = |db: &PgDb| checkpointer(db).checkpoint().err().map(|e| e.kind());
+    assert_eq!(
+        checkpointer(&db).checkpoint().ok(),
+        Some(None),
+        "nothing new"
+    );
+    tamper_head(
+        &db,
+        "seq = 10, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 9)",
+    );
+    assert_eq!(refused(&db), Some(AuditErrorKind::Corrupt { seq: 10 }));
+    tamper_head(
+        &db,
+        "seq = 8, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 8)",
+    );
+    assert_eq!(refused(&db), Some(AuditErrorKind::Corrupt { seq: 9 }));
+    tamper_head(
+        &db,
+        "seq = 10, mac = (SELECT mac FROM fieldseal_audit WHERE seq = 10)",
+    );
+    assert_eq!(checkpointer(&db).checkpoint().ok(), Some(None));
+    // A latest checkpoint whose signature does not verify: refused, reported after its seq.
+    psql(
+        &db.superuser,
+        "BEGIN; ALTER TABLE fieldseal_audit_checkpoints DISABLE TRIGGER USER; \
+         UPDATE fieldseal_audit_checkpoints SET line = replace(line, '\"time\":', '\"time\":1') \
+         WHERE seq = 10; \
+         ALTER TABLE fieldseal_audit_checkpoints ENABLE TRIGGER USER; COMMIT;",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(refused(&db), Some(AuditErrorKind::Corrupt { seq: 11 }));
 }
 
 /// The table's lines, in seq order, as one `ChainedLog` segment, and its checkpoint lines as
