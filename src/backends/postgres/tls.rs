@@ -171,3 +171,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for RustlsStream<S> {
         ChannelBinding::none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn setup(pem: Option<&str>) -> Result<RustlsConnect, TlsSetupError> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("roots.pem");
+        if let Some(pem) = pem {
+            std::fs::write(&path, pem).unwrap_or_else(|e| panic!("{e}"));
+        }
+        RustlsConnect::from_pem_file(&path)
+    }
+
+    #[test]
+    fn unusable_roots_files_are_refused_with_their_cause() {
+        // No file: unreadable, with the I/O error as source.
+        let e = setup(None).err();
+        assert!(matches!(e, Some(TlsSetupError::Unreadable(_))), "{e:?}");
+        assert!(e.as_ref().and_then(|e| e.source()).is_some());
+        // No certificate in it: empty, no further cause.
+        for pem in ["", "not PEM at all\n"] {
+            let e = setup(Some(pem)).err();
+            assert!(matches!(e, Some(TlsSetupError::Empty)), "{e:?}");
+            assert!(e.as_ref().and_then(|e| e.source()).is_none());
+        }
+        // A certificate block that is not a certificate: invalid, with rustls's reason.
+        let e = setup(Some(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ))
+        .err();
+        assert!(matches!(e, Some(TlsSetupError::Invalid(_))), "{e:?}");
+        assert!(e.as_ref().and_then(|e| e.source()).is_some());
+        // The messages name the setting, never a path or a certificate.
+        for e in [
+            TlsSetupError::NoRoots,
+            TlsSetupError::RootsWithoutTls,
+            TlsSetupError::Empty,
+        ] {
+            assert!(e.to_string().contains("sslrootcert"), "{e}");
+            assert!(e.source().is_none());
+        }
+    }
+}

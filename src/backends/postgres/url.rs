@@ -196,6 +196,23 @@ mod tests {
     }
 
     #[test]
+    fn errors_say_what_is_wrong_without_the_url() {
+        let url = "postgresql://writer:hunter2@db.example/x?sslmode=maybe";
+        let e = split(url).err();
+        assert_eq!(e, Some(UrlError::SslMode));
+        let shown = e.map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            shown,
+            "sslmode must be disable, prefer, require, verify-ca or verify-full"
+        );
+        assert!(!shown.contains("hunter2"));
+        assert_eq!(
+            UrlError::Encoding.to_string(),
+            "a percent-encoded TLS setting in the URL is not UTF-8"
+        );
+    }
+
+    #[test]
     fn url_form() {
         let cases = [
             (
