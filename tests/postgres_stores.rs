@@ -518,6 +518,29 @@ fn sealed_values_as_bytea_and_text_columns() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(bad.try_get::<_, Sealed<PhoneNumber, Service>>(0).is_err());
+        // Columns of other types are not sealed values: refused by the client's type check,
+        // both ways, before anything is sent or decoded.
+        let chain = |e: &dyn std::error::Error| {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        };
+        let e = client.execute("SELECT $1::int4", &[&phone]).await.err();
+        let shown = e.map(|e| chain(&e)).unwrap_or_default();
+        assert!(shown.contains("cannot convert"), "{shown}");
+        let int = client
+            .query_one("SELECT 1::int4, 'x'::bpchar", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..2 {
+            let e = int.try_get::<_, Sealed<PhoneNumber, Service>>(i).err();
+            let shown = e.map(|e| chain(&e)).unwrap_or_default();
+            assert!(shown.contains("cannot convert"), "{i}: {shown}");
+        }
         assert!(bad.try_get::<_, Sealed<PhoneNumber, Service>>(1).is_err());
         // A column of another type is refused before any value is read.
         let n = client

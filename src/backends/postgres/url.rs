@@ -241,6 +241,12 @@ mod tests {
                 "postgresql://h",
                 params(Some(SslMode::VerifyCa), None),
             ),
+            (
+                // A password that ends in `?`: the query starts after the `@`.
+                "postgresql://u:p?@h/db?sslmode=require&sslrootcert=/r.pem",
+                "postgresql://u:p?@h/db",
+                params(Some(SslMode::Require), Some("/r.pem")),
+            ),
         ];
         for (url, rest, want) in cases {
             assert_eq!(split(url), Ok((rest.to_owned(), want)), "{url}");
