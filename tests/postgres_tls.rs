@@ -242,3 +242,23 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// Values larger than the socket's buffers cross the TLS stream both ways: the write side must
+/// flush what rustls still holds when the socket would block, or the server never gets the end
+/// of the statement. 16 MiB, through the subject-key store (which stores bytes as given).
+#[test]
+fn a_value_larger_than_the_socket_buffers_crosses_tls_both_ways() {
+    let Some((db, ca, _)) = fresh_tls("tls_large") else {
+        return;
+    };
+    let writer = tls(&db.writer, "verify-full", &ca);
+    let keys = PgSubjectKeys::new(&writer).unwrap_or_else(|e| panic!("{e}"));
+    let store: &dyn SubjectKeyStore = &keys;
+    let id: SubjectKeyId = [9; 16];
+    let big: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let kept = store.insert(&id, &big).unwrap_or_else(|e| panic!("{e}"));
+    assert!(kept == big, "the stored value is the one given");
+    let back = store.get(&id).unwrap_or_else(|e| panic!("{e}"));
+    assert!(back.as_deref() == Some(big.as_slice()), "read back whole");
+    assert_eq!(server_sees_ssl(&db, "fieldseal_writer"), Some(true));
+}
