@@ -619,3 +619,38 @@ fn the_stores_through_their_traits() {
         "nothing went into the store's own sink"
     );
 }
+
+/// A store whose connection was closed by the server connects again on its next use: one call
+/// may fail with the broken connection, later ones succeed.
+#[test]
+fn a_store_connects_again_after_the_server_closes_its_connection() {
+    let Some(db) = fresh("reconnect") else { return };
+    let keys = PgSubjectKeys::new(&db.writer).unwrap_or_else(|e| panic!("{e}"));
+    let store: &dyn SubjectKeyStore = &keys;
+    let id: SubjectKeyId = [3; 16];
+    store
+        .insert(&id, &[1, 2, 3])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let killed = psql(
+        &db.superuser,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE usename = 'fieldseal_writer' AND datname = current_database()",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(killed, "1", "the store's one connection");
+    let started = std::time::Instant::now();
+    let mut failures = 0;
+    let back = loop {
+        match store.get(&id) {
+            Ok(v) => break v,
+            Err(_) => failures += 1,
+        }
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "still failing after {failures} tries"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(back, Some(vec![1, 2, 3]));
+    assert!(failures <= 1, "{failures} failed calls");
+}
