@@ -107,6 +107,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dropping_the_worker_stops_its_runtime_and_joins_its_thread() {
+        let w = Worker::start("test-worker").unwrap_or_else(|e| panic!("{e}"));
+        let held = std::sync::Arc::new(());
+        let in_task = std::sync::Arc::clone(&held);
+        drop(w.spawn(async move {
+            let _kept = in_task;
+            std::future::pending::<()>().await;
+        }));
+        assert_eq!(w.run(async { 1 }), Some(1));
+        assert_eq!(
+            std::sync::Arc::strong_count(&held),
+            2,
+            "held by the pending task"
+        );
+        // Dropped on a plain thread: joined, so the runtime and its tasks are gone.
+        drop(w);
+        assert_eq!(std::sync::Arc::strong_count(&held), 1);
+    }
+
+    #[test]
     fn sync_calls_work_inside_another_runtime() {
         let w = Worker::start("test-worker").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(w.run(async { 41 + 1 }), Some(42));
