@@ -526,7 +526,9 @@ fn values_under_subject_keys_open_from_the_store_files() {
             assert_eq!(parsed["ok"]["subject"], "", "case {i}");
         } else {
             // The envelope names the key its subject's slot holds.
-            assert_eq!(parsed["ok"]["subject"], slot["ok"], "case {i}: {slot}");
+            let id = parsed["ok"]["subject"].as_str().unwrap_or_default();
+            assert_eq!(id.len(), 32, "case {i}: {parsed}");
+            assert_eq!(slot["ok"], id, "case {i}: {slot}");
         }
     }
     // Erasing subject-0: its values under subject keys no longer open, in either.
@@ -542,7 +544,7 @@ fn values_under_subject_keys_open_from_the_store_files() {
                 matches!(ours, Err(Error::Key(KeyError::Erased))),
                 "case {i}"
             );
-            assert_eq!(answers[3 * i + 2]["ok"], Value::Null, "the slot is gone");
+            assert_eq!(answers[3 * i + 2], json!({"ok": null}), "the slot is gone");
             erased += 1;
         } else {
             assert_eq!(answers[3 * i]["ok"], hex(plain), "case {i}");

@@ -519,7 +519,7 @@ fn sealed_values_as_bytea_and_text_columns() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(bad.try_get::<_, Sealed<PhoneNumber, Service>>(0).is_err());
         // Columns of other types are not sealed values: refused by the client's type check,
-        // both ways, before anything is sent or decoded.
+        // both ways, before the value is sent or decoded.
         let chain = |e: &dyn std::error::Error| {
             let mut text = e.to_string();
             let mut source = e.source();
@@ -633,10 +633,12 @@ fn a_store_connects_again_after_the_server_closes_its_connection() {
         .unwrap_or_else(|e| panic!("{e}"));
     let killed = psql(
         &db.superuser,
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+        "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity \
          WHERE usename = 'fieldseal_writer' AND datname = current_database()",
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // Waited for: the backend has exited, so the next call cannot succeed on the old
+    // connection; it reconnects at once or after one failed call.
     assert_eq!(killed, "1", "the store's one connection");
     let started = std::time::Instant::now();
     let mut failures = 0;

@@ -243,9 +243,9 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Values larger than the socket's buffers cross the TLS stream both ways: the write side must
-/// flush what rustls still holds when the socket would block, or the server never gets the end
-/// of the statement. 16 MiB, through the subject-key store (which stores bytes as given).
+/// Values larger than the socket's buffers cross the TLS stream both ways: writes that would
+/// block part-way, reads of many records. 16 MiB, through the subject-key store (which stores
+/// bytes as given).
 #[test]
 fn a_value_larger_than_the_socket_buffers_crosses_tls_both_ways() {
     let Some((db, ca, _)) = fresh_tls("tls_large") else {

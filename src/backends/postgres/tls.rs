@@ -206,7 +206,7 @@ mod tests {
         .err();
         assert!(matches!(e, Some(TlsSetupError::Invalid(_))), "{e:?}");
         assert!(e.as_ref().and_then(|e| e.source()).is_some());
-        // The messages name the setting, never a path or a certificate.
+        // The messages name the setting (and are fixed words: no path, no certificate).
         for e in [
             TlsSetupError::NoRoots,
             TlsSetupError::RootsWithoutTls,

@@ -196,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_say_what_is_wrong_without_the_url() {
+    fn errors_say_what_is_wrong_in_fixed_words() {
         let url = "postgresql://writer:hunter2@db.example/x?sslmode=maybe";
         let e = split(url).err();
         assert_eq!(e, Some(UrlError::SslMode));
@@ -205,7 +205,6 @@ mod tests {
             shown,
             "sslmode must be disable, prefer, require, verify-ca or verify-full"
         );
-        assert!(!shown.contains("hunter2"));
         assert_eq!(
             UrlError::Encoding.to_string(),
             "a percent-encoded TLS setting in the URL is not UTF-8"
