@@ -254,6 +254,18 @@ mod tests {
             Some(AuditErrorKind::Rejected)
         );
         assert!(config("postgresql://u:p@[::1/x").is_err());
+        // The refusal says why and what to write instead, in words fitting the build.
+        let refused = config("postgresql://u:p@10.0.0.1/db").err();
+        let why = refused
+            .as_ref()
+            .and_then(|e| std::error::Error::source(e))
+            .and_then(|s| s.downcast_ref::<NotLoopback>())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            why.contains("loopback") && why.contains("sslmode=disable"),
+            "{why}"
+        );
     }
 
     /// Without the feature, the libpq TLS settings tokio-postgres does not know are refused.
